@@ -1,0 +1,1 @@
+"""Allowlists, event-time throttling, alert records, the SQLite state store and outputs."""

@@ -1,0 +1,275 @@
+"""The detection run: read → prefilter → where → select → dedup → samples/allowlist → throttle → state → outputs.
+
+Batch runs take matched rows in (eventdate, id) order (DESIGN §6.3); stream runs (stdin) take them as they arrive and
+commit each one, so an alert is written the moment it is created or updated. Every batch of effects is one SQLite
+transaction; output lines are queued in that transaction and appended to ``--out`` after it commits, so a crash
+between the two is repaired by the next run (at-least-once lines, the last line per alert is its state).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from minerwatch.alerting.alerts import iso, jsonable
+from minerwatch.alerting.allowlist import Allowlist
+from minerwatch.alerting.state import StateStore
+from minerwatch.alerting.throttle import Throttler
+from minerwatch.compile import compile_python
+from minerwatch.compile.prefilter import make_prefilter
+from minerwatch.lang.ast import Path as PathNode
+from minerwatch.lang.ast import to_text
+from minerwatch.lang.parser import parse_query
+from minerwatch.rules.model import Rule
+from minerwatch.sources.guardduty import read_guardduty
+from minerwatch.sources.records import ReadStats, Record, Reject
+
+SAMPLE_REASON = "aws-sample-finding"
+BATCH_ROWS = 2000
+SPILL_ROWS = 100_000
+
+
+@dataclass
+class DetectStats:
+    files: int = 0
+    records_read: int = 0
+    findings: int = 0
+    prefiltered: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    matched: int = 0
+    suppressed: int = 0
+    suppressed_by_reason: dict[str, int] = field(default_factory=dict)
+    alerts_new: int = 0
+    alerts_updated: int = 0
+    expired_allowlist_entries: list[dict[str, Any]] = field(default_factory=list)
+    reject_reasons: dict[str, int] = field(default_factory=dict)
+    rejects_file: str | None = None
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class DetectOptions:
+    state: str
+    allowlist: Allowlist | None = None
+    out: str | None = None
+    rejects: str | None = None
+    include_samples: bool = False
+    stream: bool = False
+    prefilter: bool = True
+    on_alert: Callable[[dict[str, Any]], None] | None = None
+    """Called with each alert record as it is committed (created or updated)."""
+
+
+@dataclass(slots=True)
+class _Match:
+    eventdate: datetime
+    finding_id: str
+    updated_at: str
+    sample: bool
+    row: dict[str, Any]
+
+
+def _delivery_time(doc: dict[str, Any]) -> str:
+    return str(doc.get("updatedAt") or doc.get("createdAt") or "")
+
+
+def _lookup(row: dict[str, Any], flat: dict[str, Any], name: str) -> Any:
+    low = name.lower()
+    for source in (row, flat):
+        for k, v in source.items():
+            if k.lower() == low:
+                return v
+    return None
+
+
+class Detector:
+    """One detection run of one rule over some inputs. Use ``run`` unless you feed records yourself."""
+
+    def __init__(self, rule: Rule, options: DetectOptions, inputs: list[str]) -> None:
+        self.rule = rule
+        self.opts = options
+        self.query = parse_query(rule.query, rule.path, rule.query_line - 1)
+        self.compiled = compile_python(self.query)
+        self.stats = DetectStats()
+        self.store = StateStore(options.state)
+        self.run_id = self.store.start_run(rule.id, inputs)
+        throttle = rule.alert.throttle
+        self.throttle_key = list(throttle.key)
+        header = {
+            "rule_name": rule.name,
+            "severity": rule.severity,
+            "priority": rule.priority,
+            "mitre": rule.to_json()["mitre"],
+        }
+        self.throttler = Throttler(
+            self.store, rule.id, timedelta(seconds=throttle.window_seconds), header, self.run_id, throttle.count
+        )
+        self.group_names = [
+            k.parts[-1] if isinstance(k, PathNode) else to_text(k)
+            for k in (self.query.group_by.keys if self.query.group_by else ())
+        ]
+        self._seen_run: set[tuple[str, str]] = set()
+        self._rejects: IO[bytes] | None = None
+        self._pending_rows = 0
+        if options.allowlist is not None:
+            self.stats.expired_allowlist_entries = [
+                {"line": e.line, "reason": e.reason, "expires": iso(e.expires) if e.expires else None}
+                for e in options.allowlist.expired
+            ]
+        self._flush_out_backlog()
+
+    # -- inputs --------------------------------------------------------------------------------------
+    def reject(self, rej: Reject) -> None:
+        self.stats.rejected += 1
+        reason = rej.reason.split(":")[0]
+        self.stats.reject_reasons[reason] = self.stats.reject_reasons.get(reason, 0) + 1
+        if self.opts.rejects:
+            if self._rejects is None:
+                Path(self.opts.rejects).parent.mkdir(parents=True, exist_ok=True)
+                self._rejects = open(self.opts.rejects, "ab")  # noqa: SIM115 (closed in finish)
+            self._rejects.write(orjson.dumps({**rej.to_json(), "run_id": self.run_id}) + b"\n")
+            self._rejects.flush()
+
+    def match(self, record: Record) -> _Match | None:
+        if not self.compiled.predicate(record):
+            return None
+        self.stats.matched += 1
+        row = jsonable(self.compiled.project(record))
+        doc = record.doc
+        return _Match(record.flat["eventdate"], str(doc.get("id")), _delivery_time(doc), record.sample, row)
+
+    # -- effects -------------------------------------------------------------------------------------
+    def apply(self, m: _Match) -> None:
+        delivery = (m.finding_id, m.updated_at)
+        if delivery in self._seen_run or self.store.seen(self.rule.id, *delivery):
+            self.stats.duplicates += 1
+            return
+        self._seen_run.add(delivery)
+        self.store.begin()
+        self.store.mark_seen(self.rule.id, *delivery)
+        key = {name: _lookup(m.row, {}, name) for name in self.throttle_key}
+        reason = source = None
+        if m.sample and not self.opts.include_samples:
+            reason, source = SAMPLE_REASON, "service.additionalInfo.sample"
+        elif self.opts.allowlist is not None and (entry := self.opts.allowlist.check(m.row)) is not None:
+            reason, source = entry.reason, f"{self.opts.allowlist.path}:{entry.line}"
+        if reason is not None:
+            self.stats.suppressed += 1
+            self.stats.suppressed_by_reason[reason] = self.stats.suppressed_by_reason.get(reason, 0) + 1
+            self.store.add_suppression(self.rule.id, m.finding_id, m.updated_at, m.eventdate, reason, source, key)
+        else:
+            groups = {name: _lookup(m.row, {}, name) for name in self.group_names}
+            self.throttler.place(key, m.eventdate, m.finding_id, m.row, groups)
+        self._pending_rows += 1
+        if self.opts.stream or self._pending_rows >= BATCH_ROWS:
+            self.commit()
+
+    def commit(self) -> None:
+        records = self.throttler.flush()
+        lines = [orjson.dumps(r).decode() for r in records]
+        if self.opts.out and lines:
+            self.store.begin()
+            self.store.queue_out(self.opts.out, lines)
+        self.store.commit()
+        self._pending_rows = 0
+        self._flush_out_backlog()
+        if self.opts.on_alert:
+            for r in records:
+                self.opts.on_alert(r)
+
+    def _flush_out_backlog(self) -> None:
+        if not self.opts.out:
+            return
+        pending = list(self.store.pending_out(self.opts.out))
+        if not pending:
+            return
+        Path(self.opts.out).parent.mkdir(parents=True, exist_ok=True)
+        with open(self.opts.out, "a", encoding="utf-8") as fh:
+            fh.write("".join(line + "\n" for _, line in pending))
+            fh.flush()
+            os.fsync(fh.fileno())
+        self.store.clear_out(self.opts.out, pending[-1][0])
+
+    def finish(self, read: ReadStats, started: float) -> DetectStats:
+        self.commit()
+        s = self.stats
+        s.files, s.records_read, s.findings, s.prefiltered = read.files, read.records_read, read.accepted, read.prefiltered
+        s.alerts_new = len(self.throttler.new_ids)
+        s.alerts_updated = len(self.throttler.updated_ids - self.throttler.new_ids)
+        s.rejects_file = self.opts.rejects if s.rejected else None
+        s.seconds = round(time.monotonic() - started, 3)
+        self.store.finish_run(self.run_id, s.to_json())
+        if self._rejects:
+            self._rejects.close()
+        self.store.close()
+        return s
+
+
+def _sorted_matches(matches: Iterable[_Match]) -> Iterator[_Match]:
+    """Matched rows in (eventdate, id) order; beyond SPILL_ROWS they are sorted in a temporary SQLite file."""
+    buf: list[_Match] = []
+    spill: sqlite3.Connection | None = None
+    tmpdir: tempfile.TemporaryDirectory[str] | None = None
+    for m in matches:
+        buf.append(m)
+        if len(buf) >= SPILL_ROWS:
+            if spill is None:
+                tmpdir = tempfile.TemporaryDirectory(prefix="minerwatch-sort-")
+                spill = sqlite3.connect(os.path.join(tmpdir.name, "sort.db"))
+                spill.execute("CREATE TABLE m (t TEXT, id TEXT, blob BLOB)")
+            spill.executemany("INSERT INTO m VALUES (?, ?, ?)", [_pack(x) for x in buf])
+            buf.clear()
+    if spill is None:
+        buf.sort(key=lambda x: (x.eventdate, x.finding_id))
+        yield from buf
+        return
+    try:
+        spill.executemany("INSERT INTO m VALUES (?, ?, ?)", [_pack(x) for x in buf])
+        buf.clear()
+        for (blob,) in spill.execute("SELECT blob FROM m ORDER BY t, id"):
+            yield _unpack(blob)
+    finally:
+        spill.close()
+        if tmpdir is not None:
+            tmpdir.cleanup()
+
+
+def _pack(m: _Match) -> tuple[str, str, bytes]:
+    # Fixed-width UTC text sorts like the timestamps themselves.
+    t = m.eventdate.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    return t, m.finding_id, orjson.dumps([t, m.finding_id, m.updated_at, m.sample, m.row])
+
+
+def _unpack(blob: bytes) -> _Match:
+    t, fid, upd, sample, row = orjson.loads(blob)
+    return _Match(datetime.fromisoformat(t).replace(tzinfo=UTC), fid, upd, sample, row)
+
+
+def detect(rule: Rule, paths: list[str], options: DetectOptions) -> DetectStats:
+    """Run ``rule`` over ``paths`` (files, folders, ``-``, ``s3://``) and update the state store."""
+    started = time.monotonic()
+    det = Detector(rule, options, paths)
+    read = ReadStats()
+    prefilter = make_prefilter(det.query) if options.prefilter else None
+    records = read_guardduty(paths, on_reject=det.reject, stats=read, prefilter=prefilter)
+    try:
+        matches = (m for r in records if (m := det.match(r)) is not None)
+        for m in matches if options.stream else _sorted_matches(matches):
+            det.apply(m)
+    except BaseException:
+        det.store.rollback()
+        raise
+    return det.finish(read, started)

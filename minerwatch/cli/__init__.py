@@ -1,0 +1,1 @@
+"""The thin typer CLI over the library API."""

@@ -1,0 +1,30 @@
+"""The typer application object and small helpers shared by command modules."""
+
+from __future__ import annotations
+
+import sys
+from typing import NoReturn
+
+import typer
+from rich.console import Console
+
+from minerwatch.errors import MinerWatchError
+
+app = typer.Typer(
+    name="minerwatch",
+    help="Detect, triage and answer crypto-mining on AWS: rule documents, a LINQ engine over GuardDuty "
+    "findings, throttled alerts with allowlists and state.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+
+def fail(exc: MinerWatchError | str, code: int = 2) -> NoReturn:
+    """Print an error the way every command does (``file:line:col: message`` + caret) and exit."""
+    text = exc.format() if isinstance(exc, MinerWatchError) else exc
+    print(text, file=sys.stderr)
+    raise typer.Exit(code)

@@ -1,0 +1,117 @@
+"""Commands about rules and queries: ``rules show|list``, ``lint``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from minerwatch.catalog.finding_types import crypto_mining_types
+from minerwatch.cli.app import app, fail, out
+from minerwatch.errors import MinerWatchError
+from minerwatch.lang.lint import lint_query
+from minerwatch.lang.parser import parse_query
+from minerwatch.lang.tokens import Source
+from minerwatch.rules.loader import load_rule
+from minerwatch.rules.shipped import shipped_rules
+
+rules_app = typer.Typer(help="Inspect rule documents.", no_args_is_help=True)
+app.add_typer(rules_app, name="rules")
+
+
+@rules_app.command("show")
+def rules_show(
+    file: Path = typer.Argument(..., help="A rule document (Markdown, the seed's format)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the whole rule model as JSON."),
+) -> None:
+    """Load a rule document and show its model: metadata, query, alert configuration, IOCs, playbook."""
+    try:
+        rule = load_rule(file)
+    except MinerWatchError as exc:
+        fail(exc)
+    if as_json:
+        print(json.dumps(rule.to_json(), indent=2, ensure_ascii=False))
+        return
+    t = rule.alert.throttle
+    out.print(f"[bold]{rule.name}[/bold]  ({rule.id})", markup=True, highlight=False)
+    out.print(f"severity {rule.severity}, priority {rule.priority or '-'}", highlight=False)
+    out.print(
+        "MITRE: "
+        + ", ".join(f"{m.name} ({m.id})" for m in [*rule.mitre.tactics, *rule.mitre.techniques]),
+        highlight=False,
+    )
+    out.print(
+        f"throttle: {t.count} alert per ({', '.join(t.key)}) per {t.window_seconds} s", highlight=False
+    )
+    out.print(f"query (line {rule.query_line}):\n{rule.query}", highlight=False, markup=False)
+    out.print(
+        f"IOCs: domains {rule.iocs.domains}, ips {rule.iocs.ips}, ports {rule.iocs.ports}", highlight=False
+    )
+    for title, items in (
+        ("Recommended actions", rule.recommended_actions),
+        ("Response playbook", rule.response_playbook),
+        ("Investigation steps", rule.investigation_steps),
+    ):
+        out.print(f"{title}:", highlight=False)
+        for i, step in enumerate(items, 1):
+            out.print(f"  {i:2d}. {step}", highlight=False, markup=False)
+    for w in rule.warnings:
+        out.print(w.format(rule.path), highlight=False, markup=False)
+
+
+@rules_app.command("list")
+def rules_list() -> None:
+    """List the rule documents shipped under rules/."""
+    table = Table("id", "severity", "priority", "throttle key", "file")
+    for path in shipped_rules():
+        rule = load_rule(path)
+        table.add_row(rule.id, rule.severity, rule.priority or "-", ", ".join(rule.alert.throttle.key), str(path))
+    out.print(table)
+
+
+def lint_file(path: Path) -> tuple[list[str], list[str]]:
+    """Errors and warnings (formatted ``file:line:col``) for a rule document or a ``.linq`` file."""
+    errors: list[str] = []
+    warnings: list[str] = []
+    file = str(path)
+    try:
+        if path.suffix.lower() == ".linq":
+            text = path.read_text(encoding="utf-8")
+            source = Source(text, file)
+            query = parse_query(text, file)
+        else:
+            rule = load_rule(path)
+            warnings += [w.format(file) for w in rule.warnings]
+            source = Source(rule.query, file, rule.query_line - 1)
+            query = parse_query(rule.query, file, rule.query_line - 1)
+        from minerwatch.compile.binder import bind  # binding catches unknown tables and bad grouping
+
+        bind(query)
+    except MinerWatchError as exc:
+        errors.append(exc.format())
+        return errors, warnings
+    except (OSError, UnicodeDecodeError) as exc:
+        return [f"{file}: cannot read: {exc}"], warnings
+    for w in lint_query(query, crypto_mining_types()):
+        warnings.append(w.format(file, source.line_text(w.pos)))
+    return errors, warnings
+
+
+@app.command()
+def lint(
+    files: list[Path] = typer.Argument(..., help="Rule documents (.md/.txt) or query files (.linq)."),
+) -> None:
+    """Check rules and queries: syntax errors with file:line:col and a caret (exit 1), semantic warnings
+    (and/or precedence, ungrouped columns, crypto-mining finding types a GuardDuty rule can never match)."""
+    n_err = 0
+    for path in files:
+        errors, warnings = lint_file(path)
+        for line in errors + warnings:
+            print(line)
+        n_err += len(errors)
+        if not errors:
+            print(f"{path}: ok ({len(warnings)} warning{'s' if len(warnings) != 1 else ''})")
+    if n_err:
+        raise typer.Exit(1)

@@ -1,0 +1,20 @@
+"""`minerwatch` entry point. Importing the command modules registers their commands on the shared app."""
+
+from __future__ import annotations
+
+import sys
+
+from minerwatch.cli import detect_cmds, lang_cmds  # noqa: F401
+from minerwatch.cli.app import app
+from minerwatch.errors import MinerWatchError
+
+
+def main() -> None:
+    try:
+        app()
+    except MinerWatchError as exc:
+        print(exc.format(), file=sys.stderr)
+        sys.exit(2)
+
+
+__all__ = ["app", "main"]

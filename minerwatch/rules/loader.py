@@ -1,0 +1,799 @@
+"""Load a rule document (Markdown, sections by ``##`` heading) into a ``Rule``.
+
+The document is tokenised with markdown-it-py; every block keeps its source line through the tokens'
+``.map``, so errors and warnings point at ``file:line``. Each ``##`` section is kept verbatim in
+``Rule.sections``; the known ones are also mapped to typed fields (DESIGN §3). An unknown section is a
+warning, never dropped.
+
+Rule id: the file name without ``.md``/``.markdown``/``.txt``, lower-cased with ``_`` turned into ``-``,
+when that name starts with a letter and holds only letters, digits, ``-`` and ``_`` (``aws-guardduty-
+crypto-mining.md`` → ``aws-guardduty-crypto-mining``). Otherwise, and for text without a path, the slug
+of the ``# Title`` (``000_874a6878789f665b.txt`` → ``aws-guardduty-cryptocurrency-mining-detection``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, NoReturn
+
+import yaml
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
+
+from minerwatch.errors import RuleError
+from minerwatch.rules.model import (
+    AlertConfig,
+    FalsePositives,
+    Iocs,
+    Mitre,
+    MitreRef,
+    Rule,
+    RuleTest,
+    RuleWarning,
+    Severity,
+    Throttle,
+)
+
+__all__ = ["load_rule", "parse_rule", "parse_throttle", "rule_id_for"]
+
+_MD = MarkdownIt("commonmark")
+
+DEFAULT_THROTTLE = Throttle(count=1, key=["accountid"], window_seconds=3600)
+
+# MITRE ATT&CK Enterprise tactics: a document naming a tactic id differently gets a warning.
+ATTACK_TACTICS: dict[str, str] = {
+    "TA0043": "Reconnaissance",
+    "TA0042": "Resource Development",
+    "TA0001": "Initial Access",
+    "TA0002": "Execution",
+    "TA0003": "Persistence",
+    "TA0004": "Privilege Escalation",
+    "TA0005": "Defense Evasion",
+    "TA0006": "Credential Access",
+    "TA0007": "Discovery",
+    "TA0008": "Lateral Movement",
+    "TA0009": "Collection",
+    "TA0011": "Command and Control",
+    "TA0010": "Exfiltration",
+    "TA0040": "Impact",
+}
+
+_SEVERITY_WORDS: dict[str, Severity] = {
+    "informational": "informational",
+    "information": "informational",
+    "info": "informational",
+    "low": "low",
+    "medium": "medium",
+    "med": "medium",
+    "moderate": "medium",
+    "high": "high",
+    "critical": "critical",
+    "crit": "critical",
+}
+
+_NUMBER_WORDS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
+                 "ten": 10, "twelve": 12, "twenty": 20, "thirty": 30}
+
+_UNIT_SECONDS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60,
+                 "h": 3600, "hr": 3600, "hour": 3600, "d": 86400, "day": 86400}
+
+_NUM = r"\d+(?:\.\d+)?|" + "|".join(_NUMBER_WORDS)
+_THROTTLE_RE = re.compile(
+    rf"^\s*(?P<count>{_NUM})\s+alerts?\s+(?:per|for\s+each|each)\s+(?P<entity>.+?)\s+"
+    rf"(?:per|every|each|in|within)\s+(?:(?P<n>{_NUM})\s*)?"
+    r"(?P<unit>seconds?|secs?|s|minutes?|mins?|m|hours?|hrs?|h|days?|d)\b",
+    re.IGNORECASE,
+)
+
+_ENTITY_KEYS: dict[str, list[str]] = {
+    "instance": ["accountid", "instance_id"],
+    "account": ["accountid"],
+    "resource": ["accountid", "resource_id"],
+}
+
+_MITRE_REF_RE = re.compile(r"([^,;()]+?)\s*\(\s*(TA\d{4}|T\d{4}(?:\.\d{3})?)\s*\)")
+_IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_DOMAIN_RE = re.compile(r"(?:\*\.)?(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]")
+_PORT_WORD_RE = re.compile(r"\bports?\b", re.IGNORECASE)
+_FROM_RE = re.compile(r"^\s*from\s+([A-Za-z_][\w.]*)", re.IGNORECASE)
+
+
+# --------------------------------------------------------------------------- document structure
+
+
+@dataclass
+class _Item:
+    text: str
+    line: int
+
+
+@dataclass
+class _Block:
+    kind: str  # paragraph | list | fence | code | heading | other
+    line: int
+    text: str = ""
+    tag: str = ""
+    strong: list[str] = field(default_factory=list)
+    items: list[_Item] = field(default_factory=list)
+    content: str = ""
+
+
+@dataclass
+class _Section:
+    title: str
+    key: str
+    line: int
+    blocks: list[_Block]
+    body: str
+
+
+class _Ctx:
+    """Source text, file name and collected warnings for one document."""
+
+    def __init__(self, text: str, file: str | None) -> None:
+        self.file = file
+        self.lines = text.split("\n")
+        self.warnings: list[RuleWarning] = []
+
+    def source_line(self, line: int | None) -> str | None:
+        if line is None or not 1 <= line <= len(self.lines):
+            return None
+        return self.lines[line - 1]
+
+    def error(self, message: str, line: int | None, col: int | None = None) -> NoReturn:
+        raise RuleError(message, file=self.file, line=line, col=col, source_line=self.source_line(line))
+
+    def warn(self, message: str, line: int | None) -> None:
+        self.warnings.append(RuleWarning(message=message, line=line))
+
+    def col_of(self, line: int, needle: str) -> int | None:
+        src = self.source_line(line)
+        if src is None or not needle:
+            return None
+        pos = src.find(needle)
+        return pos + 1 if pos >= 0 else None
+
+
+def _plain(inline: Token | None) -> str:
+    """Inline text with Markdown emphasis, links and code marks removed, whitespace collapsed."""
+    if inline is None:
+        return ""
+    parts: list[str] = []
+    for child in inline.children or []:
+        if child.type in ("text", "code_inline"):
+            parts.append(child.content)
+        elif child.type in ("softbreak", "hardbreak"):
+            parts.append(" ")
+        elif child.type == "image":
+            parts.append(child.content)
+    return " ".join("".join(parts).split())
+
+
+def _strong_texts(inline: Token | None) -> list[str]:
+    out: list[str] = []
+    current: list[str] | None = None
+    for child in (inline.children or []) if inline is not None else []:
+        if child.type == "strong_open":
+            current = []
+        elif child.type == "strong_close" and current is not None:
+            out.append(" ".join("".join(current).split()))
+            current = None
+        elif current is not None and child.type in ("text", "code_inline"):
+            current.append(child.content)
+    return out
+
+
+def _close_index(tokens: list[Token], start: int) -> int:
+    opening = tokens[start]
+    close_type = opening.type.removesuffix("_open") + "_close"
+    for j in range(start + 1, len(tokens)):
+        tok = tokens[j]
+        if tok.nesting == -1 and tok.level == opening.level and tok.type == close_type:
+            return j
+    return len(tokens) - 1
+
+
+def _line(tok: Token) -> int:
+    return tok.map[0] + 1 if tok.map else 0
+
+
+def _list_items(tokens: list[Token], list_level: int) -> list[_Item]:
+    """Text of each direct item of a list (its own paragraphs; nested lists stay in the section text)."""
+    items: list[_Item] = []
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        if tok.type == "list_item_open" and tok.level == list_level + 1:
+            end = _close_index(tokens, i)
+            texts = [
+                _plain(t) for t in tokens[i + 1 : end] if t.type == "inline" and t.level == list_level + 3
+            ]
+            items.append(_Item(text=" ".join(t for t in texts if t), line=_line(tok)))
+            i = end + 1
+        else:
+            i += 1
+    return items
+
+
+def _blocks(tokens: list[Token]) -> list[_Block]:
+    """Top-level blocks of a token slice (all tokens at level 0 and below)."""
+    out: list[_Block] = []
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        if tok.nesting == 1:
+            end = _close_index(tokens, i)
+            inner = tokens[i + 1 : end]
+            inline = next((t for t in inner if t.type == "inline" and t.level == tok.level + 1), None)
+            if tok.type == "paragraph_open":
+                out.append(_Block("paragraph", _line(tok), text=_plain(inline), strong=_strong_texts(inline)))
+            elif tok.type == "heading_open":
+                out.append(_Block("heading", _line(tok), text=_plain(inline), tag=tok.tag))
+            elif tok.type in ("bullet_list_open", "ordered_list_open"):
+                out.append(_Block("list", _line(tok), items=_list_items(inner, tok.level)))
+            else:
+                out.append(_Block("other", _line(tok)))
+            i = end + 1
+            continue
+        if tok.type == "fence":
+            out.append(_Block("fence", _line(tok), text=tok.info.strip(), content=tok.content))
+        elif tok.type == "code_block":
+            out.append(_Block("code", _line(tok), content=tok.content))
+        elif tok.nesting == 0 and tok.map:
+            out.append(_Block("other", _line(tok)))
+        i += 1
+    return out
+
+
+def _verbatim(lines: list[str], start: int, end: int) -> str:
+    """Source lines [start, end) (0-based) without leading and trailing blank lines."""
+    chunk = lines[start:end]
+    while chunk and not chunk[0].strip():
+        chunk.pop(0)
+    while chunk and not chunk[-1].strip():
+        chunk.pop()
+    return "\n".join(chunk)
+
+
+def _normalise_text(text: str) -> str:
+    # markdown-it counts lines after the same normalisation; keeping ours identical keeps .map exact.
+    return text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "\ufffd")
+
+
+# --------------------------------------------------------------------------- ids
+
+
+def _slug(text: str) -> str:
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+
+
+def rule_id_for(path: str | Path | None, title: str) -> str:
+    """The rule id for a file name and title (see the module docstring)."""
+    if path is not None:
+        name = Path(path).name
+        stem = re.sub(r"\.(md|markdown|txt)$", "", name, flags=re.IGNORECASE)
+        if re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", stem):
+            return _slug(stem)
+    return _slug(title)
+
+
+# --------------------------------------------------------------------------- section kinds
+
+
+def _section_kind(title: str) -> str | None:
+    norm = " ".join(title.lower().split())
+    if norm == "severity":
+        return "severity"
+    if norm in ("description", "summary", "overview"):
+        return "description"
+    if norm.startswith("mitre"):
+        return "mitre"
+    if norm == "query" or norm.endswith(" query"):
+        return "query"
+    if norm.startswith("alert configuration") or norm in ("alerting", "alert", "alert settings"):
+        return "alert"
+    if norm.startswith("false positive"):
+        return "false_positives"
+    if norm.startswith("tuning"):
+        return "tuning"
+    if norm in ("iocs", "ioc", "indicators of compromise") or (
+        ("domains" in norm or "ips" in norm) and ("monitor" in norm or "pool" in norm)
+    ):
+        return "iocs"
+    if norm.startswith("recommended action"):
+        return "recommended_actions"
+    if norm.startswith("response playbook") or norm == "playbook":
+        return "response_playbook"
+    if norm.startswith("investigation"):
+        return "investigation_steps"
+    if norm.startswith("enrichment"):
+        return "enrichment"
+    if "indicators" in norm:
+        return "indicators"
+    if norm.startswith("cost impact"):
+        return "cost_impact"
+    if norm.startswith("prevention"):
+        return "prevention"
+    if norm in ("notes", "note"):
+        return "notes"
+    if norm in ("tests", "rule tests", "test cases"):
+        return "tests"
+    if norm in ("references", "reference"):
+        return "references"
+    return None
+
+
+_LIST_FIELDS = {
+    "recommended_actions",
+    "response_playbook",
+    "investigation_steps",
+    "enrichment",
+    "indicators",
+    "cost_impact",
+    "prevention",
+    "notes",
+}
+
+
+# --------------------------------------------------------------------------- field parsers
+
+
+def _severity_of(text: str) -> Severity | None:
+    m = re.match(r"\s*([A-Za-z]+)", text)
+    return _SEVERITY_WORDS.get(m.group(1).lower()) if m else None
+
+
+def _parse_severity_section(ctx: _Ctx, sec: _Section) -> Severity:
+    para = next((b for b in sec.blocks if b.kind in ("paragraph", "heading") and b.text), None)
+    if para is None:
+        ctx.error(f"section '{sec.title}' has no severity", sec.line)
+    text = para.strong[0] if para.strong else para.text
+    sev = _severity_of(text)
+    if sev is None:
+        ctx.error(
+            f"severity {text!r} not recognised (expected informational, low, medium, high or critical)",
+            para.line,
+            ctx.col_of(para.line, text),
+        )
+    return sev
+
+
+def _parse_mitre(ctx: _Ctx, sec: _Section) -> Mitre:
+    mitre = Mitre()
+    items = [it for b in sec.blocks if b.kind == "list" for it in b.items]
+    if not items:
+        ctx.warn(f"section '{sec.title}' has no list items; MITRE ATT&CK mapping left empty", sec.line)
+    seen: set[str] = set()
+    for item in items:
+        label, sep, value = item.text.partition(":")
+        label_l = label.strip().lower()
+        if not sep or not ("tactic" in label_l or "technique" in label_l):
+            ctx.warn(f"MITRE ATT&CK item not understood: {item.text!r}", item.line)
+            continue
+        refs = _MITRE_REF_RE.findall(value)
+        if not refs:
+            ctx.warn(f"no ATT&CK ids like 'Name (TA0040)' or 'Name (T1496)' in {item.text!r}", item.line)
+            continue
+        for name, ref_id in refs:
+            name = name.strip()
+            is_tactic = ref_id.startswith("TA")
+            if is_tactic != ("tactic" in label_l):
+                kind = "tactic" if is_tactic else "technique"
+                ctx.warn(f"{ref_id} is a {kind} id but is listed under {label.strip()!r}", item.line)
+            if ref_id in seen:
+                continue
+            seen.add(ref_id)
+            if is_tactic:
+                known = ATTACK_TACTICS.get(ref_id)
+                if known is None:
+                    ctx.warn(f"{ref_id} is not a MITRE ATT&CK Enterprise tactic id", item.line)
+                elif known.lower() != name.lower():
+                    ctx.warn(
+                        f"{ref_id} is '{known}' in MITRE ATT&CK; the document names it '{name}'", item.line
+                    )
+                mitre.tactics.append(MitreRef(id=ref_id, name=name))
+            else:
+                mitre.techniques.append(MitreRef(id=ref_id, name=name))
+    return mitre
+
+
+def _number(text: str) -> float:
+    low = text.lower()
+    return float(_NUMBER_WORDS[low]) if low in _NUMBER_WORDS else float(text)
+
+
+def _entity_key(entity: str) -> list[str]:
+    name = re.sub(r"[^a-z0-9]+", "_", entity.lower()).strip("_")
+    name = re.sub(r"^(each|every|single|one|an?|the)_", "", name)
+    if name.endswith("s") and name[:-1] in _ENTITY_KEYS:
+        name = name[:-1]
+    if name in _ENTITY_KEYS:
+        return list(_ENTITY_KEYS[name])
+    if name in ("accountid", "account_id"):
+        return ["accountid"]
+    if name.endswith("_id"):
+        return ["accountid", name]
+    return ["accountid", f"{name}_id"]
+
+
+def parse_throttle(text: str) -> Throttle | None:
+    """``"1 alert per instance per 2 hours"`` → Throttle(1, [accountid, instance_id], 7200); else None."""
+    m = _THROTTLE_RE.match(text)
+    if m is None:
+        return None
+    count = _number(m.group("count"))
+    n = _number(m.group("n")) if m.group("n") else 1.0
+    unit = m.group("unit").lower()
+    unit = unit if unit in _UNIT_SECONDS else unit.rstrip("s")
+    window = n * _UNIT_SECONDS[unit]
+    if count < 1 or count != int(count) or window < 1:
+        return None
+    return Throttle(count=int(count), key=_entity_key(m.group("entity")), window_seconds=round(window))
+
+
+def _parse_key_list(ctx: _Ctx, text: str, line: int) -> list[str] | None:
+    names = [n.strip(" `'\"()[]") for n in re.split(r"[,\s]+", text) if n.strip(" `'\"()[]")]
+    bad = [n for n in names if not _IDENT_RE.fullmatch(n)]
+    if not names or bad:
+        ctx.warn(f"throttle key {text.strip()!r} is not a list of column names", line)
+        return None
+    return [n.lower() for n in names]
+
+
+def _parse_alert(ctx: _Ctx, sec: _Section) -> AlertConfig:
+    alert = AlertConfig()
+    throttle: Throttle | None = None
+    explicit_key: list[str] | None = None
+    throttle_seen = False
+    for item in (it for b in sec.blocks if b.kind == "list" for it in b.items):
+        label, sep, value = item.text.partition(":")
+        label_l = " ".join(label.lower().split())
+        value = value.strip()
+        if not sep:
+            ctx.warn(f"alert setting not understood (expected 'Name: value'): {item.text!r}", item.line)
+        elif label_l == "trigger":
+            alert.trigger = value
+        elif label_l in ("throttling", "throttle"):
+            throttle_seen = True
+            throttle = parse_throttle(value)
+            if throttle is None:
+                ctx.warn(
+                    f"throttling {value!r} not understood (expected 'N alert(s) per <entity> per <N> "
+                    "<seconds|minutes|hours|days>'); using 1 alert per account per hour",
+                    item.line,
+                )
+        elif label_l in ("throttle key", "throttling key", "throttle keys", "throttling keys"):
+            explicit_key = _parse_key_list(ctx, value, item.line)
+        elif label_l == "severity":
+            sev = _severity_of(value)
+            if sev is None:
+                ctx.error(f"alert severity {value!r} not recognised", item.line, ctx.col_of(item.line, value))
+            alert.severity = sev
+        elif label_l == "priority":
+            m = re.fullmatch(r"\s*P([1-5])\b.*", value, re.IGNORECASE)
+            if m is None:
+                ctx.warn(f"priority {value!r} not recognised (expected P1..P5)", item.line)
+            else:
+                alert.priority = f"P{m.group(1)}"
+        else:
+            ctx.warn(f"unknown alert setting '{label.strip()}' ignored", item.line)
+    if not throttle_seen:
+        ctx.warn("no Throttling in Alert Configuration; using 1 alert per account per hour", sec.line)
+    base = throttle or DEFAULT_THROTTLE
+    alert.throttle = Throttle(
+        count=base.count, key=explicit_key or list(base.key), window_seconds=base.window_seconds
+    )
+    return alert
+
+
+def _classify_ioc(token: str) -> tuple[str, str] | None:
+    token = token.strip(" \t`'\"()[]<>;,")
+    if not token:
+        return None
+    try:
+        if "/" in token:
+            return "ip", str(ipaddress.ip_network(token, strict=False))
+        return "ip", str(ipaddress.ip_address(token))
+    except ValueError:
+        pass
+    domain = token.lower().rstrip(".")
+    if _DOMAIN_RE.fullmatch(domain) and len(domain) <= 253:
+        return "domain", domain
+    return None
+
+
+def _parse_iocs(ctx: _Ctx, sec: _Section) -> Iocs:
+    iocs = Iocs()
+    entries: list[_Item] = [it for b in sec.blocks if b.kind == "list" for it in b.items]
+    for b in sec.blocks:
+        if b.kind in ("fence", "code"):
+            entries += [_Item(text=t, line=b.line + 1 + n) for n, t in enumerate(b.content.splitlines())]
+    for item in entries:
+        found = False
+        port_word = _PORT_WORD_RE.search(item.text)
+        if port_word:
+            for num in re.findall(r"\b\d{1,5}\b", item.text[port_word.end() :]):
+                port = int(num)
+                if 1 <= port <= 65535:
+                    found = True
+                    if port not in iocs.ports:
+                        iocs.ports.append(port)
+        else:
+            for token in re.split(r"[\s,;|]+", item.text):
+                hit = _classify_ioc(token)
+                if hit is None:
+                    continue
+                found = True
+                target = iocs.ips if hit[0] == "ip" else iocs.domains
+                if hit[1] not in target:
+                    target.append(hit[1])
+        if not found and item.text.strip():
+            ctx.warn(f"IOC entry not understood (no domain, IP, CIDR or port): {item.text!r}", item.line)
+    return iocs
+
+
+def _list_texts(ctx: _Ctx, sec: _Section) -> list[str]:
+    items = [it.text for b in sec.blocks if b.kind == "list" for it in b.items]
+    if not items:
+        ctx.warn(f"section '{sec.title}' has no list items; kept as text only", sec.line)
+    return items
+
+
+def _parse_false_positives(sec: _Section, fp: FalsePositives, start_in_tuning: bool) -> None:
+    tuning = start_in_tuning
+    for b in sec.blocks:
+        if b.kind in ("paragraph", "heading") and re.match(r"\s*tuning\b", b.text, re.IGNORECASE):
+            tuning = True
+        elif b.kind == "list":
+            (fp.tuning if tuning else fp.considerations).extend(it.text for it in b.items)
+
+
+def _parse_query(ctx: _Ctx, sec: _Section) -> tuple[str, int, int]:
+    code = [b for b in sec.blocks if b.kind in ("fence", "code")]
+    if not code:
+        ctx.error(f"section '{sec.title}' has no fenced code block with the query", sec.line)
+    block = code[0]
+    if len(code) > 1:
+        ctx.warn(f"section '{sec.title}' has {len(code)} code blocks; only the first is the query", code[1].line)
+    query = block.content.rstrip()
+    if block.kind == "fence":
+        first_line = block.line + 1
+        fence_src = ctx.source_line(block.line) or ""
+        col_offset = len(fence_src) - len(fence_src.lstrip(" "))
+    else:
+        first_line = block.line
+        src = ctx.source_line(block.line) or ""
+        col_offset = len(src) - len(src.lstrip(" ")) - (len(query) - len(query.lstrip(" ")))
+    if not query.strip():
+        ctx.error("the query is empty", block.line)
+    return query, first_line, max(col_offset, 0)
+
+
+def _check_relative(ctx: _Ctx, value: Any, what: str, line: int) -> str:
+    if not isinstance(value, str) or not value.strip():
+        ctx.error(f"test case {what} must be a non-empty string", line)
+    p = PurePosixPath(value.replace("\\", "/"))
+    if p.is_absolute() or ".." in p.parts or re.match(r"^[A-Za-z]:", value):
+        ctx.error(f"test case {what} {value!r} must be a path inside the rule's folder", line)
+    return value
+
+
+def _count(ctx: _Ctx, expect: dict[str, Any], name: str, line: int) -> int:
+    value = expect.get(name)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        ctx.error(f"test case expect.{name} must be a non-negative integer, got {value!r}", line)
+    return value
+
+
+def _parse_tests(ctx: _Ctx, sec: _Section) -> list[RuleTest]:
+    fences = [b for b in sec.blocks if b.kind == "fence"]
+    if not fences:
+        ctx.warn(f"section '{sec.title}' has no fenced YAML block of test cases", sec.line)
+        return []
+    tests: list[RuleTest] = []
+    names: set[str] = set()
+    for block in fences:
+        base = block.line + 1  # first content line of the fence
+        try:
+            node = yaml.compose(block.content, Loader=yaml.SafeLoader)
+            data = yaml.safe_load(block.content)
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            line = base + mark.line if mark is not None else block.line
+            ctx.error(f"test cases are not valid YAML: {exc.problem or exc}", line)
+        except yaml.YAMLError as exc:
+            ctx.error(f"test cases are not valid YAML: {exc}", block.line)
+        if data is None:
+            ctx.warn("empty test block", block.line)
+            continue
+        if not isinstance(data, list) or not isinstance(node, yaml.SequenceNode):
+            ctx.error("the Tests block must be a YAML list of cases", base)
+        for item_node, case in zip(node.value, data, strict=True):
+            line = base + item_node.start_mark.line
+            if not isinstance(case, dict):
+                ctx.error("a test case must be a mapping with name, file and expect", line)
+            unknown = sorted(set(map(str, case)) - {"name", "file", "expect", "allowlist"})
+            if unknown:
+                ctx.warn(f"unknown test case keys ignored: {', '.join(unknown)}", line)
+            name = case.get("name")
+            if not isinstance(name, str) or not name.strip():
+                ctx.error("test case needs a non-empty 'name'", line)
+            if name in names:
+                ctx.error(f"duplicate test case name {name!r}", line)
+            names.add(name)
+            file = _check_relative(ctx, case.get("file"), "file", line)
+            allowlist = case.get("allowlist")
+            if allowlist is not None:
+                allowlist = _check_relative(ctx, allowlist, "allowlist", line)
+            expect = case.get("expect")
+            if not isinstance(expect, dict):
+                ctx.error(f"test case {name!r} needs 'expect: {{matches: N, alerts: N}}'", line)
+            test = RuleTest(
+                name=name,
+                file=file,
+                expect_matches=_count(ctx, expect, "matches", line),
+                expect_alerts=_count(ctx, expect, "alerts", line),
+                allowlist=allowlist,
+                line=line,
+            )
+            if ctx.file is not None:
+                for rel in (test.file, test.allowlist):
+                    if rel is not None and not (Path(ctx.file).parent / rel).is_file():
+                        ctx.warn(f"test case {name!r}: file {rel!r} not found", line)
+            tests.append(test)
+    return tests
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def _split_sections(ctx: _Ctx, tokens: list[Token]) -> tuple[str, int, str, list[_Section]]:
+    h2 = [i for i, t in enumerate(tokens) if t.type == "heading_open" and t.level == 0 and t.tag == "h2"]
+    first_h2 = h2[0] if h2 else len(tokens)
+    h1 = next(
+        (i for i, t in enumerate(tokens[:first_h2]) if t.type == "heading_open" and t.tag == "h1"), None
+    )
+    if h1 is None:
+        line = _line(tokens[first_h2]) if h2 else 1
+        ctx.error("rule document has no '# Title' before its first section", line)
+    title = _plain(tokens[h1 + 1])
+    title_line = _line(tokens[h1])
+    if not title:
+        ctx.error("the '# Title' is empty", title_line)
+
+    title_end = tokens[h1].map[1] if tokens[h1].map else title_line
+    preamble_end = tokens[first_h2].map[0] if h2 and tokens[first_h2].map else len(ctx.lines)
+    before = _verbatim(ctx.lines, 0, title_line - 1)
+    after = _verbatim(ctx.lines, title_end, preamble_end)
+    if before:
+        ctx.warn("text before the title kept as preamble", 1)
+    preamble = "\n\n".join(p for p in (before, after) if p)
+
+    sections: list[_Section] = []
+    keys: dict[str, int] = {}
+    for n, start in enumerate(h2):
+        end = h2[n + 1] if n + 1 < len(h2) else len(tokens)
+        head = tokens[start]
+        heading = _plain(tokens[start + 1])
+        line = _line(head)
+        body_start = head.map[1] if head.map else line
+        body_end = tokens[end].map[0] if end < len(tokens) and tokens[end].map else len(ctx.lines)
+        key = heading
+        if key in keys:
+            keys[heading] += 1
+            key = f"{heading} ({keys[heading]})"
+            ctx.warn(f"duplicate section '{heading}' kept as '{key}'", line)
+        else:
+            keys[heading] = 1
+        blocks = _blocks(tokens[start + 3 : end])
+        for b in blocks:
+            if b.kind == "heading" and b.tag == "h1":
+                ctx.warn(f"second '# {b.text}' title inside section '{heading}' kept as text", b.line)
+        sections.append(
+            _Section(heading, key, line, blocks, _verbatim(ctx.lines, body_start, body_end))
+        )
+    return title, title_line, preamble, sections
+
+
+def parse_rule(text: str, path: str | None = None) -> Rule:
+    """Parse rule document text. ``path`` is used for the rule id, messages and fixture paths."""
+    text = _normalise_text(text.removeprefix("\ufeff"))
+    ctx = _Ctx(text, path)
+    tokens = _MD.parse(text)
+    title, title_line, preamble, sections = _split_sections(ctx, tokens)
+
+    rule_id = rule_id_for(path, title)
+    if not rule_id:
+        ctx.error(f"cannot derive a rule id from the title {title!r}", title_line)
+
+    fields: dict[str, Any] = {}
+    severity: Severity | None = None
+    query: tuple[str, int, int] | None = None
+    alert: AlertConfig | None = None
+    fp = FalsePositives()
+    tests: list[RuleTest] = []
+    for sec in sections:
+        kind = _section_kind(sec.title)
+        if kind is None:
+            ctx.warn(f"unknown section '{sec.title}' kept as text", sec.line)
+        elif kind == "severity":
+            severity = _parse_severity_section(ctx, sec)
+        elif kind == "description":
+            paras = [b.text for b in sec.blocks if b.kind == "paragraph"]
+            fields["description"] = "\n\n".join(paras) if paras else sec.body
+        elif kind == "mitre":
+            fields["mitre"] = _parse_mitre(ctx, sec)
+        elif kind == "query":
+            if query is not None:
+                ctx.warn(f"second query section '{sec.title}' kept as text; the first one is used", sec.line)
+            else:
+                query = _parse_query(ctx, sec)
+        elif kind == "alert":
+            alert = _parse_alert(ctx, sec)
+        elif kind in ("false_positives", "tuning"):
+            _parse_false_positives(sec, fp, start_in_tuning=kind == "tuning")
+        elif kind == "iocs":
+            fields["iocs"] = _parse_iocs(ctx, sec)
+        elif kind == "tests":
+            tests.extend(_parse_tests(ctx, sec))
+        elif kind in _LIST_FIELDS:
+            fields.setdefault(kind, []).extend(_list_texts(ctx, sec))
+
+    if query is None:
+        ctx.error("rule document has no '## ... Query' section with a fenced query", title_line)
+    if alert is None:
+        ctx.warn("no '## Alert Configuration' section; using 1 alert per account per hour", None)
+        alert = AlertConfig(throttle=DEFAULT_THROTTLE.model_copy())
+    if severity is None:
+        if alert.severity is None:
+            ctx.error("rule document has no '## Severity' section and no alert severity", title_line)
+        severity = alert.severity
+    elif alert.severity is not None and alert.severity != severity:
+        ctx.warn(
+            f"alert severity '{alert.severity}' differs from the rule severity '{severity}'",
+            next((s.line for s in sections if _section_kind(s.title) == "alert"), None),
+        )
+    if alert.severity is None:
+        alert.severity = severity
+
+    query_text, query_line, col_offset = query
+    table_match = _FROM_RE.match(query_text.lstrip("\n"))
+    return Rule(
+        id=rule_id,
+        name=title,
+        path=path,
+        severity=severity,
+        priority=alert.priority,
+        query=query_text,
+        query_line=query_line,
+        query_col_offset=col_offset,
+        table=table_match.group(1).lower() if table_match else None,
+        alert=alert,
+        false_positives=fp,
+        preamble=preamble,
+        sections={s.key: s.body for s in sections},
+        section_lines={s.key: s.line for s in sections},
+        tests=tests,
+        warnings=ctx.warnings,
+        **fields,
+    )
+
+
+def load_rule(path: str | Path) -> Rule:
+    """Read and parse a rule document file (UTF-8)."""
+    name = str(path)
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise RuleError(f"cannot read rule document: {exc.strerror or exc}", file=name) from exc
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise RuleError("rule document is not valid UTF-8", file=name, line=line) from exc
+    return parse_rule(text, name)

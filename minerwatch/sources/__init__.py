@@ -1,0 +1,1 @@
+"""Readers and normalisation: input files and streams to canonical records; rejects with reasons."""

@@ -1,0 +1,503 @@
+"""GuardDuty findings reader: every accepted input shape → canonical records of ``cloud.aws.guardduty``.
+
+Inputs (any mix, in order): files; folders, recursively in sorted order (hidden entries skipped, links to
+folders not followed), which covers the S3 export layout
+``AWSLogs/<account>/GuardDuty/<region>/YYYY/MM/DD/<uuid>.jsonl.gz``; ``-`` for stdin, read as it arrives;
+``s3://bucket/prefix`` (every object under the prefix, listed with a paginator). Any stream may be gzip
+(recognised by its magic bytes).
+
+Shapes, each recognised per line of a JSON Lines file or per whole document:
+
+==========================  ============================================================================
+plain finding               ``{"schemaVersion": "2.0", "accountId": ..., "id": ..., "type": ...}``
+                            (S3 export, ``jq -c`` output, the API's camelCase wire format)
+JSON array                  ``[finding, ...]``
+EventBridge event           ``{"detail-type": "GuardDuty Finding", "source": "aws.guardduty",
+                            "detail": finding, ...}``
+REST response               ``{"findings": [finding, ...]}`` — an empty list gives no record, no reject
+CLI / boto3 response        ``{"Findings": [Finding, ...]}`` with PascalCase member names, renamed to the
+                            wire names through botocore's service model (see ``botocore_shapes``);
+                            a bare PascalCase finding is recognised too
+==========================  ============================================================================
+
+A file is JSON Lines unless its first non-blank line is an incomplete JSON value (``{``, ``[``,
+``{"Findings": [``) and its second is not a complete one: then it is one whole document — a pretty-printed
+finding, array or response, or several pretty-printed values one after the other (``jq .`` output). Whole
+documents are loaded in memory and so are limited to ``max_document_bytes``; JSON Lines are streamed in
+blocks, whatever the size of the file.
+
+Every finding becomes one canonical camelCase document (``Record.doc``) with the flat columns of
+``minerwatch.catalog.tables.GUARDDUTY``. When ``service.additionalInfo`` has only the API's
+``{"value": "<json>", "type": ...}`` form, the keys of ``value`` are added beside it, as EventBridge and the
+S3 export deliver them, so ``service.additionalInfo.sample`` means the same whatever the source.
+
+Anything else is a reject with file, line (1-based; for whole documents the line where the value starts)
+and a reason, and reading goes on: a malformed or over-long line, invalid UTF-8, nesting too deep, a record
+that is not a GuardDuty finding (no ``id``/``type``/``accountId`` string, a non-numeric ``severity``, no
+ISO 8601 ``updatedAt``/``createdAt``), a truncated or corrupt gzip (the records before the break are kept),
+a file inside a folder or an S3 object that cannot be opened. A path argument that cannot be opened raises
+:class:`~minerwatch.errors.InputError`. Blank lines are skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from minerwatch.catalog.tables import GUARDDUTY
+from minerwatch.sources import io
+from minerwatch.sources.botocore_shapes import to_camel
+from minerwatch.sources.records import ReadStats, Record, Reject
+
+TABLE = GUARDDUTY.name
+MAX_DOCUMENT_BYTES = 256 * 1024 * 1024
+"""Largest whole-document file (a JSON array, a ``{"Findings": [...]}`` response) loaded in memory."""
+
+_BOM = b"\xef\xbb\xbf"
+_WS = b" \t\r\n"
+_JSONL, _DOCUMENT = "jsonl", "document"
+_TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})")
+_PASCAL_KEYS = ("Id", "AccountId", "Type")
+_CAMEL_KEYS = ("id", "accountId", "type")
+
+
+class FindingError(ValueError):
+    """A record that cannot become a canonical finding. ``key`` is the short reason used for counting."""
+
+    def __init__(self, key: str, detail: str = "") -> None:
+        super().__init__(f"{key}: {detail}" if detail else key)
+        self.key = key
+
+
+# --------------------------------------------------------------------------------------------- one finding
+
+
+def normalise_finding(obj: Any) -> dict[str, Any]:
+    """One finding in any accepted shape (plain, EventBridge event, PascalCase) → canonical camelCase dict.
+
+    Raises :class:`FindingError` (a ``ValueError``) naming what is wrong. The result may share structure with
+    ``obj``; containers (arrays, ``findings`` lists) are not accepted here — one finding at a time.
+    """
+    if not isinstance(obj, dict):
+        raise FindingError("not a GuardDuty finding", f"expected an object, got {_json_type(obj)}")
+    if "detail-type" in obj and "detail" in obj:
+        detail_type = obj["detail-type"]
+        if detail_type != "GuardDuty Finding":
+            raise FindingError("not a GuardDuty finding", f"EventBridge event of detail-type {detail_type!r}")
+        obj = obj["detail"]
+        if not isinstance(obj, dict):
+            raise FindingError("not a GuardDuty finding", f"EventBridge detail is {_json_type(obj)}")
+    if not any(k in obj for k in _CAMEL_KEYS) and any(k in obj for k in _PASCAL_KEYS):
+        try:
+            obj = to_camel(obj)
+        except ValueError as exc:
+            raise FindingError("nesting too deep", str(exc)) from exc
+    else:
+        for key in ("updatedAt", "createdAt"):
+            value = obj.get(key)
+            if isinstance(value, datetime):
+                obj = {**obj, key: _iso(value)}
+    return _expand_additional_info(obj)
+
+
+def _expand_additional_info(doc: dict[str, Any]) -> dict[str, Any]:
+    service = doc.get("service")
+    if not isinstance(service, dict):
+        return doc
+    info = service.get("additionalInfo")
+    # Only the API form {"value": "<json>", "type": ...} lacks the keys EventBridge and S3 spell out.
+    if not isinstance(info, dict) or not isinstance(info.get("value"), str) or not info.keys() <= {"value", "type"}:
+        return doc
+    value = info["value"]
+    if len(value) > 1_048_576:
+        return doc
+    try:
+        extra = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return doc
+    if not isinstance(extra, dict):
+        return doc
+    merged = {**extra, **info}  # the keys already there win
+    return {**doc, "service": {**service, "additionalInfo": merged}}
+
+
+def finding_to_record(doc: dict[str, Any], file: str, line: int) -> Record:
+    """Validate a canonical finding and compute the flat columns. Raises :class:`FindingError` (ValueError)."""
+    if not isinstance(doc, dict):
+        raise FindingError("not a GuardDuty finding", f"expected an object, got {_json_type(doc)}")
+    fid = _required_str(doc, "id")
+    ftype = _required_str(doc, "type")
+    account = _required_str(doc, "accountId")
+    severity = doc.get("severity")
+    if severity is not None:
+        if type(severity) not in (int, float) or not math.isfinite(severity):
+            raise FindingError(
+                "bad field 'severity'", f"expected a number, got {_json_type(severity)} {_short(severity)}"
+            )
+        severity = float(severity)
+    updated = doc.get("updatedAt")
+    if updated is not None:
+        eventdate = _timestamp(updated, "updatedAt")
+    elif doc.get("createdAt") is not None:
+        eventdate = _timestamp(doc["createdAt"], "createdAt")
+    else:
+        raise FindingError("not a GuardDuty finding", "missing field 'updatedAt' and 'createdAt'")
+    flat = {
+        "eventdate": eventdate,
+        "accountid": account,
+        "region": _optional_str(doc, "region"),
+        "type": ftype,
+        "title": _optional_str(doc, "title"),
+        "description": _optional_str(doc, "description"),
+        "severity": severity,
+        "id": fid,
+        "arn": _optional_str(doc, "arn"),
+    }
+    return Record(table=TABLE, flat=flat, doc=doc, file=file, line=line, sample=_is_sample(doc))
+
+
+def _required_str(doc: dict[str, Any], key: str) -> str:
+    value = doc.get(key)
+    if value is None:
+        raise FindingError(f"missing field '{key}'", "not a GuardDuty finding")
+    if not isinstance(value, str):
+        raise FindingError(f"bad field '{key}'", f"expected a string, got {_json_type(value)} {_short(value)}")
+    if not value:
+        raise FindingError(f"bad field '{key}'", "empty string")
+    return value
+
+
+def _optional_str(doc: dict[str, Any], key: str) -> str | None:
+    value = doc.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    raise FindingError(f"bad field '{key}'", f"expected a string, got {_json_type(value)} {_short(value)}")
+
+
+def _timestamp(value: Any, key: str) -> datetime:
+    """ISO 8601 date-time with ``Z`` or a ``±HH:MM`` offset → aware UTC datetime; anything else is refused."""
+    if isinstance(value, datetime):
+        return (value if value.tzinfo is not None else value.replace(tzinfo=UTC)).astimezone(UTC)
+    if isinstance(value, str):
+        match = _TIMESTAMP.fullmatch(value)
+        if match is not None:
+            text = value
+            frac = match.group(1)
+            if frac is not None and len(frac) > 7:
+                text = value.replace(frac, frac[:7], 1)  # datetime keeps microseconds: drop the nanoseconds
+            try:
+                return datetime.fromisoformat(text).astimezone(UTC)
+            except ValueError:
+                pass  # well-formed but impossible, like month 13
+    raise FindingError(f"bad field '{key}'", f"not an ISO 8601 timestamp: {_short(value)}")
+
+
+def _is_sample(doc: dict[str, Any]) -> bool:
+    service = doc.get("service")
+    info = service.get("additionalInfo") if isinstance(service, dict) else None
+    flag = info.get("sample") if isinstance(info, dict) else None
+    return flag is True or (isinstance(flag, str) and flag.strip().lower() == "true")
+
+
+def _iso(value: datetime) -> str:
+    value = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat().removesuffix("+00:00") + "Z"
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _candidates(obj: Any) -> tuple[list[Any], bool]:
+    """The finding-shaped values inside one parsed JSON value, and whether it was a container."""
+    if isinstance(obj, list):
+        return obj, True
+    if isinstance(obj, dict) and "id" not in obj and "Id" not in obj:
+        for key in ("findings", "Findings"):
+            if key in obj:
+                inner = obj[key]
+                if not isinstance(inner, list):
+                    raise FindingError("not a GuardDuty finding", f"{key!r} is {_json_type(inner)}, not an array")
+                return inner, True
+    return [obj], False
+
+
+# --------------------------------------------------------------------------------------------- reader
+
+
+def read_guardduty(
+    paths: Sequence[str],
+    *,
+    on_reject: Callable[[Reject], None],
+    stats: ReadStats,
+    prefilter: Callable[[bytes], bool] | None = None,
+    max_record_bytes: int = 1_048_576,
+    s3_client: Any | None = None,
+    max_document_bytes: int = MAX_DOCUMENT_BYTES,
+) -> Iterator[Record]:
+    """Canonical GuardDuty records from ``paths`` (files, folders, ``-``, ``s3://bucket/prefix``), in order.
+
+    ``prefilter`` sees each raw JSON Lines line before it is decoded; a line for which it is false is skipped
+    (``stats.prefiltered``). Rejects go to ``on_reject`` and are counted in ``stats``. A path that does not
+    exist raises :class:`~minerwatch.errors.InputError` here, before anything is read; one that cannot be
+    opened raises it when reached.
+    """
+    io.check_paths(paths)
+    reader = _Reader(io.RejectSink(on_reject, stats), stats, prefilter, max_record_bytes, max_document_bytes)
+    return reader.run(paths, s3_client)
+
+
+class _Reader:
+    def __init__(
+        self,
+        reject: io.RejectSink,
+        stats: ReadStats,
+        prefilter: Callable[[bytes], bool] | None,
+        max_record_bytes: int,
+        max_document_bytes: int,
+    ) -> None:
+        self.reject = reject
+        self.stats = stats
+        self.prefilter = prefilter
+        self.max_record = max_record_bytes
+        self.max_document = max_document_bytes
+
+    def run(self, paths: Sequence[str], s3_client: Any | None) -> Iterator[Record]:
+        for inp in io.iter_inputs(paths, self.reject, self.stats, s3_client=s3_client):
+            try:
+                mode, head, rest = io.peek(inp.chunks, self._sniff)
+                if mode == _DOCUMENT:
+                    yield from self._document(inp.name, head, rest)
+                else:
+                    yield from self._lines(inp.name, io.iter_lines(_prepend(head, rest), self.max_record))
+            finally:
+                inp.chunks.close()  # type: ignore[attr-defined]
+
+    # ---- format detection
+
+    def _sniff(self, buf: bytes, eof: bool) -> str | None:
+        """JSON Lines or whole document, from the first (and maybe second) non-blank line; None: need more."""
+        start = len(_BOM) if buf.startswith(_BOM) else 0
+        first = _next_line(buf, start, eof, self.max_record)
+        if first is None:
+            return None
+        text, end = first
+        if not text or text[:1] not in b"{[" or end < 0:
+            return _JSONL  # empty, not JSON text, over-long, or a single line: handled line by line
+        try:
+            orjson.loads(text)
+            return _JSONL
+        except orjson.JSONDecodeError as exc:
+            if not str(exc).startswith("unexpected end of data"):
+                return _JSONL  # broken in the middle: a bad line, not the start of a document
+        second = _next_line(buf, end, eof, self.max_record)
+        if second is None:
+            return None
+        text, end = second
+        if not text:
+            return _JSONL
+        try:
+            value = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return _DOCUMENT
+        return _JSONL if isinstance(value, dict | list) else _DOCUMENT
+
+    # ---- JSON Lines
+
+    def _lines(self, name: str, lines: Iterator[tuple[int, bytes | io.LongLine | io.BrokenLine]]) -> Iterator[Record]:
+        stats = self.stats
+        prefilter = self.prefilter
+        reject = self.reject
+        loads = orjson.loads
+        first = True
+        for lineno, raw in lines:
+            if type(raw) is not bytes:
+                if isinstance(raw, io.LongLine):
+                    stats.records_read += 1
+                    reason = f"record too large: {raw.size} bytes (limit {self.max_record})"
+                    reject(name, lineno, "record too large", reason, raw.head)
+                elif isinstance(raw, io.BrokenLine):
+                    reject(name, lineno, raw.error.key, f"{raw.error.reason} (in line {lineno})", raw.head)
+                continue
+            if first:
+                first = False
+                if raw.startswith(_BOM):
+                    raw = raw[len(_BOM) :]
+            if not raw or raw.isspace():
+                continue
+            stats.records_read += 1
+            if prefilter is not None and not prefilter(raw):
+                stats.prefiltered += 1
+                continue
+            try:
+                obj = loads(raw)
+            except orjson.JSONDecodeError as exc:
+                key, reason = _json_error(raw, exc)
+                reject(name, lineno, key, reason, raw)
+                continue
+            yield from self._records(obj, name, lineno, raw, counted=True)
+
+    def _records(self, obj: Any, name: str, line: int, raw: bytes | None, *, counted: bool) -> Iterator[Record]:
+        """Records from one parsed value. ``counted``: the value was already counted in records_read."""
+        stats = self.stats
+        try:
+            items, container = _candidates(obj)
+        except FindingError as exc:
+            if not counted:
+                stats.records_read += 1
+            self.reject(name, line, exc.key, str(exc), raw if raw is not None else _dump(obj))
+            return
+        if container:
+            stats.records_read += len(items) - (1 if counted else 0)
+        elif not counted:
+            stats.records_read += 1
+        for index, item in enumerate(items):
+            try:
+                record = finding_to_record(normalise_finding(item), name, line)
+            except FindingError as exc:
+                where = f" (element {index})" if container else ""
+                text = _dump(item) if container or raw is None else raw
+                self.reject(name, line, exc.key, f"{exc}{where}", text)
+                continue
+            stats.accepted += 1
+            yield record
+
+    # ---- whole documents
+
+    def _document(self, name: str, head: bytes, rest: Iterator[bytes]) -> Iterator[Record]:
+        parts = [head[len(_BOM) :] if head.startswith(_BOM) else head]
+        size = len(parts[0])
+        try:
+            for chunk in rest:
+                size += len(chunk)
+                if size > self.max_document:
+                    self.stats.records_read += 1
+                    reason = f"document too large: more than {self.max_document} bytes in a whole-document file"
+                    self.reject(name, _first_line(parts[0]), "document too large", reason, parts[0])
+                    return
+                parts.append(chunk)
+        except io.SourceError as exc:
+            data = b"".join(parts)
+            self.stats.records_read += 1
+            line = data.count(b"\n") + 1
+            self.reject(name, line, exc.key, f"{exc.reason} (in line {line})", data[-io.EXCERPT_CHARS :])
+            return
+        data = b"".join(parts)
+        del parts
+        start = _first_line(data)
+        try:
+            obj = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            if str(exc).startswith("unexpected content after document"):
+                yield from self._concatenated(name, data)
+                return
+            self.stats.records_read += 1
+            key, reason = _json_error(data, exc)
+            line = exc.lineno if key == "invalid JSON" else start
+            self.reject(name, line, key, reason, data)
+            return
+        yield from self._records(obj, name, start, None, counted=False)
+
+    def _concatenated(self, name: str, data: bytes) -> Iterator[Record]:
+        """Several JSON values one after the other (``jq .`` output): each is decoded where it starts."""
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            self.stats.records_read += 1
+            line = data.count(b"\n", 0, exc.start) + 1
+            self.reject(name, line, "invalid UTF-8", f"invalid UTF-8: byte offset {exc.start}", data)
+            return
+        decode = json.JSONDecoder().raw_decode
+        pos, line, size = 0, 1, len(text)
+        while True:
+            stripped = len(text) - len(text[pos:].lstrip()) if pos < size else size
+            line += text.count("\n", pos, stripped)
+            pos = stripped
+            if pos >= size:
+                return
+            try:
+                value, end = decode(text, pos)
+            except json.JSONDecodeError as exc:
+                self.stats.records_read += 1
+                reason = f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+                self.reject(name, exc.lineno, "invalid JSON", reason, text[pos:])
+                return
+            except RecursionError:
+                self.stats.records_read += 1
+                self.reject(name, line, "invalid JSON", "invalid JSON: nesting too deep", text[pos:])
+                return
+            yield from self._records(value, name, line, None, counted=False)
+            line += text.count("\n", pos, end)
+            pos = end
+
+
+def _next_line(buf: bytes, start: int, eof: bool, limit: int) -> tuple[bytes, int] | None:
+    """The next non-blank line from ``start`` and the offset after it (-1: runs to the end, or too long).
+
+    ``(b"", -1)`` when there is none; None when more input is needed to tell.
+    """
+    size = len(buf)
+    pos = start
+    while pos < size and buf[pos] in _WS:
+        pos += 1
+    if pos >= size:
+        return (b"", -1) if eof else None
+    nl = buf.find(b"\n", pos)
+    if nl < 0:
+        if eof:
+            return buf[pos:], -1
+        return (buf[pos : pos + 1], -1) if size - pos > limit else None
+    return buf[pos:nl], nl + 1
+
+
+def _first_line(data: bytes) -> int:
+    """1-based line of the first non-blank character."""
+    stripped = data.lstrip()
+    return data.count(b"\n", 0, len(data) - len(stripped)) + 1
+
+
+def _json_error(raw: bytes, exc: orjson.JSONDecodeError) -> tuple[str, str]:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as uexc:
+        return "invalid UTF-8", f"invalid UTF-8: byte 0x{raw[uexc.start]:02x} at offset {uexc.start}"
+    msg = str(exc.msg) if hasattr(exc, "msg") else str(exc)
+    if msg.startswith("depth limit exceeded") or msg.startswith("recursion limit"):
+        return "invalid JSON", f"invalid JSON: nesting too deep at column {exc.colno}"
+    return "invalid JSON", f"invalid JSON: {msg} at line {exc.lineno} column {exc.colno}"
+
+
+def _dump(value: Any) -> bytes:
+    try:
+        return orjson.dumps(value)[: io.EXCERPT_CHARS * 4]
+    except TypeError:
+        return repr(value).encode()[: io.EXCERPT_CHARS * 4]
+
+
+def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    if first:
+        yield first
+    yield from rest

@@ -1,0 +1,403 @@
+"""Opening inputs: files, folders, gzip, stdin and S3, as streams of bounded byte blocks.
+
+Every input becomes an :class:`Input`: a display name and an iterator of decompressed byte blocks of at most
+:data:`BLOCK_SIZE` bytes. Nothing here holds a whole file in memory, and gzip output is produced in bounded
+pieces, so a small compressed bomb cannot exhaust memory either.
+
+Failure policy (the caller decides nothing about it):
+
+- a path given on the command line that cannot be opened raises :class:`~minerwatch.errors.InputError`;
+- a file inside a folder, or an S3 object, that cannot be opened becomes a reject (line ``None``);
+- a stream that breaks while being read (truncated or corrupt gzip, I/O error) raises :class:`SourceError`
+  from the block iterator, after every block read before the break; :func:`iter_lines` turns that into a
+  :class:`BrokenLine` at the line where it broke.
+
+Gzip is recognised by its magic bytes, whatever the name. Regular files are read in :data:`BLOCK_SIZE` blocks;
+pipes, terminals and sockets (stdin, ``<(...)``) are read with ``read1`` so that a line is processed as soon as
+it arrives rather than when a whole block has filled.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, BinaryIO, TypeVar
+
+from minerwatch.errors import InputError
+from minerwatch.sources.records import ReadStats, Reject
+
+BLOCK_SIZE = 8 * 1024 * 1024
+"""Bytes per read from a regular file or S3 object, and the largest decompressed piece of a gzip stream."""
+
+EXCERPT_CHARS = 500
+STDIN_NAME = "<stdin>"
+_GZIP_MAGIC = b"\x1f\x8b"
+
+T = TypeVar("T")
+
+
+class SourceError(Exception):
+    """A stream broke while being read. ``key`` is the short reason used for counting."""
+
+    def __init__(self, key: str, detail: str) -> None:
+        super().__init__(f"{key}: {detail}")
+        self.key = key
+        self.detail = detail
+
+    @property
+    def reason(self) -> str:
+        return f"{self.key}: {self.detail}"
+
+
+@dataclass(slots=True)
+class Input:
+    """One input stream: ``chunks`` yields decompressed blocks and may raise :class:`SourceError`."""
+
+    name: str
+    chunks: Iterator[bytes]
+
+
+def excerpt(raw: bytes | str) -> str:
+    """The start of a raw record as text, for a reject: never more than :data:`EXCERPT_CHARS` characters."""
+    if isinstance(raw, bytes):
+        raw = raw[: EXCERPT_CHARS * 4].decode("utf-8", "replace")
+    return raw[:EXCERPT_CHARS]
+
+
+class RejectSink:
+    """Counts a reject in the stats and hands it to the caller's callback."""
+
+    def __init__(self, on_reject: Callable[[Reject], None], stats: ReadStats) -> None:
+        self._on_reject = on_reject
+        self._stats = stats
+
+    def __call__(self, file: str, line: int | None, key: str, reason: str, raw: bytes | str = b"") -> None:
+        stats = self._stats
+        stats.rejected += 1
+        stats.reasons[key] = stats.reasons.get(key, 0) + 1
+        self._on_reject(Reject(file=file, line=line, reason=reason, excerpt=excerpt(raw)))
+
+
+# --------------------------------------------------------------------------------------------- byte blocks
+
+
+def _read_blocks(read: Callable[[int], bytes], size: int, stats: ReadStats) -> Iterator[bytes]:
+    while True:
+        try:
+            block = read(size)
+        except OSError as exc:
+            raise SourceError("read error", str(exc)) from exc
+        if not block:
+            return
+        stats.bytes_read += len(block)
+        yield block
+
+
+def gunzip(chunks: Iterator[bytes], out_size: int = BLOCK_SIZE) -> Iterator[bytes]:
+    """Decompress a gzip stream (several concatenated members allowed) in pieces of at most ``out_size``.
+
+    Raises :class:`SourceError` for corrupt data and for a stream that ends inside a member, after yielding
+    everything decompressed before that point.
+    """
+    decomp = zlib.decompressobj(wbits=31)
+    pending = b""
+    started = False  # some input has gone into the current member
+    more = False  # the last call filled its output limit: zlib may still hold output
+    while True:
+        if not pending and not more:
+            chunk = next(chunks, None)
+            if chunk is None:
+                break
+            pending = chunk
+        if decomp.eof:
+            # A member ended: what follows is another member, or zero padding some writers add.
+            if not pending.strip(b"\x00"):
+                pending = b""
+                continue
+            decomp = zlib.decompressobj(wbits=31)
+        started = True
+        try:
+            out = decomp.decompress(pending, out_size)
+        except zlib.error as exc:
+            raise SourceError("corrupt gzip", str(exc)) from exc
+        if decomp.eof:
+            pending, more = decomp.unused_data, False
+        else:
+            pending, more = decomp.unconsumed_tail, len(out) == out_size
+        if out:
+            yield out
+    if started and not decomp.eof:
+        raise SourceError("truncated gzip", "compressed data ended before the end-of-stream marker")
+
+
+def _maybe_gunzip(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """Pass blocks through, or decompress them when the stream starts with the gzip magic bytes."""
+    head = b""
+    while len(head) < len(_GZIP_MAGIC):
+        chunk = next(chunks, None)
+        if chunk is None:
+            break
+        head += chunk
+    if not head:
+        return
+    rest = _prepend(head, chunks)
+    if head.startswith(_GZIP_MAGIC):
+        yield from gunzip(rest)
+    else:
+        yield from rest
+
+
+def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    yield first
+    yield from rest
+
+
+def _file_chunks(f: BinaryIO, stats: ReadStats) -> Iterator[bytes]:
+    """Blocks of an open binary file, closing it when done (or when the consumer stops early)."""
+    try:
+        regular = stat.S_ISREG(os.fstat(f.fileno()).st_mode)
+        # read1 returns what is available now: an interactive pipe is not held back until a block fills.
+        read = f.read if regular else getattr(f, "read1", f.read)
+        yield from _maybe_gunzip(_read_blocks(read, BLOCK_SIZE, stats))
+    finally:
+        f.close()
+
+
+def _stdin_chunks(stats: ReadStats) -> Iterator[bytes]:
+    buf = sys.stdin.buffer
+    try:
+        regular = stat.S_ISREG(os.fstat(buf.fileno()).st_mode)
+    except (OSError, ValueError, AttributeError):  # replaced stdin without a descriptor
+        regular = False
+    read = buf.read if regular else getattr(buf, "read1", buf.read)
+    yield from _maybe_gunzip(_read_blocks(read, BLOCK_SIZE, stats))
+
+
+# --------------------------------------------------------------------------------------------- paths
+
+
+def check_paths(paths: Sequence[str]) -> None:
+    """Fail early, before any record is read, for a path argument that does not exist or is malformed."""
+    for path in paths:
+        if path == "-":
+            continue
+        if path.startswith("s3://"):
+            if not path[5:].partition("/")[0]:
+                raise InputError(f"no bucket in S3 URL {path!r}", file=path)
+            continue
+        try:
+            os.stat(path)
+        except OSError as exc:
+            raise InputError(f"cannot open {path}: {exc.strerror or exc}", file=path) from exc
+
+
+def iter_inputs(
+    paths: Sequence[str], reject: RejectSink, stats: ReadStats, *, s3_client: Any | None = None
+) -> Iterator[Input]:
+    """Every input stream named by ``paths``, in order; folders recursively in sorted order."""
+    client = s3_client
+    for path in paths:
+        if path == "-":
+            stats.files += 1
+            yield Input(STDIN_NAME, _stdin_chunks(stats))
+        elif path.startswith("s3://"):
+            if client is None:
+                client = default_s3_client(path)
+            yield from _iter_s3(path, client, reject, stats)
+        elif os.path.isdir(path):
+            yield from _iter_dir(path, reject, stats)
+        else:
+            try:
+                f = open(path, "rb", buffering=0 if _is_regular(path) else -1)  # noqa: SIM115 - closed by _file_chunks
+            except OSError as exc:
+                raise InputError(f"cannot open {path}: {exc.strerror or exc}", file=path) from exc
+            stats.files += 1
+            yield Input(path, _file_chunks(f, stats))
+
+
+def _is_regular(path: str) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return True  # let open() report the error
+
+
+def _iter_dir(top: str, reject: RejectSink, stats: ReadStats) -> Iterator[Input]:
+    def onerror(exc: OSError) -> None:
+        if exc.filename == top:
+            raise InputError(f"cannot read folder {top}: {exc.strerror or exc}", file=top) from exc
+        reject(exc.filename or top, None, "unreadable folder", f"unreadable folder: {exc.strerror or exc}")
+
+    # Symbolic links to folders are not followed (no cycles); hidden entries (.git, .DS_Store) are skipped.
+    for dirpath, dirnames, filenames in os.walk(top, onerror=onerror):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if name.startswith("."):
+                continue
+            path = os.path.join(dirpath, name)
+            try:
+                st = os.stat(path)
+                if not stat.S_ISREG(st.st_mode):
+                    # Opening a FIFO or device found in a folder could block forever.
+                    reject(path, None, "not a regular file", "not a regular file: skipped")
+                    continue
+                f = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by _file_chunks
+            except OSError as exc:
+                reject(path, None, "unreadable file", f"unreadable file: {exc.strerror or exc}")
+                continue
+            stats.files += 1
+            yield Input(path, _file_chunks(f, stats))
+
+
+# --------------------------------------------------------------------------------------------- S3
+
+
+def default_s3_client(url: str = "s3://") -> Any:
+    """``boto3.client("s3")``, pointed at ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL`` when set."""
+    import boto3  # imported on demand: it costs a noticeable fraction of a second
+    from botocore.exceptions import BotoCoreError
+
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+    try:
+        return boto3.client("s3", endpoint_url=endpoint)
+    except BotoCoreError as exc:
+        raise InputError(f"cannot create an S3 client for {url}: {exc}", file=url) from exc
+
+
+def _iter_s3(url: str, client: Any, reject: RejectSink, stats: ReadStats) -> Iterator[Input]:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    bucket, _, prefix = url[5:].partition("/")
+    try:
+        pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        keys = (obj["Key"] for page in pages for obj in page.get("Contents", ()))
+        for key in keys:
+            if key.endswith("/"):
+                continue  # folder placeholder objects made by the console
+            name = f"s3://{bucket}/{key}"
+            try:
+                body = client.get_object(Bucket=bucket, Key=key)["Body"]
+            except (BotoCoreError, ClientError) as exc:
+                reject(name, None, "unreadable object", f"unreadable object: {exc}")
+                continue
+            stats.files += 1
+            yield Input(name, _s3_chunks(body, stats))
+    except (BotoCoreError, ClientError) as exc:
+        raise InputError(f"cannot list {url}: {exc}", file=url) from exc
+
+
+def _s3_chunks(body: Any, stats: ReadStats) -> Iterator[bytes]:
+    from botocore.exceptions import BotoCoreError
+
+    def read(size: int) -> bytes:
+        try:
+            return body.read(size)
+        except BotoCoreError as exc:  # connection reset, incomplete read: the object is cut short
+            raise SourceError("read error", str(exc)) from exc
+
+    try:
+        yield from _maybe_gunzip(_read_blocks(read, BLOCK_SIZE, stats))
+    finally:
+        body.close()
+
+
+# --------------------------------------------------------------------------------------------- lines
+
+
+@dataclass(slots=True, frozen=True)
+class LongLine:
+    """A line longer than the limit: only its length and its first bytes were kept."""
+
+    size: int
+    head: bytes
+
+
+@dataclass(slots=True, frozen=True)
+class BrokenLine:
+    """The stream broke inside this line (or just before it); nothing follows."""
+
+    error: SourceError
+    head: bytes
+
+
+def iter_lines(
+    chunks: Iterator[bytes], max_line_bytes: int
+) -> Iterator[tuple[int, bytes | LongLine | BrokenLine]]:
+    """``(line number, line)`` for every line, 1-based, newline removed (a ``\\r`` before it is kept).
+
+    A line longer than ``max_line_bytes`` comes as :class:`LongLine` without ever being held whole. A
+    :class:`SourceError` from ``chunks`` ends the iteration with a :class:`BrokenLine` numbered as the line in
+    which it happened.
+    """
+    lineno = 0
+    carry = b""
+    skipped = -1  # length so far of an over-long line being skipped, or -1
+    head = b""
+    try:
+        for block in chunks:
+            if skipped >= 0:
+                nl = block.find(b"\n")
+                if nl < 0:
+                    skipped += len(block)
+                    continue
+                lineno += 1
+                yield lineno, LongLine(skipped + nl, head)
+                skipped, head = -1, b""
+                block = block[nl + 1 :]
+            lines = block.split(b"\n")
+            if carry:
+                lines[0] = carry + lines[0]
+            carry = lines.pop()
+            for raw in lines:
+                lineno += 1
+                if len(raw) > max_line_bytes:
+                    yield lineno, LongLine(len(raw), raw[: EXCERPT_CHARS * 4])
+                else:
+                    yield lineno, raw
+            if len(carry) > max_line_bytes:
+                skipped, head, carry = len(carry), carry[: EXCERPT_CHARS * 4], b""
+    except SourceError as exc:
+        yield lineno + 1, BrokenLine(exc, head if skipped >= 0 else carry)
+        return
+    if skipped >= 0:
+        yield lineno + 1, LongLine(skipped, head)
+    elif carry:
+        yield lineno + 1, carry
+
+
+def peek(
+    chunks: Iterator[bytes], decide: Callable[[bytes, bool], T | None]
+) -> tuple[T, bytes, Iterator[bytes]]:
+    """Read blocks until ``decide(buffer, at_eof)`` returns a decision.
+
+    Returns the decision, the bytes read so far and an iterator over the rest of the stream. A
+    :class:`SourceError` met while peeking is raised again by that iterator, after the buffer has been consumed.
+    """
+    buf = b""
+    eof = False
+    error: SourceError | None = None
+    while True:
+        decision = decide(buf, eof)
+        if decision is not None:
+            return decision, buf, _rest(error, chunks)
+        if eof:
+            raise AssertionError("decide() must return a decision at end of input")
+        try:
+            chunk = next(chunks)
+        except StopIteration:
+            eof = True
+            continue
+        except SourceError as exc:
+            error, eof = exc, True
+            continue
+        buf += chunk
+
+
+def _rest(error: SourceError | None, chunks: Iterator[bytes]) -> Iterator[bytes]:
+    if error is not None:
+        raise error
+    yield from chunks
