@@ -69,6 +69,8 @@ class DetectOptions:
     include_samples: bool = False
     stream: bool = False
     prefilter: bool = True
+    batch_rows: int = BATCH_ROWS
+    """Matched rows per transaction in batch runs."""
     on_alert: Callable[[dict[str, Any]], None] | None = None
     """Called with each alert record as it is committed (created or updated)."""
 
@@ -174,7 +176,7 @@ class Detector:
             groups = {name: _lookup(m.row, {}, name) for name in self.group_names}
             self.throttler.place(key, m.eventdate, m.finding_id, m.row, groups)
         self._pending_rows += 1
-        if self.opts.stream or self._pending_rows >= BATCH_ROWS:
+        if self.opts.stream or self._pending_rows >= self.opts.batch_rows:
             self.commit()
 
     def commit(self) -> None:

@@ -19,8 +19,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+# Pipes and CI logs get wide tables instead of rich's 80-column default.
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 180)
+err = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 180)
 
 
 def fail(exc: MinerWatchError | str, code: int = 2) -> NoReturn:

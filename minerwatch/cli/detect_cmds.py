@@ -93,6 +93,7 @@ def detect_cmd(
     no_prefilter: bool = typer.Option(
         False, "--no-prefilter", help="Parse every line, even those lacking every literal the query requires."
     ),
+    batch_rows: int = typer.Option(2000, "--batch-rows", help="Matched rows per state transaction.", hidden=True),
 ) -> None:
     """Run a detection rule over GuardDuty findings: where → allowlist → throttle → alerts in the state store.
 
@@ -124,6 +125,7 @@ def detect_cmd(
         include_samples=include_samples,
         stream=stream,
         prefilter=not no_prefilter,
+        batch_rows=max(1, batch_rows),
         on_alert=on_alert,
     )
     try:

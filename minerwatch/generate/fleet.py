@@ -8,8 +8,9 @@ and finding ids, ``AKIA``/``ASIA`` access keys) so readers and enrichers see rea
 from __future__ import annotations
 
 import random
+import zlib
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 # Public-looking scanner / attacker networks (first octets seen in GuardDuty recon findings in the wild).
@@ -17,26 +18,86 @@ SCANNER_PREFIXES: tuple[int, ...] = (45, 61, 80, 89, 91, 103, 109, 141, 171, 185
 
 # Geo/ASN details attached to remote IPs, as GuardDuty reports them.
 GEO: tuple[dict[str, Any], ...] = (
-    {"country": ("CN", "China"), "city": "Shanghai", "lat": 31.2222, "lon": 121.4581,
-     "asn": "4812", "org": "China Telecom"},
-    {"country": ("RU", "Russia"), "city": "Moscow", "lat": 55.7386, "lon": 37.6068,
-     "asn": "49505", "org": "Selectel"},
-    {"country": ("NL", "Netherlands"), "city": "Amsterdam", "lat": 52.3759, "lon": 4.8975,
-     "asn": "14061", "org": "DigitalOcean, LLC"},
-    {"country": ("US", "United States"), "city": "Clifton", "lat": 40.8364, "lon": -74.1403,
-     "asn": "14061", "org": "DigitalOcean, LLC"},
-    {"country": ("DE", "Germany"), "city": "Falkenstein", "lat": 50.4777, "lon": 12.3649,
-     "asn": "24940", "org": "Hetzner Online GmbH"},
-    {"country": ("FR", "France"), "city": "Roubaix", "lat": 50.6942, "lon": 3.1746,
-     "asn": "16276", "org": "OVH SAS"},
-    {"country": ("BR", "Brazil"), "city": "Sao Paulo", "lat": -23.5335, "lon": -46.6359,
-     "asn": "28573", "org": "Claro NXT Telecomunicacoes Ltda"},
-    {"country": ("VN", "Vietnam"), "city": "Hanoi", "lat": 21.0292, "lon": 105.8526,
-     "asn": "45899", "org": "VNPT Corp"},
-    {"country": ("IN", "India"), "city": "Mumbai", "lat": 19.0748, "lon": 72.8856,
-     "asn": "9829", "org": "National Internet Backbone"},
-    {"country": ("KR", "South Korea"), "city": "Seoul", "lat": 37.5112, "lon": 126.9741,
-     "asn": "4766", "org": "Korea Telecom"},
+    {
+        "country": ("CN", "China"),
+        "city": "Shanghai",
+        "lat": 31.2222,
+        "lon": 121.4581,
+        "asn": "4812",
+        "org": "China Telecom",
+    },
+    {
+        "country": ("RU", "Russia"),
+        "city": "Moscow",
+        "lat": 55.7386,
+        "lon": 37.6068,
+        "asn": "49505",
+        "org": "Selectel",
+    },
+    {
+        "country": ("NL", "Netherlands"),
+        "city": "Amsterdam",
+        "lat": 52.3759,
+        "lon": 4.8975,
+        "asn": "14061",
+        "org": "DigitalOcean, LLC",
+    },
+    {
+        "country": ("US", "United States"),
+        "city": "Clifton",
+        "lat": 40.8364,
+        "lon": -74.1403,
+        "asn": "14061",
+        "org": "DigitalOcean, LLC",
+    },
+    {
+        "country": ("DE", "Germany"),
+        "city": "Falkenstein",
+        "lat": 50.4777,
+        "lon": 12.3649,
+        "asn": "24940",
+        "org": "Hetzner Online GmbH",
+    },
+    {
+        "country": ("FR", "France"),
+        "city": "Roubaix",
+        "lat": 50.6942,
+        "lon": 3.1746,
+        "asn": "16276",
+        "org": "OVH SAS",
+    },
+    {
+        "country": ("BR", "Brazil"),
+        "city": "Sao Paulo",
+        "lat": -23.5335,
+        "lon": -46.6359,
+        "asn": "28573",
+        "org": "Claro NXT Telecomunicacoes Ltda",
+    },
+    {
+        "country": ("VN", "Vietnam"),
+        "city": "Hanoi",
+        "lat": 21.0292,
+        "lon": 105.8526,
+        "asn": "45899",
+        "org": "VNPT Corp",
+    },
+    {
+        "country": ("IN", "India"),
+        "city": "Mumbai",
+        "lat": 19.0748,
+        "lon": 72.8856,
+        "asn": "9829",
+        "org": "National Internet Backbone",
+    },
+    {
+        "country": ("KR", "South Korea"),
+        "city": "Seoul",
+        "lat": 37.5112,
+        "lon": 126.9741,
+        "asn": "4766",
+        "org": "Korea Telecom",
+    },
 )
 
 REGION_AZS: dict[str, tuple[str, ...]] = {
@@ -69,8 +130,16 @@ ROLES: dict[str, tuple[tuple[str, ...], str, str, bool]] = {
     "windows": (("m5.large", "t3.large"), "win-app", "corp-it", True),
 }
 ROLE_WEIGHTS: tuple[tuple[str, float], ...] = (
-    ("web", 20), ("api", 18), ("worker", 16), ("batch", 8), ("bastion", 4), ("jenkins", 4),
-    ("gpu", 6), ("k8s", 14), ("db-proxy", 4), ("windows", 6),
+    ("web", 20),
+    ("api", 18),
+    ("worker", 16),
+    ("batch", 8),
+    ("bastion", 4),
+    ("jenkins", 4),
+    ("gpu", 6),
+    ("k8s", 14),
+    ("db-proxy", 4),
+    ("windows", 6),
 )
 
 IMAGES: tuple[tuple[str, str | None], ...] = (
@@ -83,10 +152,23 @@ IMAGES: tuple[tuple[str, str | None], ...] = (
 WINDOWS_IMAGE = ("Microsoft Windows Server 2022 Full Locale English AMI provided by Amazon", "windows")
 
 IAM_USERS: tuple[str, ...] = (
-    "alice", "bob", "carol", "deploy-bot", "terraform", "ci-runner", "data-export", "svc-backup", "dave", "erin",
+    "alice",
+    "bob",
+    "carol",
+    "deploy-bot",
+    "terraform",
+    "ci-runner",
+    "data-export",
+    "svc-backup",
+    "dave",
+    "erin",
 )
 ROLES_ASSUMED: tuple[str, ...] = (
-    "OrganizationAccountAccessRole", "AdminRole", "ReadOnly", "DataPipelineRole", "GitHubActionsDeploy",
+    "OrganizationAccountAccessRole",
+    "AdminRole",
+    "ReadOnly",
+    "DataPipelineRole",
+    "GitHubActionsDeploy",
 )
 
 
@@ -119,8 +201,9 @@ def ec2_public_dns(ip: str, region: str) -> str:
     return f"{host}.{region}.compute.amazonaws.com"
 
 
-def remote_ip_details(rng: random.Random, ip: str, geo: dict[str, Any] | None = None) -> dict[str, Any]:
-    g = geo if geo is not None else rng.choice(GEO)
+def remote_ip_details(ip: str) -> dict[str, Any]:
+    # The same address always gets the same location and network, as from a geo-IP database.
+    g = GEO[zlib.crc32(ip.encode()) % len(GEO)]
     return {
         "ipAddressV4": ip,
         "organization": {"asn": g["asn"], "asnOrg": g["org"], "isp": g["org"], "org": g["org"]},
@@ -178,7 +261,9 @@ class Instance:
             "networkInterfaceId": self.eni_id,
             "privateDnsName": self.private_dns(),
             "privateIpAddress": self.private_ip,
-            "privateIpAddresses": [{"privateDnsName": self.private_dns(), "privateIpAddress": self.private_ip}],
+            "privateIpAddresses": [
+                {"privateDnsName": self.private_dns(), "privateIpAddress": self.private_ip}
+            ],
             "subnetId": self.subnet_id,
             "vpcId": self.vpc_id,
             "securityGroups": [{"groupName": n, "groupId": g} for n, g in self.security_groups],
@@ -321,8 +406,11 @@ def build_fleet(rng: random.Random, n_instances: int, epoch: datetime) -> Fleet:
     instances: list[Instance] = []
     by_account: dict[str, list[Instance]] = {a.account_id: [] for a in accounts}
     for idx in range(max(n_instances, len(accounts))):
-        a = accounts[idx % len(accounts)] if idx < len(accounts) else rng.choices(
-            accounts, weights=[p[3] for p in ACCOUNT_PLAN])[0]
+        a = (
+            accounts[idx % len(accounts)]
+            if idx < len(accounts)
+            else rng.choices(accounts, weights=[p[3] for p in ACCOUNT_PLAN])[0]
+        )
         region = rng.choice(a.regions)
         env = rng.choice(a.environments)
         role = rng.choices(roles, weights=role_w)[0]
@@ -345,7 +433,7 @@ def build_fleet(rng: random.Random, n_instances: int, epoch: datetime) -> Fleet:
         if crypto_approved:
             tags += [("Project", "blockchain-research"), ("CryptoApproved", "true")]
         if role == "k8s":
-            tags.append(("eks:cluster-name", f"{a.name}-{env}-eks"))
+            tags.append(("eks:cluster-name", f"{a.name}-eks"))
         sg = [(f"{prefix}-{env}-sg", "sg-" + hexstr(rng, 17))]
         if rng.random() < 0.3:
             sg.append(("default", "sg-" + hexstr(rng, 17)))
@@ -360,7 +448,8 @@ def build_fleet(rng: random.Random, n_instances: int, epoch: datetime) -> Fleet:
             image_description=desc,
             platform=platform,
             launch_time=(epoch - timedelta(days=rng.randint(1, 400), seconds=rng.randint(0, 86399))).replace(
-                microsecond=0),
+                microsecond=0
+            ),
             vpc_id=vpc_id,
             subnet_id=rng.choice(subnets),
             eni_id="eni-0" + hexstr(rng, 16),
@@ -380,19 +469,34 @@ def build_fleet(rng: random.Random, n_instances: int, epoch: datetime) -> Fleet:
     for a in accounts:
         principals.append(Principal(a, "Root", "Root", a.account_id, "ASIA" + upper_alnum(rng, 16)))
         for u in rng.sample(IAM_USERS, 5):
-            principals.append(Principal(a, u, "IAMUser", "AIDA" + upper_alnum(rng, 17), "AKIA" + upper_alnum(rng, 16)))
+            principals.append(
+                Principal(a, u, "IAMUser", "AIDA" + upper_alnum(rng, 17), "AKIA" + upper_alnum(rng, 16))
+            )
         for r in rng.sample(ROLES_ASSUMED, 3):
-            principals.append(Principal(
-                a, r, "AssumedRole", "AROA" + upper_alnum(rng, 17) + ":" + rng.choice(IAM_USERS),
-                "ASIA" + upper_alnum(rng, 16)))
+            principals.append(
+                Principal(
+                    a,
+                    r,
+                    "AssumedRole",
+                    "AROA" + upper_alnum(rng, 17) + ":" + rng.choice(IAM_USERS),
+                    "ASIA" + upper_alnum(rng, 16),
+                )
+            )
 
     buckets: list[Bucket] = []
     for a in accounts:
-        for purpose in rng.sample(("logs", "backups", "assets", "data-lake", "exports", "artifacts", "tfstate"), 4):
-            buckets.append(Bucket(
-                a, f"{a.name}-{purpose}-{a.account_id[-4:]}",
-                round((epoch - timedelta(days=rng.randint(30, 1500))).timestamp() + rng.random(), 3),
-                hexstr(rng, 64), (("Environment", a.environments[0]), ("DataClass", rng.choice(("internal", "public"))))))
+        for purpose in rng.sample(
+            ("logs", "backups", "assets", "data-lake", "exports", "artifacts", "tfstate"), 4
+        ):
+            buckets.append(
+                Bucket(
+                    a,
+                    f"{a.name}-{purpose}-{a.account_id[-4:]}",
+                    round((epoch - timedelta(days=rng.randint(30, 1500))).timestamp() + rng.random(), 3),
+                    hexstr(rng, 64),
+                    (("Environment", a.environments[0]), ("DataClass", rng.choice(("internal", "public")))),
+                )
+            )
 
     clusters: list[Cluster] = []
     functions: list[Function] = []
@@ -400,16 +504,33 @@ def build_fleet(rng: random.Random, n_instances: int, epoch: datetime) -> Fleet:
         region = a.regions[0]
         vpc_id, subnets, _ = vpcs[(a.account_id, region)]
         env = a.environments[0]
-        clusters.append(Cluster(
-            a, region, f"{a.name}-{env}-eks", vpc_id,
-            round((epoch - timedelta(days=rng.randint(30, 700))).timestamp() + rng.random(), 3),
-            (("Environment", env), ("Team", "platform"))))
-        for fn in rng.sample(("image-resize", "webhook-handler", "report-builder", "etl-trigger", "slack-notify"), 3):
-            functions.append(Function(
-                a, region, f"{a.name}-{fn}", f"arn:aws:iam::{a.account_id}:role/service-role/{fn}-role",
-                round((epoch - timedelta(days=rng.randint(1, 300))).timestamp() + rng.random(), 3),
-                _uuid(rng), vpc_id, tuple(subnets[:2]), (f"{fn}-sg", "sg-" + hexstr(rng, 17)),
-                (("Environment", env),)))
+        clusters.append(
+            Cluster(
+                a,
+                region,
+                f"{a.name}-eks",
+                vpc_id,
+                round((epoch - timedelta(days=rng.randint(30, 700))).timestamp() + rng.random(), 3),
+                (("Environment", env), ("Team", "platform")),
+            )
+        )
+        for fn in rng.sample(
+            ("image-resize", "webhook-handler", "report-builder", "etl-trigger", "slack-notify"), 3
+        ):
+            functions.append(
+                Function(
+                    a,
+                    region,
+                    f"{a.name}-{fn}",
+                    f"arn:aws:iam::{a.account_id}:role/service-role/{fn}-role",
+                    round((epoch - timedelta(days=rng.randint(1, 300))).timestamp() + rng.random(), 3),
+                    _uuid(rng),
+                    vpc_id,
+                    tuple(subnets[:2]),
+                    (f"{fn}-sg", "sg-" + hexstr(rng, 17)),
+                    (("Environment", env),),
+                )
+            )
 
     return Fleet(accounts, instances, principals, buckets, clusters, functions, by_account)
 
@@ -417,7 +538,3 @@ def build_fleet(rng: random.Random, n_instances: int, epoch: datetime) -> Fleet:
 def new_uuid(rng: random.Random) -> str:
     """A version-4 UUID drawn from ``rng`` (deterministic, unlike ``uuid.uuid4``)."""
     return _uuid(rng)
-
-
-def epoch_utc(t: datetime) -> datetime:
-    return t.astimezone(UTC)

@@ -14,6 +14,17 @@ from typing import Any
 
 import orjson
 
+from minerwatch.generate.finding_types import (
+    BLACKHOLE_DOMAINS,
+    C2_DOMAINS,
+    EXFIL_DOMAINS,
+    IAM_RECON_APIS,
+    MINING_POOLS,
+    PROBE_PORTS,
+    SAMPLE_TYPES,
+    USER_AGENTS,
+    Kind,
+)
 from minerwatch.generate.fleet import (
     Account,
     Bucket,
@@ -29,191 +40,6 @@ from minerwatch.generate.fleet import (
     remote_ip_details,
     tag_list,
 )
-
-# (domain, IP, port). Domains are public mining pools (also in the seed rule's IOC section); the IPs are
-# documentation addresses (RFC 5737), so nothing here points at a real host.
-MINING_POOLS: tuple[tuple[str, str, int], ...] = (
-    ("xmr.nanopool.org", "198.51.100.23", 14444),
-    ("xmr-eu1.nanopool.org", "198.51.100.24", 14444),
-    ("pool.minergate.com", "203.0.113.45", 3333),
-    ("pool.supportxmr.com", "203.0.113.80", 3333),
-    ("mine.moneropool.com", "198.51.100.77", 3333),
-    ("monero.herominers.com", "203.0.113.9", 4444),
-    ("xmr.f2pool.com", "198.51.100.201", 4444),
-    ("mine.c3pool.com", "203.0.113.190", 14444),
-    ("eu1.ethermine.org", "198.51.100.150", 4444),
-    ("pool.hashvault.pro", "203.0.113.140", 443),
-)
-MINING_PORTS: tuple[int, ...] = (3333, 4444, 14444)
-
-MINER_BINARIES: tuple[tuple[str, str], ...] = (
-    ("xmrig", "/tmp/.ICE-unix/xmrig"),
-    ("kdevtmpfsi", "/tmp/kdevtmpfsi"),
-    ("kinsing", "/var/tmp/kinsing"),
-    ("xmrig", "/dev/shm/.x/xmrig"),
-    ("ld-linux", "/var/tmp/.systemd/ld-linux"),
-)
-
-PROBE_PORTS: tuple[tuple[int, str], ...] = (
-    (22, "SSH"), (3389, "RDP"), (80, "HTTP"), (443, "HTTPS"), (5432, "PostgreSQL"), (3306, "MySQL"),
-    (23, "Telnet"), (8080, "Unknown"), (9200, "Unknown"), (6379, "Unknown"),
-)
-C2_DOMAINS: tuple[str, ...] = ("update.microsoft-cdn.top", "api.telemetry-sync.xyz", "cdn.jquery-static.pw")
-EXFIL_DOMAINS: tuple[str, ...] = ("d41d8cd98f00b204e98.dnslog.click", "aGVsbG8td29ybGQ.tunnel.zone")
-BLACKHOLE_DOMAINS: tuple[str, ...] = ("sinkhole.example-blackhole.net", "0.0.0.0.nip.io")
-IAM_RECON_APIS: tuple[str, ...] = (
-    "ListUsers", "ListRoles", "GetAccountAuthorizationDetails", "ListAccessKeys", "DescribeInstances",
-    "ListBuckets", "GetCallerIdentity", "ListAttachedRolePolicies",
-)
-USER_AGENTS: tuple[str, ...] = (
-    "aws-cli/2.15.30 Python/3.11.8 Linux/5.15.0-1051-aws exe/x86_64.ubuntu.22",
-    "Boto3/1.34.69 md/Botocore#1.34.69 ua/2.0 os/linux#6.1.0 md/arch#x86_64 lang/python#3.11.6",
-    "aws-sdk-go-v2/1.26.0 os/linux lang/go#1.22.1 md/GOOS#linux md/GOARCH#amd64",
-    "[S3Console/0.4, aws-internal/3 aws-sdk-java/1.12.488]",
-)
-
-# Types matched by the seed rule: type like "%CryptoCurrency%" (the other two arms are implied by it).
-CRYPTO_MARKER = "CryptoCurrency"
-
-
-def seed_rule_matches(finding_type: str, severity: float) -> bool:
-    """The seed rule's where-clause, with SQL precedence, written out independently of the engine."""
-    return (
-        CRYPTO_MARKER in finding_type
-        or finding_type == "CryptoCurrency:EC2/BitcoinTool.B!DNS"
-        or (finding_type == "CryptoCurrency:EC2/BitcoinTool.B" and severity >= 7)
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class Kind:
-    type: str
-    severity: float
-    target: str  # instance | accesskey | s3 | eks | lambda
-    action: str  # probe | ssh_in | rdp_in | net_out | c2_out | dns | api | s3_api | k8s | runtime | pool_out ...
-    role: str  # resourceRole
-    feature: str  # service.featureName
-    title: str
-    description: str
-    weight: float = 0.0
-
-
-BENIGN: tuple[Kind, ...] = (
-    Kind("Recon:EC2/PortProbeUnprotectedPort", 2, "instance", "probe", "TARGET", "FlowLogs",
-         "Unprotected port on EC2 instance {instance} is being probed.",
-         "EC2 instance has an unprotected port which is being probed by a known malicious host.", 25),
-    Kind("UnauthorizedAccess:EC2/SSHBruteForce", 2, "instance", "ssh_in", "TARGET", "FlowLogs",
-         "{ip} is performing SSH brute force attacks against {instance}.",
-         "{ip} is performing SSH brute force attacks against {instance}. Brute force attacks are used to gain "
-         "unauthorized access to your instance by guessing the SSH password.", 15),
-    Kind("UnauthorizedAccess:EC2/RDPBruteForce", 2, "windows", "rdp_in", "TARGET", "FlowLogs",
-         "{ip} is performing RDP brute force attacks against {instance}.",
-         "{ip} is performing RDP brute force attacks against {instance}. Brute force attacks are used to gain "
-         "unauthorized access to your instance by guessing the RDP password.", 4),
-    Kind("Recon:EC2/Portscan", 5, "instance", "scan_out", "ACTOR", "FlowLogs",
-         "EC2 instance {instance} is performing outbound port scans against remote host {ip}.",
-         "EC2 instance {instance} is performing outbound port scans against remote host {ip}.", 3),
-    Kind("Behavior:EC2/NetworkPortUnusual", 5, "instance", "unusual_out", "ACTOR", "FlowLogs",
-         "Unusual outbound communication seen from EC2 instance {instance} on server port {port}.",
-         "EC2 instance {instance} is communicating with a remote host on an unusual server port {port}.", 5),
-    Kind("Trojan:EC2/DNSDataExfiltration", 8, "instance", "dns_exfil", "ACTOR", "DnsLogs",
-         "Data exfiltration through DNS queries from EC2 instance {instance}.",
-         "EC2 instance {instance} is attempting to query domain names that resemble exfiltrated data. This could "
-         "be an indication of a compromised instance.", 1),
-    Kind("Backdoor:EC2/C&CActivity.B!DNS", 8, "instance", "dns_c2", "ACTOR", "DnsLogs",
-         "Command and Control server domain name queried by EC2 instance {instance}.",
-         "EC2 instance {instance} is querying a domain name {domain} that is associated with a known Command & "
-         "Control server.", 1.5),
-    Kind("Trojan:EC2/BlackholeTraffic!DNS", 5, "instance", "dns_blackhole", "ACTOR", "DnsLogs",
-         "Blackholed domain name queried by EC2 instance {instance}.",
-         "EC2 instance {instance} is querying a domain name of a blackholed domain.", 2),
-    Kind("Impact:EC2/BitcoinDomainRequest.Reputation", 8, "instance", "dns_pool", "ACTOR", "DnsLogs",
-         "Domain related to cryptocurrency queried by EC2 instance {instance}.",
-         "EC2 instance {instance} is querying a low reputation domain that is associated with "
-         "cryptocurrency-related activity.", 0.5),
-    Kind("Recon:IAMUser/MaliciousIPCaller", 5, "accesskey", "api", "TARGET", "CloudTrail",
-         "Reconnaissance API {api} was invoked from a known malicious IP address {ip}.",
-         "API {api}, commonly used in reconnaissance attacks, was invoked from a known malicious IP address "
-         "{ip}. Unauthorized actors perform this type of activity to gather information and discover "
-         "resources like databases, S3 buckets etc., in order to further tailor the attack.", 4),
-    Kind("Recon:IAMUser/TorIPCaller", 5, "accesskey", "api", "TARGET", "CloudTrail",
-         "API {api} was invoked from a Tor exit node IP address {ip}.",
-         "API {api} was invoked from Tor exit node IP address {ip}.", 2),
-    Kind("Discovery:IAMUser/AnomalousBehavior", 2, "accesskey", "api", "TARGET", "CloudTrail",
-         "The user {user} is invoking an unusual discovery API {api}.",
-         "APIs commonly used in Discovery tactics were invoked by user {user} under unusual circumstances.", 6),
-    Kind("UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS", 8, "accesskey", "api", "TARGET",
-         "CloudTrail",
-         "Credentials for instance role {user} used from external IP address.",
-         "Credentials created exclusively for an EC2 instance using instance role {user} have been used from "
-         "external IP address {ip}.", 1),
-    Kind("Policy:IAMUser/RootCredentialUsage", 2, "root", "api", "TARGET", "CloudTrail",
-         "API {api} was invoked using root credentials.",
-         "API {api} was invoked using root credentials from IP address {ip}.", 4),
-    Kind("Stealth:IAMUser/CloudTrailLoggingDisabled", 2, "accesskey", "api_stoplogging", "TARGET", "CloudTrail",
-         "AWS CloudTrail trail {trail} was disabled.",
-         "The user {user} disabled CloudTrail logging for trail {trail}.", 1),
-    Kind("Policy:S3/BucketBlockPublicAccessDisabled", 2, "s3", "s3_pab", "TARGET", "CloudTrail",
-         "Amazon S3 Block Public Access was disabled for S3 bucket {bucket}.",
-         "Amazon S3 Block Public Access was disabled for S3 bucket {bucket} by {user} calling "
-         "PutBucketPublicAccessBlock. If this behavior is not expected, it may indicate a configuration mistake "
-         "or that your credentials are compromised.", 3),
-    Kind("Policy:S3/BucketAnonymousAccessGranted", 8, "s3", "s3_policy", "TARGET", "CloudTrail",
-         "Amazon S3 bucket {bucket} was granted anonymous access.",
-         "Amazon S3 bucket {bucket} was granted public anonymous access by {user} calling PutBucketPolicy.", 1),
-    Kind("Discovery:S3/MaliciousIPCaller", 8, "s3", "s3_list", "TARGET", "S3DataEvents",
-         "S3 API {api} was invoked from a known malicious IP address {ip}.",
-         "An API commonly used to discover S3 objects, {api}, was invoked on bucket {bucket} from a known "
-         "malicious IP address {ip}.", 2),
-    Kind("Discovery:S3/AnomalousBehavior", 2, "s3", "s3_list", "TARGET", "S3DataEvents",
-         "Unusual Discovery API {api} was invoked by {user} on S3 bucket {bucket}.",
-         "APIs commonly used in Discovery tactics were invoked on bucket {bucket} by {user} under unusual "
-         "circumstances.", 4),
-    Kind("Discovery:Kubernetes/SuccessfulAnonymousAccess", 5, "eks", "k8s_anon", "TARGET", "EksAuditLogs",
-         "Kubernetes API commonly used in Discovery tactics invoked by the anonymous user.",
-         "Kubernetes API commonly used in Discovery tactics was invoked on cluster {cluster} by the anonymous "
-         "user system:anonymous.", 2),
-    Kind("Policy:Kubernetes/AnonymousAccessGranted", 8, "eks", "k8s_bind", "TARGET", "EksAuditLogs",
-         "The system:anonymous user was granted API permissions on a Kubernetes cluster.",
-         "The system:anonymous user was granted API permissions on Kubernetes cluster {cluster}.", 0.5),
-    Kind("Execution:Runtime/NewBinaryExecuted", 2, "instance", "runtime_exec", "TARGET", "RuntimeMonitoring",
-         "A newly created or recently modified binary file has been executed.",
-         "A newly created or recently modified binary file {process} has been executed on EC2 instance "
-         "{instance}.", 3),
-    Kind("UnauthorizedAccess:Lambda/MaliciousIPCaller.Custom", 8, "lambda", "c2_out", "ACTOR", "LambdaNetworkLogs",
-         "Lambda function {function} is communicating with an IP address on a custom threat list.",
-         "Lambda function {function} is communicating with IP address {ip} on custom threat list.", 1),
-    Kind("Backdoor:Lambda/C&CActivity.B", 8, "lambda", "c2_out", "ACTOR", "LambdaNetworkLogs",
-         "Lambda function {function} is querying an IP address associated with a known Command & Control "
-         "server.",
-         "Lambda function {function} is communicating with IP address {ip} that is associated with a known "
-         "Command & Control server.", 0.5),
-)
-
-CRYPTO: dict[str, Kind] = {k.type: k for k in (
-    Kind("CryptoCurrency:EC2/BitcoinTool.B", 8, "instance", "pool_out", "ACTOR", "FlowLogs",
-         "Bitcoin-related IP address contacted by EC2 instance {instance}.",
-         "EC2 instance {instance} is communicating with IP address {ip} on port {port}, which is associated "
-         "with cryptocurrency-related activity."),
-    Kind("CryptoCurrency:EC2/BitcoinTool.B!DNS", 8, "instance", "dns_pool", "ACTOR", "DnsLogs",
-         "Bitcoin-related domain name queried by EC2 instance {instance}.",
-         "EC2 instance {instance} is querying a domain name that is associated with Bitcoin-related activity."),
-    Kind("CryptoCurrency:Runtime/BitcoinTool.B", 8, "instance", "runtime_pool_out", "ACTOR", "RuntimeMonitoring",
-         "A process is communicating with a cryptocurrency-related IP address.",
-         "The process {process} on EC2 instance {instance} is communicating with IP address {ip}, which is "
-         "associated with cryptocurrency-related activity."),
-    Kind("CryptoCurrency:Runtime/BitcoinTool.B!DNS", 8, "instance", "runtime_dns_pool", "ACTOR",
-         "RuntimeMonitoring",
-         "A process is querying a cryptocurrency-related domain name.",
-         "The process {process} on EC2 instance {instance} is querying domain {domain}, which is associated "
-         "with cryptocurrency-related activity."),
-    Kind("CryptoCurrency:Lambda/BitcoinTool.B", 8, "lambda", "pool_out", "ACTOR", "LambdaNetworkLogs",
-         "Lambda function {function} is querying an IP address associated with cryptocurrency-related "
-         "activity.",
-         "Lambda function {function} is communicating with IP address {ip}, which is associated with "
-         "Bitcoin-related activity."),
-)}
-IMPACT_REPUTATION = next(k for k in BENIGN if k.type == "Impact:EC2/BitcoinDomainRequest.Reputation")
 
 
 @dataclass(slots=True)
@@ -253,8 +79,14 @@ def pick_target(rng: random.Random, fleet: Fleet, kind: Kind) -> Target:
 
 
 def _eks_details(c: Cluster) -> dict[str, Any]:
-    return {"name": c.name, "arn": c.arn, "vpcId": c.vpc_id, "status": "ACTIVE", "tags": tag_list(c.tags),
-            "createdAt": c.created_at}
+    return {
+        "name": c.name,
+        "arn": c.arn,
+        "vpcId": c.vpc_id,
+        "status": "ACTIVE",
+        "tags": tag_list(c.tags),
+        "createdAt": c.created_at,
+    }
 
 
 def _resource(rng: random.Random, kind: Kind, tgt: Target, miner_pod: bool) -> dict[str, Any]:
@@ -269,7 +101,9 @@ def _resource(rng: random.Random, kind: Kind, tgt: Target, miner_pod: bool) -> d
                 "kubernetesUserDetails": {
                     "username": "system:anonymous" if anon else "kubernetes-admin",
                     "uid": "",
-                    "groups": ["system:unauthenticated"] if anon else ["system:masters", "system:authenticated"],
+                    "groups": ["system:unauthenticated"]
+                    if anon
+                    else ["system:masters", "system:authenticated"],
                 },
                 "kubernetesWorkloadDetails": None,
             },
@@ -281,30 +115,46 @@ def _resource(rng: random.Random, kind: Kind, tgt: Target, miner_pod: bool) -> d
         return {
             "resourceType": "S3Bucket",
             "accessKeyDetails": tgt.principal.details(),
-            "s3BucketDetails": [{
-                "arn": f"arn:aws:s3:::{b.name}",
-                "name": b.name,
-                "type": "Destination",
-                "createdAt": b.created_at,
-                "owner": {"id": b.owner_id},
-                "tags": tag_list(b.tags),
-                "defaultServerSideEncryption": {"encryptionType": "AES256"},
-                "publicAccess": {
-                    "permissionConfiguration": {
-                        "bucketLevelPermissions": {
-                            "accessControlList": {"allowsPublicReadAccess": False, "allowsPublicWriteAccess": False},
-                            "bucketPolicy": {"allowsPublicReadAccess": public, "allowsPublicWriteAccess": False},
-                            "blockPublicAccess": {"ignorePublicAcls": not public, "restrictPublicBuckets": not public,
-                                                  "blockPublicAcls": not public, "blockPublicPolicy": not public},
+            "s3BucketDetails": [
+                {
+                    "arn": f"arn:aws:s3:::{b.name}",
+                    "name": b.name,
+                    "type": "Destination",
+                    "createdAt": b.created_at,
+                    "owner": {"id": b.owner_id},
+                    "tags": tag_list(b.tags),
+                    "defaultServerSideEncryption": {"encryptionType": "AES256"},
+                    "publicAccess": {
+                        "permissionConfiguration": {
+                            "bucketLevelPermissions": {
+                                "accessControlList": {
+                                    "allowsPublicReadAccess": False,
+                                    "allowsPublicWriteAccess": False,
+                                },
+                                "bucketPolicy": {
+                                    "allowsPublicReadAccess": public,
+                                    "allowsPublicWriteAccess": False,
+                                },
+                                "blockPublicAccess": {
+                                    "ignorePublicAcls": not public,
+                                    "restrictPublicBuckets": not public,
+                                    "blockPublicAcls": not public,
+                                    "blockPublicPolicy": not public,
+                                },
+                            },
+                            "accountLevelPermissions": {
+                                "blockPublicAccess": {
+                                    "ignorePublicAcls": False,
+                                    "restrictPublicBuckets": False,
+                                    "blockPublicAcls": False,
+                                    "blockPublicPolicy": False,
+                                },
+                            },
                         },
-                        "accountLevelPermissions": {
-                            "blockPublicAccess": {"ignorePublicAcls": False, "restrictPublicBuckets": False,
-                                                  "blockPublicAcls": False, "blockPublicPolicy": False},
-                        },
+                        "effectivePermission": "PUBLIC" if public else "NOT_PUBLIC",
                     },
-                    "effectivePermission": "PUBLIC" if public else "NOT_PUBLIC",
-                },
-            }],
+                }
+            ],
         }
     if tgt.principal is not None:
         return {"resourceType": "AccessKey", "accessKeyDetails": tgt.principal.details()}
@@ -318,11 +168,21 @@ def _resource(rng: random.Random, kind: Kind, tgt: Target, miner_pod: bool) -> d
             "kubernetesDetails": {
                 "kubernetesUserDetails": None,
                 "kubernetesWorkloadDetails": {
-                    "name": "metrics-helper-" + hexstr(rng, 5), "type": "pods", "uid": new_uuid(rng),
-                    "namespace": "default", "hostNetwork": False, "serviceAccountName": "default",
-                    "containers": [{"containerRuntime": "containerd", "id": hexstr(rng, 64),
-                                    "name": "helper", "image": "docker.io/library/alpine:3.19",
-                                    "imagePrefix": "docker.io"}],
+                    "name": "metrics-helper-" + hexstr(rng, 5),
+                    "type": "pods",
+                    "uid": new_uuid(rng),
+                    "namespace": "default",
+                    "hostNetwork": False,
+                    "serviceAccountName": "default",
+                    "containers": [
+                        {
+                            "containerRuntime": "containerd",
+                            "id": hexstr(rng, 64),
+                            "name": "helper",
+                            "image": "docker.io/library/alpine:3.19",
+                            "imagePrefix": "docker.io",
+                        }
+                    ],
                 },
             },
             "instanceDetails": tgt.instance.details(),
@@ -330,8 +190,13 @@ def _resource(rng: random.Random, kind: Kind, tgt: Target, miner_pod: bool) -> d
     return res
 
 
-def _net(direction: str, local_ip: str, local_port: tuple[int, str], remote: dict[str, Any],
-         remote_port: tuple[int, str]) -> dict[str, Any]:
+def _net(
+    direction: str,
+    local_ip: str,
+    local_port: tuple[int, str],
+    remote: dict[str, Any],
+    remote_port: tuple[int, str],
+) -> dict[str, Any]:
     return {
         "actionType": "NETWORK_CONNECTION",
         "networkConnectionAction": {
@@ -348,8 +213,15 @@ def _net(direction: str, local_ip: str, local_port: tuple[int, str], remote: dic
 
 def _dns(domain: str) -> dict[str, Any]:
     parts = domain.split(".")
-    return {"actionType": "DNS_REQUEST", "dnsRequestAction": {
-        "domain": domain, "protocol": "UDP", "blocked": False, "domainWithSuffix": ".".join(parts[-2:])}}
+    return {
+        "actionType": "DNS_REQUEST",
+        "dnsRequestAction": {
+            "domain": domain,
+            "protocol": "UDP",
+            "blocked": False,
+            "domainWithSuffix": ".".join(parts[-2:]),
+        },
+    }
 
 
 def _process(rng: random.Random, name: str, path: str, t0: datetime) -> dict[str, Any]:
@@ -357,13 +229,30 @@ def _process(rng: random.Random, name: str, path: str, t0: datetime) -> dict[str
     parent = new_uuid(rng)
     start = round(t0.timestamp() - rng.uniform(5, 600), 3)
     return {
-        "name": name, "executablePath": path, "executableSha256": hexstr(rng, 64), "namespacePid": pid,
-        "pwd": "/tmp", "pid": pid, "startTime": start, "uuid": new_uuid(rng), "parentUuid": parent,
-        "user": "root", "userId": 0, "euid": 0,
+        "name": name,
+        "executablePath": path,
+        "executableSha256": hexstr(rng, 64),
+        "namespacePid": pid,
+        "pwd": "/tmp",
+        "pid": pid,
+        "startTime": start,
+        "uuid": new_uuid(rng),
+        "parentUuid": parent,
+        "user": "root",
+        "userId": 0,
+        "euid": 0,
         "lineage": [
-            {"startTime": round(start - rng.uniform(1, 30), 3), "namespacePid": pid - 3, "userId": 0,
-             "name": "sh", "pid": pid - 3, "uuid": parent, "executablePath": "/usr/bin/dash", "euid": 0,
-             "parentUuid": new_uuid(rng)},
+            {
+                "startTime": round(start - rng.uniform(1, 30), 3),
+                "namespacePid": pid - 3,
+                "userId": 0,
+                "name": "sh",
+                "pid": pid - 3,
+                "uuid": parent,
+                "executablePath": "/usr/bin/dash",
+                "euid": 0,
+                "parentUuid": new_uuid(rng),
+            },
         ],
     }
 
@@ -374,17 +263,31 @@ def _local_ip(tgt: Target, rng: random.Random) -> str:
     return f"10.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(4, 250)}"
 
 
-def build_finding(rng: random.Random, kind: Kind, tgt: Target, created: datetime, first_seen: datetime,
-                  *, pool: tuple[str, str, int] | None = None, miner: tuple[str, str] | None = None,
-                  miner_pod: bool = False) -> dict[str, Any]:
+def build_finding(
+    rng: random.Random,
+    kind: Kind,
+    tgt: Target,
+    created: datetime,
+    first_seen: datetime,
+    *,
+    pool: tuple[str, str, int] | None = None,
+    miner: tuple[str, str] | None = None,
+    miner_pod: bool = False,
+) -> dict[str, Any]:
     """One finding, ``service.count`` 1, ``createdAt`` = ``updatedAt`` = ``created``."""
-    values: dict[str, Any] = {"instance": tgt.instance.instance_id if tgt.instance else "",
-                              "function": tgt.function.name if tgt.function else "",
-                              "cluster": tgt.cluster.name if tgt.cluster else "",
-                              "bucket": tgt.bucket.name if tgt.bucket else "",
-                              "user": tgt.principal.user_name if tgt.principal else "",
-                              "trail": "management-events", "ip": "", "port": "", "domain": "", "api": "",
-                              "process": ""}
+    values: dict[str, Any] = {
+        "instance": tgt.instance.instance_id if tgt.instance else "",
+        "function": tgt.function.name if tgt.function else "",
+        "cluster": tgt.cluster.name if tgt.cluster else "",
+        "bucket": tgt.bucket.name if tgt.bucket else "",
+        "user": tgt.principal.user_name if tgt.principal else "",
+        "trail": "management-events",
+        "ip": "",
+        "port": "",
+        "domain": "",
+        "api": "",
+        "process": "",
+    }
     extra: dict[str, Any] = {}
     evidence: dict[str, Any] | None = None
     runtime: dict[str, Any] | None = None
@@ -395,70 +298,117 @@ def build_finding(rng: random.Random, kind: Kind, tgt: Target, created: datetime
     if a in ("pool_out", "runtime_pool_out"):
         assert pool is not None
         values.update(ip=pool[1], port=pool[2], domain=pool[0])
-        action = _net("OUTBOUND", _local_ip(tgt, rng), eph, remote_ip_details(rng, pool[1]), (pool[2], "Unknown"))
-        evidence = {"threatIntelligenceDetails": [{"threatListName": "ProofPoint",
-                                                   "threatNames": ["CryptoCurrency"]}]}
+        action = _net("OUTBOUND", _local_ip(tgt, rng), eph, remote_ip_details(pool[1]), (pool[2], "Unknown"))
+        evidence = {
+            "threatIntelligenceDetails": [{"threatListName": "ProofPoint", "threatNames": ["CryptoCurrency"]}]
+        }
     elif a in ("dns_pool", "runtime_dns_pool"):
         domain = pool[0] if pool else rng.choice(MINING_POOLS)[0]
         values["domain"] = domain
         action = _dns(domain)
-        evidence = {"threatIntelligenceDetails": [{"threatListName": "ProofPoint",
-                                                   "threatNames": ["CryptoCurrency"]}]}
+        evidence = {
+            "threatIntelligenceDetails": [{"threatListName": "ProofPoint", "threatNames": ["CryptoCurrency"]}]
+        }
     elif a == "probe":
         port = rng.choice(PROBE_PORTS)
         values["port"] = port[0]
-        action = {"actionType": "PORT_PROBE", "portProbeAction": {"blocked": False, "portProbeDetails": [
-            {"localPortDetails": {"port": port[0], "portName": port[1]},
-             "localIpDetails": {"ipAddressV4": _local_ip(tgt, rng)},
-             "remoteIpDetails": remote_ip_details(rng, remote_ip)}]}}
+        action = {
+            "actionType": "PORT_PROBE",
+            "portProbeAction": {
+                "blocked": False,
+                "portProbeDetails": [
+                    {
+                        "localPortDetails": {"port": port[0], "portName": port[1]},
+                        "localIpDetails": {"ipAddressV4": _local_ip(tgt, rng)},
+                        "remoteIpDetails": remote_ip_details(remote_ip),
+                    }
+                ],
+            },
+        }
         extra = {"threatName": "Scanner", "threatListName": "ProofPoint"}
     elif a in ("ssh_in", "rdp_in"):
         local = (22, "SSH") if a == "ssh_in" else (3389, "RDP")
-        action = _net("INBOUND", _local_ip(tgt, rng), local, remote_ip_details(rng, remote_ip), eph)
+        action = _net("INBOUND", _local_ip(tgt, rng), local, remote_ip_details(remote_ip), eph)
     elif a in ("scan_out", "unusual_out", "c2_out"):
-        port = {"scan_out": (rng.choice((22, 23, 445, 3389, 5900)), "Unknown"),
-                "unusual_out": (rng.choice((80, 25, 6667, 8333, 1337)), "Unknown"),
-                "c2_out": (443, "HTTPS")}[a]
+        port = {
+            "scan_out": (rng.choice((22, 23, 445, 3389, 5900)), "Unknown"),
+            "unusual_out": (rng.choice((80, 25, 6667, 8333, 1337)), "Unknown"),
+            "c2_out": (443, "HTTPS"),
+        }[a]
         values["port"] = port[0]
-        action = _net("OUTBOUND", _local_ip(tgt, rng), eph, remote_ip_details(rng, remote_ip), port)
+        action = _net("OUTBOUND", _local_ip(tgt, rng), eph, remote_ip_details(remote_ip), port)
         if a == "unusual_out":
-            extra = {"localPort": str(eph[0]), "outBytes": str(rng.randint(200, 90000)),
-                     "inBytes": str(rng.randint(200, 900000)), "unusual": str(port[0])}
+            extra = {
+                "localPort": str(eph[0]),
+                "outBytes": str(rng.randint(200, 90000)),
+                "inBytes": str(rng.randint(200, 900000)),
+                "unusual": str(port[0]),
+            }
         if a == "c2_out":
-            evidence = {"threatIntelligenceDetails": [{"threatListName": "ProofPoint", "threatNames": ["Backdoor"]}]}
+            evidence = {
+                "threatIntelligenceDetails": [{"threatListName": "ProofPoint", "threatNames": ["Backdoor"]}]
+            }
     elif a in ("dns_exfil", "dns_c2", "dns_blackhole"):
-        domain = rng.choice({"dns_exfil": EXFIL_DOMAINS, "dns_c2": C2_DOMAINS, "dns_blackhole": BLACKHOLE_DOMAINS}[a])
+        domain = rng.choice(
+            {"dns_exfil": EXFIL_DOMAINS, "dns_c2": C2_DOMAINS, "dns_blackhole": BLACKHOLE_DOMAINS}[a]
+        )
         values["domain"] = domain
         action = _dns(domain)
     elif a in ("api", "api_stoplogging", "s3_pab", "s3_policy", "s3_list"):
-        api = {"api_stoplogging": "StopLogging", "s3_pab": "PutBucketPublicAccessBlock",
-               "s3_policy": "PutBucketPolicy", "s3_list": rng.choice(("ListObjects", "GetBucketLocation",
-                                                                       "ListObjectsV2"))}.get(a)
+        api = {
+            "api_stoplogging": "StopLogging",
+            "s3_pab": "PutBucketPublicAccessBlock",
+            "s3_policy": "PutBucketPolicy",
+            "s3_list": rng.choice(("ListObjects", "GetBucketLocation", "ListObjectsV2")),
+        }.get(a)
         api = api or rng.choice(IAM_RECON_APIS)
         values["api"] = api
-        service = "s3.amazonaws.com" if a.startswith("s3") else (
-            "cloudtrail.amazonaws.com" if a == "api_stoplogging" else "iam.amazonaws.com")
+        service = (
+            "s3.amazonaws.com"
+            if a.startswith("s3")
+            else ("cloudtrail.amazonaws.com" if a == "api_stoplogging" else "iam.amazonaws.com")
+        )
         affected = {"AWS::S3::Bucket": tgt.bucket.name} if tgt.bucket else {}
         if a == "api_stoplogging":
             affected = {"AWS::CloudTrail::Trail": "management-events"}
-        action = {"actionType": "AWS_API_CALL", "awsApiCallAction": {
-            "api": api, "serviceName": service, "callerType": "Remote IP",
-            "remoteIpDetails": remote_ip_details(rng, remote_ip), "userAgent": rng.choice(USER_AGENTS),
-            "affectedResources": affected}}
+        action = {
+            "actionType": "AWS_API_CALL",
+            "awsApiCallAction": {
+                "api": api,
+                "serviceName": service,
+                "callerType": "Remote IP",
+                "remoteIpDetails": remote_ip_details(remote_ip),
+                "userAgent": rng.choice(USER_AGENTS),
+                "affectedResources": affected,
+            },
+        }
     elif a in ("k8s_anon", "k8s_bind"):
-        verb, uri = ("get", "/api/v1/namespaces") if a == "k8s_anon" else (
-            "create", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings")
-        action = {"actionType": "KUBERNETES_API_CALL", "kubernetesApiCallAction": {
-            "requestUri": uri, "verb": verb, "sourceIPs": [remote_ip], "userAgent": "kubectl/v1.29.2",
-            "remoteIpDetails": remote_ip_details(rng, remote_ip), "statusCode": 200}}
+        verb, uri = (
+            ("get", "/api/v1/namespaces")
+            if a == "k8s_anon"
+            else ("create", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings")
+        )
+        action = {
+            "actionType": "KUBERNETES_API_CALL",
+            "kubernetesApiCallAction": {
+                "requestUri": uri,
+                "verb": verb,
+                "sourceIPs": [remote_ip],
+                "userAgent": "kubectl/v1.29.2",
+                "remoteIpDetails": remote_ip_details(remote_ip),
+                "statusCode": 200,
+            },
+        }
     elif a == "runtime_exec":
         action = {}
     else:
         raise ValueError(f"unknown action {a!r}")
 
     if kind.feature == "RuntimeMonitoring":
-        name, path = miner or (rng.choice(("update", "svc", "agent")),
-                               "/tmp/" + rng.choice(("update", "svc", "agent")))
+        name, path = miner or (
+            rng.choice(("update", "svc", "agent")),
+            "/tmp/" + rng.choice(("update", "svc", "agent")),
+        )
         runtime = {"process": _process(rng, name, path, created)}
         values["process"] = path
 
@@ -500,28 +450,9 @@ def build_finding(rng: random.Random, kind: Kind, tgt: Target, created: datetime
     }
 
 
-SAMPLE_TYPES: tuple[tuple[str, float, str, str], ...] = (
-    ("CryptoCurrency:EC2/BitcoinTool.B!DNS", 8, "Bitcoin-related domain name queried by EC2 instance i-99999999.",
-     "EC2 instance i-99999999 is querying a domain name that is associated with Bitcoin-related activity."),
-    ("Backdoor:EC2/C&CActivity.B", 8, "EC2 instance i-99999999 communicating outbound with C&C Server.",
-     "EC2 instance i-99999999 is communicating outbound with a known Command & Control Server 198.51.100.1 "
-     "located in GeneratedFindingCountryName."),
-    ("Impact:EC2/BitcoinDomainRequest.Reputation", 8,
-     "Domain related to cryptocurrency queried by EC2 instance i-99999999.",
-     "EC2 instance i-99999999 is querying a low reputation domain that is associated with cryptocurrency-related "
-     "activity."),
-    ("CryptoCurrency:EC2/BitcoinTool.B", 8, "Bitcoin-related IP address contacted by EC2 instance i-99999999.",
-     "EC2 instance i-99999999 is communicating with IP address 198.51.100.1 which is associated with "
-     "Bitcoin-related activity."),
-    ("Recon:EC2/PortProbeUnprotectedPort", 2, "Unprotected port on EC2 instance i-99999999 is being probed.",
-     "EC2 instance has an unprotected port which is being probed by a known malicious host."),
-    ("UnauthorizedAccess:EC2/SSHBruteForce", 2, "198.51.100.1 is performing SSH brute force attacks against "
-     "i-99999999.", "198.51.100.1 is performing SSH brute force attacks against i-99999999. Brute force attacks "
-     "are used to gain unauthorized access to your instance by guessing the SSH password."),
-)
-
-
-def build_sample(rng: random.Random, account: Account, region: str, index: int, created: datetime) -> dict[str, Any]:
+def build_sample(
+    rng: random.Random, account: Account, region: str, index: int, created: datetime
+) -> dict[str, Any]:
     """An AWS-generated sample finding (CreateSampleFindings): placeholder values, ``sample: true``."""
     ftype, sev, title, desc = SAMPLE_TYPES[index % len(SAMPLE_TYPES)]
     detector = account.detectors.get(region) or next(iter(account.detectors.values()))
@@ -529,49 +460,107 @@ def build_sample(rng: random.Random, account: Account, region: str, index: int, 
     net = "DNS" not in ftype and "Domain" not in ftype
     if net:
         action: dict[str, Any] = _net(
-            "OUTBOUND", "10.0.0.23", (2000, "Unknown"),
-            {"ipAddressV4": "198.51.100.1",
-             "organization": {"asn": "-1", "asnOrg": "GeneratedFindingASNOrg", "isp": "GeneratedFindingISP",
-                              "org": "GeneratedFindingORG"},
-             "country": {"countryName": "GeneratedFindingCountryName"},
-             "city": {"cityName": "GeneratedFindingCityName"}, "geoLocation": {"lat": 0, "lon": 0}},
-            (25, "SMTP"))
+            "OUTBOUND",
+            "10.0.0.23",
+            (2000, "Unknown"),
+            {
+                "ipAddressV4": "198.51.100.1",
+                "organization": {
+                    "asn": "-1",
+                    "asnOrg": "GeneratedFindingASNOrg",
+                    "isp": "GeneratedFindingISP",
+                    "org": "GeneratedFindingORG",
+                },
+                "country": {"countryName": "GeneratedFindingCountryName"},
+                "city": {"cityName": "GeneratedFindingCityName"},
+                "geoLocation": {"lat": 0, "lon": 0},
+            },
+            (25, "SMTP"),
+        )
     else:
-        action = {"actionType": "DNS_REQUEST", "dnsRequestAction": {
-            "domain": "GeneratedFindingDomainName", "protocol": "UDP", "blocked": True}}
+        action = {
+            "actionType": "DNS_REQUEST",
+            "dnsRequestAction": {"domain": "GeneratedFindingDomainName", "protocol": "UDP", "blocked": True},
+        }
     info = {"threatListName": "GeneratedFindingThreatListName", "sample": True}
     ts = iso_ms(created)
     seen0 = iso_ms(created.replace(microsecond=0))
     return {
-        "schemaVersion": "2.0", "accountId": account.account_id, "region": region, "partition": "aws", "id": fid,
+        "schemaVersion": "2.0",
+        "accountId": account.account_id,
+        "region": region,
+        "partition": "aws",
+        "id": fid,
         "arn": f"arn:aws:guardduty:{region}:{account.account_id}:detector/{detector}/finding/{fid}",
         "type": ftype,
-        "resource": {"resourceType": "Instance", "instanceDetails": {
-            "instanceId": "i-99999999", "instanceType": "m3.xlarge",
-            "outpostArn": "arn:aws:outposts:us-west-2:123456789000:outpost/op-0fbc006e9abbc73c3",
-            "launchTime": "2016-08-02T02:05:06.000Z", "platform": None,
-            "productCodes": [{"productCodeId": "GeneratedFindingProductCodeId",
-                              "productCodeType": "GeneratedFindingProductCodeType"}],
-            "iamInstanceProfile": {"arn": f"arn:aws:iam::{account.account_id}:example/instance/profile",
-                                   "id": "GeneratedFindingInstanceProfileId"},
-            "networkInterfaces": [{
-                "networkInterfaceId": "eni-bfcffe88",
-                "privateIpAddresses": [{"privateDnsName": "GeneratedFindingPrivateName",
-                                        "privateIpAddress": "10.0.0.1"}],
-                "subnetId": "GeneratedFindingSubnetId", "vpcId": "GeneratedFindingVPCId",
-                "privateDnsName": "GeneratedFindingPrivateDnsName",
-                "securityGroups": [{"groupName": "GeneratedFindingSecurityGroupName",
-                                    "groupId": "GeneratedFindingSecurityId"}],
-                "publicIp": "198.51.100.1", "ipv6Addresses": [], "publicDnsName": "GeneratedFindingPublicDNSName",
-                "privateIpAddress": "10.0.0.1"}],
-            "tags": [{"value": "GeneratedFindingInstaceValue1", "key": "GeneratedFindingInstaceTag1"}],
-            "instanceState": "running", "availabilityZone": "GeneratedFindingInstaceAvailabilityZone",
-            "imageId": "ami-99999999", "imageDescription": "GeneratedFindingInstaceImageDescription"}},
+        "resource": {
+            "resourceType": "Instance",
+            "instanceDetails": {
+                "instanceId": "i-99999999",
+                "instanceType": "m3.xlarge",
+                "outpostArn": "arn:aws:outposts:us-west-2:123456789000:outpost/op-0fbc006e9abbc73c3",
+                "launchTime": "2016-08-02T02:05:06.000Z",
+                "platform": None,
+                "productCodes": [
+                    {
+                        "productCodeId": "GeneratedFindingProductCodeId",
+                        "productCodeType": "GeneratedFindingProductCodeType",
+                    }
+                ],
+                "iamInstanceProfile": {
+                    "arn": f"arn:aws:iam::{account.account_id}:example/instance/profile",
+                    "id": "GeneratedFindingInstanceProfileId",
+                },
+                "networkInterfaces": [
+                    {
+                        "networkInterfaceId": "eni-bfcffe88",
+                        "privateIpAddresses": [
+                            {"privateDnsName": "GeneratedFindingPrivateName", "privateIpAddress": "10.0.0.1"}
+                        ],
+                        "subnetId": "GeneratedFindingSubnetId",
+                        "vpcId": "GeneratedFindingVPCId",
+                        "privateDnsName": "GeneratedFindingPrivateDnsName",
+                        "securityGroups": [
+                            {
+                                "groupName": "GeneratedFindingSecurityGroupName",
+                                "groupId": "GeneratedFindingSecurityId",
+                            }
+                        ],
+                        "publicIp": "198.51.100.1",
+                        "ipv6Addresses": [],
+                        "publicDnsName": "GeneratedFindingPublicDNSName",
+                        "privateIpAddress": "10.0.0.1",
+                    }
+                ],
+                "tags": [{"value": "GeneratedFindingInstaceValue1", "key": "GeneratedFindingInstaceTag1"}],
+                "instanceState": "running",
+                "availabilityZone": "GeneratedFindingInstaceAvailabilityZone",
+                "imageId": "ami-99999999",
+                "imageDescription": "GeneratedFindingInstaceImageDescription",
+            },
+        },
         "service": {
-            "serviceName": "guardduty", "detectorId": detector, "action": action, "resourceRole": "TARGET",
+            "serviceName": "guardduty",
+            "detectorId": detector,
+            "action": action,
+            "resourceRole": "TARGET",
             "additionalInfo": info | {"value": orjson.dumps(info).decode(), "type": "default"},
-            "evidence": {"threatIntelligenceDetails": [{"threatNames": ["GeneratedFindingThreatName"],
-                                                        "threatListName": "GeneratedFindingThreatListName"}]},
-            "eventFirstSeen": seen0, "eventLastSeen": seen0, "archived": False, "count": 4},
-        "severity": sev, "createdAt": ts, "updatedAt": ts, "title": title, "description": desc,
+            "evidence": {
+                "threatIntelligenceDetails": [
+                    {
+                        "threatNames": ["GeneratedFindingThreatName"],
+                        "threatListName": "GeneratedFindingThreatListName",
+                    }
+                ]
+            },
+            "eventFirstSeen": seen0,
+            "eventLastSeen": seen0,
+            "archived": False,
+            "count": 4,
+        },
+        "severity": sev,
+        "createdAt": ts,
+        "updatedAt": ts,
+        "title": title,
+        "description": desc,
     }

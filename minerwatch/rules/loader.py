@@ -9,6 +9,11 @@ Rule id: the file name without ``.md``/``.markdown``/``.txt``, lower-cased with 
 when that name starts with a letter and holds only letters, digits, ``-`` and ``_`` (``aws-guardduty-
 crypto-mining.md`` → ``aws-guardduty-crypto-mining``). Otherwise, and for text without a path, the slug
 of the ``# Title`` (``000_874a6878789f665b.txt`` → ``aws-guardduty-cryptocurrency-mining-detection``).
+
+Throttling: ``N alert(s) per <entity> per <N> <seconds|minutes|hours|days>``; the entity names the key
+(instance → accountid, instance_id; account → accountid; resource → accountid, resource_id; any other
+entity → accountid, <entity>_id), and an explicit ``Throttle key: a, b`` overrides it. Without a usable
+throttling line the rule gets 1 alert per accountid per hour, with a warning.
 """
 
 from __future__ import annotations
@@ -16,15 +21,13 @@ from __future__ import annotations
 import ipaddress
 import re
 import unicodedata
-from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, NoReturn
+from typing import Any
 
 import yaml
-from markdown_it import MarkdownIt
-from markdown_it.token import Token
 
 from minerwatch.errors import RuleError
+from minerwatch.rules.document import Ctx, Item, Section, normalise_text, split_sections
 from minerwatch.rules.model import (
     AlertConfig,
     FalsePositives,
@@ -33,14 +36,11 @@ from minerwatch.rules.model import (
     MitreRef,
     Rule,
     RuleTest,
-    RuleWarning,
     Severity,
     Throttle,
 )
 
 __all__ = ["load_rule", "parse_rule", "parse_throttle", "rule_id_for"]
-
-_MD = MarkdownIt("commonmark")
 
 DEFAULT_THROTTLE = Throttle(count=1, key=["accountid"], window_seconds=3600)
 
@@ -100,168 +100,6 @@ _IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _DOMAIN_RE = re.compile(r"(?:\*\.)?(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]")
 _PORT_WORD_RE = re.compile(r"\bports?\b", re.IGNORECASE)
 _FROM_RE = re.compile(r"^\s*from\s+([A-Za-z_][\w.]*)", re.IGNORECASE)
-
-
-# --------------------------------------------------------------------------- document structure
-
-
-@dataclass
-class _Item:
-    text: str
-    line: int
-
-
-@dataclass
-class _Block:
-    kind: str  # paragraph | list | fence | code | heading | other
-    line: int
-    text: str = ""
-    tag: str = ""
-    strong: list[str] = field(default_factory=list)
-    items: list[_Item] = field(default_factory=list)
-    content: str = ""
-
-
-@dataclass
-class _Section:
-    title: str
-    key: str
-    line: int
-    blocks: list[_Block]
-    body: str
-
-
-class _Ctx:
-    """Source text, file name and collected warnings for one document."""
-
-    def __init__(self, text: str, file: str | None) -> None:
-        self.file = file
-        self.lines = text.split("\n")
-        self.warnings: list[RuleWarning] = []
-
-    def source_line(self, line: int | None) -> str | None:
-        if line is None or not 1 <= line <= len(self.lines):
-            return None
-        return self.lines[line - 1]
-
-    def error(self, message: str, line: int | None, col: int | None = None) -> NoReturn:
-        raise RuleError(message, file=self.file, line=line, col=col, source_line=self.source_line(line))
-
-    def warn(self, message: str, line: int | None) -> None:
-        self.warnings.append(RuleWarning(message=message, line=line))
-
-    def col_of(self, line: int, needle: str) -> int | None:
-        src = self.source_line(line)
-        if src is None or not needle:
-            return None
-        pos = src.find(needle)
-        return pos + 1 if pos >= 0 else None
-
-
-def _plain(inline: Token | None) -> str:
-    """Inline text with Markdown emphasis, links and code marks removed, whitespace collapsed."""
-    if inline is None:
-        return ""
-    parts: list[str] = []
-    for child in inline.children or []:
-        if child.type in ("text", "code_inline"):
-            parts.append(child.content)
-        elif child.type in ("softbreak", "hardbreak"):
-            parts.append(" ")
-        elif child.type == "image":
-            parts.append(child.content)
-    return " ".join("".join(parts).split())
-
-
-def _strong_texts(inline: Token | None) -> list[str]:
-    out: list[str] = []
-    current: list[str] | None = None
-    for child in (inline.children or []) if inline is not None else []:
-        if child.type == "strong_open":
-            current = []
-        elif child.type == "strong_close" and current is not None:
-            out.append(" ".join("".join(current).split()))
-            current = None
-        elif current is not None and child.type in ("text", "code_inline"):
-            current.append(child.content)
-    return out
-
-
-def _close_index(tokens: list[Token], start: int) -> int:
-    opening = tokens[start]
-    close_type = opening.type.removesuffix("_open") + "_close"
-    for j in range(start + 1, len(tokens)):
-        tok = tokens[j]
-        if tok.nesting == -1 and tok.level == opening.level and tok.type == close_type:
-            return j
-    return len(tokens) - 1
-
-
-def _line(tok: Token) -> int:
-    return tok.map[0] + 1 if tok.map else 0
-
-
-def _list_items(tokens: list[Token], list_level: int) -> list[_Item]:
-    """Text of each direct item of a list (its own paragraphs; nested lists stay in the section text)."""
-    items: list[_Item] = []
-    i = 0
-    while i < len(tokens):
-        tok = tokens[i]
-        if tok.type == "list_item_open" and tok.level == list_level + 1:
-            end = _close_index(tokens, i)
-            texts = [
-                _plain(t) for t in tokens[i + 1 : end] if t.type == "inline" and t.level == list_level + 3
-            ]
-            items.append(_Item(text=" ".join(t for t in texts if t), line=_line(tok)))
-            i = end + 1
-        else:
-            i += 1
-    return items
-
-
-def _blocks(tokens: list[Token]) -> list[_Block]:
-    """Top-level blocks of a token slice (all tokens at level 0 and below)."""
-    out: list[_Block] = []
-    i = 0
-    while i < len(tokens):
-        tok = tokens[i]
-        if tok.nesting == 1:
-            end = _close_index(tokens, i)
-            inner = tokens[i + 1 : end]
-            inline = next((t for t in inner if t.type == "inline" and t.level == tok.level + 1), None)
-            if tok.type == "paragraph_open":
-                out.append(_Block("paragraph", _line(tok), text=_plain(inline), strong=_strong_texts(inline)))
-            elif tok.type == "heading_open":
-                out.append(_Block("heading", _line(tok), text=_plain(inline), tag=tok.tag))
-            elif tok.type in ("bullet_list_open", "ordered_list_open"):
-                out.append(_Block("list", _line(tok), items=_list_items(inner, tok.level)))
-            else:
-                out.append(_Block("other", _line(tok)))
-            i = end + 1
-            continue
-        if tok.type == "fence":
-            out.append(_Block("fence", _line(tok), text=tok.info.strip(), content=tok.content))
-        elif tok.type == "code_block":
-            out.append(_Block("code", _line(tok), content=tok.content))
-        elif tok.nesting == 0 and tok.map:
-            out.append(_Block("other", _line(tok)))
-        i += 1
-    return out
-
-
-def _verbatim(lines: list[str], start: int, end: int) -> str:
-    """Source lines [start, end) (0-based) without leading and trailing blank lines."""
-    chunk = lines[start:end]
-    while chunk and not chunk[0].strip():
-        chunk.pop(0)
-    while chunk and not chunk[-1].strip():
-        chunk.pop()
-    return "\n".join(chunk)
-
-
-def _normalise_text(text: str) -> str:
-    # markdown-it counts lines after the same normalisation; keeping ours identical keeps .map exact.
-    return text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "\ufffd")
 
 
 # --------------------------------------------------------------------------- ids
@@ -348,7 +186,7 @@ def _severity_of(text: str) -> Severity | None:
     return _SEVERITY_WORDS.get(m.group(1).lower()) if m else None
 
 
-def _parse_severity_section(ctx: _Ctx, sec: _Section) -> Severity:
+def _parse_severity_section(ctx: Ctx, sec: Section) -> Severity:
     para = next((b for b in sec.blocks if b.kind in ("paragraph", "heading") and b.text), None)
     if para is None:
         ctx.error(f"section '{sec.title}' has no severity", sec.line)
@@ -363,7 +201,7 @@ def _parse_severity_section(ctx: _Ctx, sec: _Section) -> Severity:
     return sev
 
 
-def _parse_mitre(ctx: _Ctx, sec: _Section) -> Mitre:
+def _parse_mitre(ctx: Ctx, sec: Section) -> Mitre:
     mitre = Mitre()
     items = [it for b in sec.blocks if b.kind == "list" for it in b.items]
     if not items:
@@ -436,7 +274,7 @@ def parse_throttle(text: str) -> Throttle | None:
     return Throttle(count=int(count), key=_entity_key(m.group("entity")), window_seconds=round(window))
 
 
-def _parse_key_list(ctx: _Ctx, text: str, line: int) -> list[str] | None:
+def _parse_key_list(ctx: Ctx, text: str, line: int) -> list[str] | None:
     names = [n.strip(" `'\"()[]") for n in re.split(r"[,\s]+", text) if n.strip(" `'\"()[]")]
     bad = [n for n in names if not _IDENT_RE.fullmatch(n)]
     if not names or bad:
@@ -445,7 +283,7 @@ def _parse_key_list(ctx: _Ctx, text: str, line: int) -> list[str] | None:
     return [n.lower() for n in names]
 
 
-def _parse_alert(ctx: _Ctx, sec: _Section) -> AlertConfig:
+def _parse_alert(ctx: Ctx, sec: Section) -> AlertConfig:
     alert = AlertConfig()
     throttle: Throttle | None = None
     explicit_key: list[str] | None = None
@@ -507,12 +345,12 @@ def _classify_ioc(token: str) -> tuple[str, str] | None:
     return None
 
 
-def _parse_iocs(ctx: _Ctx, sec: _Section) -> Iocs:
+def _parse_iocs(ctx: Ctx, sec: Section) -> Iocs:
     iocs = Iocs()
-    entries: list[_Item] = [it for b in sec.blocks if b.kind == "list" for it in b.items]
+    entries: list[Item] = [it for b in sec.blocks if b.kind == "list" for it in b.items]
     for b in sec.blocks:
         if b.kind in ("fence", "code"):
-            entries += [_Item(text=t, line=b.line + 1 + n) for n, t in enumerate(b.content.splitlines())]
+            entries += [Item(text=t, line=b.line + 1 + n) for n, t in enumerate(b.content.splitlines())]
     for item in entries:
         found = False
         port_word = _PORT_WORD_RE.search(item.text)
@@ -537,14 +375,14 @@ def _parse_iocs(ctx: _Ctx, sec: _Section) -> Iocs:
     return iocs
 
 
-def _list_texts(ctx: _Ctx, sec: _Section) -> list[str]:
+def _list_texts(ctx: Ctx, sec: Section) -> list[str]:
     items = [it.text for b in sec.blocks if b.kind == "list" for it in b.items]
     if not items:
         ctx.warn(f"section '{sec.title}' has no list items; kept as text only", sec.line)
     return items
 
 
-def _parse_false_positives(sec: _Section, fp: FalsePositives, start_in_tuning: bool) -> None:
+def _parse_false_positives(sec: Section, fp: FalsePositives, start_in_tuning: bool) -> None:
     tuning = start_in_tuning
     for b in sec.blocks:
         if b.kind in ("paragraph", "heading") and re.match(r"\s*tuning\b", b.text, re.IGNORECASE):
@@ -553,13 +391,13 @@ def _parse_false_positives(sec: _Section, fp: FalsePositives, start_in_tuning: b
             (fp.tuning if tuning else fp.considerations).extend(it.text for it in b.items)
 
 
-def _parse_query(ctx: _Ctx, sec: _Section) -> tuple[str, int, int]:
+def _parse_query(ctx: Ctx, sec: Section) -> tuple[str, int, int]:
     code = [b for b in sec.blocks if b.kind in ("fence", "code")]
     if not code:
         ctx.error(f"section '{sec.title}' has no fenced code block with the query", sec.line)
     block = code[0]
     if len(code) > 1:
-        ctx.warn(f"section '{sec.title}' has {len(code)} code blocks; only the first is the query", code[1].line)
+        ctx.warn(f"section '{sec.title}' has {len(code)} code blocks; the first is the query", code[1].line)
     query = block.content.rstrip()
     if block.kind == "fence":
         first_line = block.line + 1
@@ -574,7 +412,7 @@ def _parse_query(ctx: _Ctx, sec: _Section) -> tuple[str, int, int]:
     return query, first_line, max(col_offset, 0)
 
 
-def _check_relative(ctx: _Ctx, value: Any, what: str, line: int) -> str:
+def _check_relative(ctx: Ctx, value: Any, what: str, line: int) -> str:
     if not isinstance(value, str) or not value.strip():
         ctx.error(f"test case {what} must be a non-empty string", line)
     p = PurePosixPath(value.replace("\\", "/"))
@@ -583,14 +421,14 @@ def _check_relative(ctx: _Ctx, value: Any, what: str, line: int) -> str:
     return value
 
 
-def _count(ctx: _Ctx, expect: dict[str, Any], name: str, line: int) -> int:
+def _count(ctx: Ctx, expect: dict[str, Any], name: str, line: int) -> int:
     value = expect.get(name)
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         ctx.error(f"test case expect.{name} must be a non-negative integer, got {value!r}", line)
     return value
 
 
-def _parse_tests(ctx: _Ctx, sec: _Section) -> list[RuleTest]:
+def _parse_tests(ctx: Ctx, sec: Section) -> list[RuleTest]:
     fences = [b for b in sec.blocks if b.kind == "fence"]
     if not fences:
         ctx.warn(f"section '{sec.title}' has no fenced YAML block of test cases", sec.line)
@@ -604,6 +442,8 @@ def _parse_tests(ctx: _Ctx, sec: _Section) -> list[RuleTest]:
             data = yaml.safe_load(block.content)
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
+            if exc.context_mark is not None and (mark is None or mark.line >= block.content.count("\n")):
+                mark = exc.context_mark  # "got <stream end>": point at what was left open instead
             line = base + mark.line if mark is not None else block.line
             ctx.error(f"test cases are not valid YAML: {exc.problem or exc}", line)
         except yaml.YAMLError as exc:
@@ -652,60 +492,11 @@ def _parse_tests(ctx: _Ctx, sec: _Section) -> list[RuleTest]:
 # --------------------------------------------------------------------------- entry points
 
 
-def _split_sections(ctx: _Ctx, tokens: list[Token]) -> tuple[str, int, str, list[_Section]]:
-    h2 = [i for i, t in enumerate(tokens) if t.type == "heading_open" and t.level == 0 and t.tag == "h2"]
-    first_h2 = h2[0] if h2 else len(tokens)
-    h1 = next(
-        (i for i, t in enumerate(tokens[:first_h2]) if t.type == "heading_open" and t.tag == "h1"), None
-    )
-    if h1 is None:
-        line = _line(tokens[first_h2]) if h2 else 1
-        ctx.error("rule document has no '# Title' before its first section", line)
-    title = _plain(tokens[h1 + 1])
-    title_line = _line(tokens[h1])
-    if not title:
-        ctx.error("the '# Title' is empty", title_line)
-
-    title_end = tokens[h1].map[1] if tokens[h1].map else title_line
-    preamble_end = tokens[first_h2].map[0] if h2 and tokens[first_h2].map else len(ctx.lines)
-    before = _verbatim(ctx.lines, 0, title_line - 1)
-    after = _verbatim(ctx.lines, title_end, preamble_end)
-    if before:
-        ctx.warn("text before the title kept as preamble", 1)
-    preamble = "\n\n".join(p for p in (before, after) if p)
-
-    sections: list[_Section] = []
-    keys: dict[str, int] = {}
-    for n, start in enumerate(h2):
-        end = h2[n + 1] if n + 1 < len(h2) else len(tokens)
-        head = tokens[start]
-        heading = _plain(tokens[start + 1])
-        line = _line(head)
-        body_start = head.map[1] if head.map else line
-        body_end = tokens[end].map[0] if end < len(tokens) and tokens[end].map else len(ctx.lines)
-        key = heading
-        if key in keys:
-            keys[heading] += 1
-            key = f"{heading} ({keys[heading]})"
-            ctx.warn(f"duplicate section '{heading}' kept as '{key}'", line)
-        else:
-            keys[heading] = 1
-        blocks = _blocks(tokens[start + 3 : end])
-        for b in blocks:
-            if b.kind == "heading" and b.tag == "h1":
-                ctx.warn(f"second '# {b.text}' title inside section '{heading}' kept as text", b.line)
-        sections.append(
-            _Section(heading, key, line, blocks, _verbatim(ctx.lines, body_start, body_end))
-        )
-    return title, title_line, preamble, sections
-
-
 def parse_rule(text: str, path: str | None = None) -> Rule:
     """Parse rule document text. ``path`` is used for the rule id, messages and fixture paths."""
-    text = _normalise_text(text.removeprefix("\ufeff"))
-    ctx = _Ctx(text, path)
-    tokens = _MD.parse(text)
-    title, title_line, preamble, sections = _split_sections(ctx, tokens)
+    text = normalise_text(text.removeprefix("\ufeff"))
+    ctx = Ctx(text, path)
+    title, title_line, preamble, sections = split_sections(ctx, text)
 
     rule_id = rule_id_for(path, title)
     if not rule_id:

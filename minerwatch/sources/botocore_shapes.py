@@ -1,9 +1,9 @@
 """PascalCase ⇄ camelCase for GuardDuty findings, driven by botocore's GuardDuty service model.
 
 ``aws guardduty get-findings`` and boto3 return findings with the model's member names (PascalCase:
-``AccountId``, ``Resource.InstanceDetails.Tags[].Key``); the API on the wire, EventBridge and the S3 export use
-each member's ``locationName`` (camelCase: ``accountId``, ``resource.instanceDetails.tags[].key``). The two do
-not always differ only by the first letter — ``ProductCode.Code`` is ``productCodeId`` on the wire,
+``AccountId``, ``Resource.InstanceDetails.Tags[].Key``); the API on the wire, EventBridge and the S3 export
+use each member's ``locationName`` (camelCase: ``accountId``, ``resource.instanceDetails.tags[].key``). The
+two do not always differ only by the first letter — ``ProductCode.Code`` is ``productCodeId`` on the wire,
 ``NetworkGeoLocation.Latitude`` is ``lat`` — so the mapping is read from the model, walking the shape tree
 from ``Finding`` through structures, lists and maps.
 
@@ -94,7 +94,7 @@ def _iso(value: datetime) -> str:
 
 def _convert(value: Any, node: _Node | None, wire: bool, depth: int) -> Any:
     if depth > MAX_DEPTH:
-        raise ValueError(f"nested more than {MAX_DEPTH} levels deep")
+        raise ValueError(f"more than {MAX_DEPTH} levels of nesting")
     if isinstance(value, dict):
         out: dict[Any, Any] = {}
         if node is not None and node.kind == _MAP:
@@ -128,5 +128,5 @@ def to_camel(finding: Any) -> Any:
 
 
 def to_pascal(finding: Any) -> Any:
-    """The reverse of :func:`to_camel`: wire names → boto3 / CLI member names (unknown keys: first letter up)."""
+    """The reverse of :func:`to_camel`: wire names → boto3 / CLI member names (unknown keys: upper_first)."""
     return _convert(finding, finding_shape(), False, 0)

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -62,7 +63,10 @@ MAX_DOCUMENT_BYTES = 256 * 1024 * 1024
 _BOM = b"\xef\xbb\xbf"
 _WS = b" \t\r\n"
 _JSONL, _DOCUMENT = "jsonl", "document"
-_TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})")
+_TIMESTAMP = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})"
+)
+_JSON_WS = re.compile(r"[ \t\n\r]*")
 _PASCAL_KEYS = ("Id", "AccountId", "Type")
 _CAMEL_KEYS = ("id", "accountId", "type")
 
@@ -112,7 +116,9 @@ def _expand_additional_info(doc: dict[str, Any]) -> dict[str, Any]:
         return doc
     info = service.get("additionalInfo")
     # Only the API form {"value": "<json>", "type": ...} lacks the keys EventBridge and S3 spell out.
-    if not isinstance(info, dict) or not isinstance(info.get("value"), str) or not info.keys() <= {"value", "type"}:
+    if not isinstance(info, dict) or not isinstance(info.get("value"), str):
+        return doc
+    if not info.keys() <= {"value", "type"}:
         return doc
     value = info["value"]
     if len(value) > 1_048_576:
@@ -121,14 +127,14 @@ def _expand_additional_info(doc: dict[str, Any]) -> dict[str, Any]:
         extra = orjson.loads(value)
     except orjson.JSONDecodeError:
         return doc
-    if not isinstance(extra, dict):
+    if not isinstance(extra, dict) or not extra.keys() - info.keys():
         return doc
     merged = {**extra, **info}  # the keys already there win
     return {**doc, "service": {**service, "additionalInfo": merged}}
 
 
 def finding_to_record(doc: dict[str, Any], file: str, line: int) -> Record:
-    """Validate a canonical finding and compute the flat columns. Raises :class:`FindingError` (ValueError)."""
+    """Validate a canonical finding, compute the flat columns. Raises :class:`FindingError` (ValueError)."""
     if not isinstance(doc, dict):
         raise FindingError("not a GuardDuty finding", f"expected an object, got {_json_type(doc)}")
     fid = _required_str(doc, "id")
@@ -167,7 +173,9 @@ def _required_str(doc: dict[str, Any], key: str) -> str:
     if value is None:
         raise FindingError(f"missing field '{key}'", "not a GuardDuty finding")
     if not isinstance(value, str):
-        raise FindingError(f"bad field '{key}'", f"expected a string, got {_json_type(value)} {_short(value)}")
+        raise FindingError(
+            f"bad field '{key}'", f"expected a string, got {_json_type(value)} {_short(value)}"
+        )
     if not value:
         raise FindingError(f"bad field '{key}'", "empty string")
     return value
@@ -240,7 +248,9 @@ def _candidates(obj: Any) -> tuple[list[Any], bool]:
             if key in obj:
                 inner = obj[key]
                 if not isinstance(inner, list):
-                    raise FindingError("not a GuardDuty finding", f"{key!r} is {_json_type(inner)}, not an array")
+                    raise FindingError(
+                        "not a GuardDuty finding", f"{key!r} is {_json_type(inner)}, not an array"
+                    )
                 return inner, True
     return [obj], False
 
@@ -265,6 +275,7 @@ def read_guardduty(
     exist raises :class:`~minerwatch.errors.InputError` here, before anything is read; one that cannot be
     opened raises it when reached.
     """
+    paths = [os.fspath(p) for p in paths]
     io.check_paths(paths)
     reader = _Reader(io.RejectSink(on_reject, stats), stats, prefilter, max_record_bytes, max_document_bytes)
     return reader.run(paths, s3_client)
@@ -294,7 +305,7 @@ class _Reader:
                 else:
                     yield from self._lines(inp.name, io.iter_lines(_prepend(head, rest), self.max_record))
             finally:
-                inp.chunks.close()  # type: ignore[attr-defined]
+                inp.chunks.close()
 
     # ---- format detection
 
@@ -305,6 +316,8 @@ class _Reader:
         if first is None:
             return None
         text, end = first
+        if end < 0 and _DOCUMENT_START.match(buf, start):
+            return _DOCUMENT  # one long line holding an array or a findings list (e.g. `get-findings` output)
         if not text or text[:1] not in b"{[" or end < 0:
             return _JSONL  # empty, not JSON text, over-long, or a single line: handled line by line
         try:
@@ -327,7 +340,9 @@ class _Reader:
 
     # ---- JSON Lines
 
-    def _lines(self, name: str, lines: Iterator[tuple[int, bytes | io.LongLine | io.BrokenLine]]) -> Iterator[Record]:
+    def _lines(
+        self, name: str, lines: Iterator[tuple[int, bytes | io.LongLine | io.BrokenLine]]
+    ) -> Iterator[Record]:
         stats = self.stats
         prefilter = self.prefilter
         reject = self.reject
@@ -350,17 +365,26 @@ class _Reader:
                 continue
             stats.records_read += 1
             if prefilter is not None and not prefilter(raw):
-                stats.prefiltered += 1
+                # Cannot match the query, so it is not parsed; cheap checks still catch lines that are not
+                # even JSON objects or not UTF-8, so garbage is rejected rather than skipped.
+                problem = _implausible(raw)
+                if problem is None:
+                    stats.prefiltered += 1
+                else:
+                    reason = f"{problem} (line skipped by the prefilter, not parsed)"
+                    reject(name, lineno, problem, reason, raw)
                 continue
             try:
                 obj = loads(raw)
             except orjson.JSONDecodeError as exc:
-                key, reason = _json_error(raw, exc)
+                _, key, reason = _json_error(raw, exc, whole=False)
                 reject(name, lineno, key, reason, raw)
                 continue
             yield from self._records(obj, name, lineno, raw, counted=True)
 
-    def _records(self, obj: Any, name: str, line: int, raw: bytes | None, *, counted: bool) -> Iterator[Record]:
+    def _records(
+        self, obj: Any, name: str, line: int, raw: bytes | None, *, counted: bool
+    ) -> Iterator[Record]:
         """Records from one parsed value. ``counted``: the value was already counted in records_read."""
         stats = self.stats
         try:
@@ -371,7 +395,7 @@ class _Reader:
             self.reject(name, line, exc.key, str(exc), raw if raw is not None else _dump(obj))
             return
         if container:
-            stats.records_read += len(items) - (1 if counted else 0)
+            stats.records_read += max(len(items) - 1, 0) if counted else len(items)
         elif not counted:
             stats.records_read += 1
         for index, item in enumerate(items):
@@ -392,18 +416,20 @@ class _Reader:
         size = len(parts[0])
         try:
             for chunk in rest:
-                size += len(chunk)
                 if size > self.max_document:
-                    self.stats.records_read += 1
-                    reason = f"document too large: more than {self.max_document} bytes in a whole-document file"
-                    self.reject(name, _first_line(parts[0]), "document too large", reason, parts[0])
-                    return
+                    break
+                size += len(chunk)
                 parts.append(chunk)
         except io.SourceError as exc:
             data = b"".join(parts)
             self.stats.records_read += 1
             line = data.count(b"\n") + 1
             self.reject(name, line, exc.key, f"{exc.reason} (in line {line})", data[-io.EXCERPT_CHARS :])
+            return
+        if size > self.max_document:
+            self.stats.records_read += 1
+            reason = f"document too large: a whole document over {self.max_document} bytes"
+            self.reject(name, _first_line(parts[0]), "document too large", reason, parts[0])
             return
         data = b"".join(parts)
         del parts
@@ -415,8 +441,7 @@ class _Reader:
                 yield from self._concatenated(name, data)
                 return
             self.stats.records_read += 1
-            key, reason = _json_error(data, exc)
-            line = exc.lineno if key == "invalid JSON" else start
+            line, key, reason = _json_error(data, exc, whole=True)
             self.reject(name, line, key, reason, data)
             return
         yield from self._records(obj, name, start, None, counted=False)
@@ -427,15 +452,15 @@ class _Reader:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
             self.stats.records_read += 1
-            line = data.count(b"\n", 0, exc.start) + 1
-            self.reject(name, line, "invalid UTF-8", f"invalid UTF-8: byte offset {exc.start}", data)
+            line, reason = _utf8_error(data, exc, whole=True)
+            self.reject(name, line, "invalid UTF-8", reason, data)
             return
         decode = json.JSONDecoder().raw_decode
         pos, line, size = 0, 1, len(text)
         while True:
-            stripped = len(text) - len(text[pos:].lstrip()) if pos < size else size
-            line += text.count("\n", pos, stripped)
-            pos = stripped
+            skipped = _JSON_WS.match(text, pos).end()  # type: ignore[union-attr]  # matches empty too
+            line += text.count("\n", pos, skipped)
+            pos = skipped
             if pos >= size:
                 return
             try:
@@ -454,6 +479,21 @@ class _Reader:
             pos = end
 
 
+_DOCUMENT_START = re.compile(rb'\s*(\[|\{\s*"(findings|Findings)"\s*:)')
+
+
+def _implausible(raw: bytes) -> str | None:
+    """Why a raw line cannot be a JSON object, judged without parsing it (None: it may be one)."""
+    if not raw.isascii():
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return "invalid UTF-8"
+    if raw.lstrip()[:1] != b"{" or raw.rstrip()[-1:] != b"}":
+        return "not a JSON object"
+    return None
+
+
 def _next_line(buf: bytes, start: int, eof: bool, limit: int) -> tuple[bytes, int] | None:
     """The next non-blank line from ``start`` and the offset after it (-1: runs to the end, or too long).
 
@@ -470,6 +510,8 @@ def _next_line(buf: bytes, start: int, eof: bool, limit: int) -> tuple[bytes, in
         if eof:
             return buf[pos:], -1
         return (buf[pos : pos + 1], -1) if size - pos > limit else None
+    if nl - pos > limit:
+        return buf[pos : pos + 1], -1
     return buf[pos:nl], nl + 1
 
 
@@ -479,15 +521,26 @@ def _first_line(data: bytes) -> int:
     return data.count(b"\n", 0, len(data) - len(stripped)) + 1
 
 
-def _json_error(raw: bytes, exc: orjson.JSONDecodeError) -> tuple[str, str]:
+def _json_error(raw: bytes, exc: orjson.JSONDecodeError, *, whole: bool) -> tuple[int, str, str]:
+    """Line (within ``raw``), reason key and text for a value orjson refused.
+
+    ``whole``: ``raw`` is a document, and the reason gives the line; else it is one line of JSON Lines.
+    """
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError as uexc:
-        return "invalid UTF-8", f"invalid UTF-8: byte 0x{raw[uexc.start]:02x} at offset {uexc.start}"
-    msg = str(exc.msg) if hasattr(exc, "msg") else str(exc)
-    if msg.startswith("depth limit exceeded") or msg.startswith("recursion limit"):
-        return "invalid JSON", f"invalid JSON: nesting too deep at column {exc.colno}"
-    return "invalid JSON", f"invalid JSON: {msg} at line {exc.lineno} column {exc.colno}"
+        line, reason = _utf8_error(raw, uexc, whole=whole)
+        return line, "invalid UTF-8", reason
+    where = f"line {exc.lineno} column {exc.colno}" if whole else f"column {exc.colno}"
+    if exc.msg.startswith("depth limit exceeded"):
+        return exc.lineno, "invalid JSON", f"invalid JSON: nesting too deep at {where}"
+    return exc.lineno, "invalid JSON", f"invalid JSON: {exc.msg} at {where}"
+
+
+def _utf8_error(raw: bytes, exc: UnicodeDecodeError, *, whole: bool) -> tuple[int, str]:
+    line = raw.count(b"\n", 0, exc.start) + 1
+    where = f"line {line}, " if whole else ""
+    return line, f"invalid UTF-8: byte 0x{raw[exc.start]:02x} at {where}offset {exc.start}"
 
 
 def _dump(value: Any) -> bytes:

@@ -6,15 +6,15 @@ pieces, so a small compressed bomb cannot exhaust memory either.
 
 Failure policy (the caller decides nothing about it):
 
-- a path given on the command line that cannot be opened raises :class:`~minerwatch.errors.InputError`;
+- a path argument that cannot be opened raises :class:`~minerwatch.errors.InputError`;
 - a file inside a folder, or an S3 object, that cannot be opened becomes a reject (line ``None``);
 - a stream that breaks while being read (truncated or corrupt gzip, I/O error) raises :class:`SourceError`
   from the block iterator, after every block read before the break; :func:`iter_lines` turns that into a
   :class:`BrokenLine` at the line where it broke.
 
-Gzip is recognised by its magic bytes, whatever the name. Regular files are read in :data:`BLOCK_SIZE` blocks;
-pipes, terminals and sockets (stdin, ``<(...)``) are read with ``read1`` so that a line is processed as soon as
-it arrives rather than when a whole block has filled.
+Gzip is recognised by its magic bytes, whatever the name. Regular files are read in :data:`BLOCK_SIZE`
+blocks; pipes, terminals and sockets (stdin, ``<(...)``) are read with ``read1`` so that a line is processed
+as soon as it arrives rather than when a whole block has filled.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import os
 import stat
 import sys
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, BinaryIO, TypeVar
 
@@ -36,6 +36,7 @@ BLOCK_SIZE = 8 * 1024 * 1024
 EXCERPT_CHARS = 500
 STDIN_NAME = "<stdin>"
 _GZIP_MAGIC = b"\x1f\x8b"
+_GZIP_STEP = 64 * 1024
 
 T = TypeVar("T")
 
@@ -58,7 +59,7 @@ class Input:
     """One input stream: ``chunks`` yields decompressed blocks and may raise :class:`SourceError`."""
 
     name: str
-    chunks: Iterator[bytes]
+    chunks: Generator[bytes, None, None]
 
 
 def excerpt(raw: bytes | str) -> str:
@@ -97,39 +98,39 @@ def _read_blocks(read: Callable[[int], bytes], size: int, stats: ReadStats) -> I
         yield block
 
 
-def gunzip(chunks: Iterator[bytes], out_size: int = BLOCK_SIZE) -> Iterator[bytes]:
+def gunzip(chunks: Iterator[bytes], out_size: int | None = None) -> Iterator[bytes]:
     """Decompress a gzip stream (several concatenated members allowed) in pieces of at most ``out_size``.
 
     Raises :class:`SourceError` for corrupt data and for a stream that ends inside a member, after yielding
     everything decompressed before that point.
     """
+    out_size = out_size or BLOCK_SIZE
     decomp = zlib.decompressobj(wbits=31)
-    pending = b""
     started = False  # some input has gone into the current member
-    more = False  # the last call filled its output limit: zlib may still hold output
-    while True:
-        if not pending and not more:
-            chunk = next(chunks, None)
-            if chunk is None:
-                break
-            pending = chunk
-        if decomp.eof:
-            # A member ended: what follows is another member, or zero padding some writers add.
-            if not pending.strip(b"\x00"):
-                pending = b""
-                continue
-            decomp = zlib.decompressobj(wbits=31)
-        started = True
-        try:
-            out = decomp.decompress(pending, out_size)
-        except zlib.error as exc:
-            raise SourceError("corrupt gzip", str(exc)) from exc
-        if decomp.eof:
-            pending, more = decomp.unused_data, False
-        else:
-            pending, more = decomp.unconsumed_tail, len(out) == out_size
-        if out:
-            yield out
+    for chunk in chunks:
+        view = memoryview(chunk)
+        pos = 0
+        while pos < len(view):
+            if decomp.eof:
+                # A member ended: what follows is another member, or zero padding some writers add.
+                if not view[pos:].tobytes().strip(b"\x00"):
+                    break
+                decomp = zlib.decompressobj(wbits=31)
+            started = True
+            # Small input steps: on corrupt data only the output of the last step is lost.
+            feed = view[pos : pos + _GZIP_STEP]
+            try:
+                out = decomp.decompress(feed, out_size)
+            except zlib.error as exc:
+                raise SourceError("corrupt gzip", str(exc)) from exc
+            left = decomp.unused_data if decomp.eof else decomp.unconsumed_tail
+            pos += len(feed) - len(left)
+            if out:
+                yield out
+            while len(out) == out_size and not decomp.eof and not decomp.unconsumed_tail:
+                out = decomp.decompress(b"", out_size)  # output held back by the size limit
+                if out:
+                    yield out
     if started and not decomp.eof:
         raise SourceError("truncated gzip", "compressed data ended before the end-of-stream marker")
 
@@ -212,7 +213,7 @@ def iter_inputs(
             yield from _iter_dir(path, reject, stats)
         else:
             try:
-                f = open(path, "rb", buffering=0 if _is_regular(path) else -1)  # noqa: SIM115 - closed by _file_chunks
+                f = open(path, "rb", buffering=0 if _is_regular(path) else -1)  # closed by _file_chunks
             except OSError as exc:
                 raise InputError(f"cannot open {path}: {exc.strerror or exc}", file=path) from exc
             stats.files += 1
@@ -245,7 +246,7 @@ def _iter_dir(top: str, reject: RejectSink, stats: ReadStats) -> Iterator[Input]
                     # Opening a FIFO or device found in a folder could block forever.
                     reject(path, None, "not a regular file", "not a regular file: skipped")
                     continue
-                f = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by _file_chunks
+                f = open(path, "rb", buffering=0)  # closed by _file_chunks
             except OSError as exc:
                 reject(path, None, "unreadable file", f"unreadable file: {exc.strerror or exc}")
                 continue
@@ -375,7 +376,7 @@ def peek(
     """Read blocks until ``decide(buffer, at_eof)`` returns a decision.
 
     Returns the decision, the bytes read so far and an iterator over the rest of the stream. A
-    :class:`SourceError` met while peeking is raised again by that iterator, after the buffer has been consumed.
+    :class:`SourceError` met while peeking is raised again by that iterator (the buffer comes first).
     """
     buf = b""
     eof = False

@@ -1,0 +1,3 @@
+from minerwatch.cli.main import main
+
+main()

@@ -1,0 +1,163 @@
+"""Commands over queries themselves: ``compile`` (LINQ → SQL) and ``query`` (run any query over inputs)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import orjson
+import typer
+from rich.table import Table
+
+from minerwatch.cli.app import app, err, fail, out
+from minerwatch.errors import MinerWatchError
+from minerwatch.lang.ast import Query
+from minerwatch.lang.parser import parse_query
+
+
+class Dialect(StrEnum):
+    duckdb = "duckdb"
+    spark = "spark"
+    trino = "trino"
+
+
+class Engine(StrEnum):
+    duckdb = "duckdb"
+    stream = "stream"
+
+
+class Format(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+def load_query(text_or_file: str) -> Query:
+    """A query given inline, or read from a ``.linq`` file or a rule document (.md / .txt)."""
+    path = Path(text_or_file)
+    looks_inline = text_or_file.lstrip().lower().startswith("from ") or "\n" in text_or_file
+    if looks_inline or not path.is_file():
+        return parse_query(text_or_file, "<query>")
+    if path.suffix.lower() == ".linq":
+        return parse_query(path.read_text(encoding="utf-8"), str(path))
+    from minerwatch.rules.loader import load_rule
+
+    rule = load_rule(path)
+    return parse_query(rule.query, str(path), rule.query_line - 1)
+
+
+@app.command("compile")
+def compile_cmd(
+    query: str = typer.Argument(..., help="LINQ text, a .linq file, or a rule document (.md/.txt)."),
+    dialect: Dialect = typer.Option(Dialect.duckdb, "--dialect", "-d", help="SQL dialect to generate."),
+) -> None:
+    """Print the SQL a query compiles to (DuckDB, Spark or Trino)."""
+    from minerwatch.compile.sql import compile_sql
+
+    try:
+        sql = compile_sql(load_query(query), dialect.value)
+    except MinerWatchError as exc:
+        fail(exc)
+    except OSError as exc:
+        fail(f"{query}: cannot read: {exc}")
+    print(sql)
+
+
+def _text(v: Any) -> str:
+    """A value as one cell of text: timestamps ISO 8601 with Z, objects and lists as JSON."""
+    if v is None:
+        return ""
+    if isinstance(v, datetime):
+        return _iso(v)
+    if isinstance(v, (dict, list)):
+        return orjson.dumps(v).decode()
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+def _iso(v: datetime) -> str:
+    return v.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+_JSON_OPTS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_PASSTHROUGH_DATETIME
+
+
+def _json_default(v: Any) -> Any:
+    if isinstance(v, datetime):
+        return _iso(v)
+    raise TypeError
+
+
+def render(rows: list[dict[str, Any]], columns: list[str], fmt: Format) -> str | Table:
+    if fmt is Format.json:
+        return "".join(
+            orjson.dumps(r, default=_json_default, option=_JSON_OPTS).decode() for r in rows
+        )
+    if fmt is Format.csv:
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(columns)
+        for r in rows:
+            w.writerow([_text(r.get(c)) for c in columns])
+        return buf.getvalue()
+    table = Table(show_lines=False)
+    for c in columns:
+        table.add_column(c, overflow="fold")
+    for r in rows:
+        # Cell text is data: no markup interpretation.
+        table.add_row(*[_markup_safe(_text(r.get(c))) for c in columns])
+    return table
+
+
+def _markup_safe(s: str) -> Any:
+    from rich.text import Text
+
+    return Text(s)
+
+
+@app.command("query")
+def query_cmd(
+    query: str = typer.Argument(..., help="LINQ text, a .linq file, or a rule document."),
+    paths: list[str] = typer.Argument(..., help="GuardDuty inputs: files, folders, '-' for stdin, s3://..."),
+    fmt: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
+    engine: Engine = typer.Option(Engine.duckdb, "--engine", "-e", help="Executor."),
+) -> None:
+    """Run any LINQ query (grouping included) over GuardDuty findings and print the rows."""
+    from minerwatch.compile.binder import bind
+    from minerwatch.compile.prefilter import make_prefilter
+    from minerwatch.sources.records import ReadStats
+
+    stats = ReadStats()
+    try:
+        bound = bind(load_query(query))
+        if bound.table.name != "cloud.aws.guardduty":
+            fail(f"query: only cloud.aws.guardduty inputs can be read here, not {bound.table.name}")
+        if engine is Engine.duckdb:
+            from minerwatch.engine.duckdb import run_duckdb_files
+
+            rows = run_duckdb_files(bound, paths, stats=stats)
+        else:
+            from minerwatch.engine.stream import run_batch
+            from minerwatch.sources.guardduty import read_guardduty
+
+            records = read_guardduty(paths, on_reject=lambda _r: None, stats=stats, prefilter=make_prefilter(bound))
+            rows = run_batch(bound, records)
+    except MinerWatchError as exc:
+        fail(exc)
+    except OSError as exc:
+        fail(f"query: cannot read input: {exc}")
+    result = render(rows, bound.column_names(), fmt)
+    if isinstance(result, str):
+        sys.stdout.write(result)
+    else:
+        out.print(result)
+    if stats.rejected:
+        err.print(f"{stats.rejected:,} input records rejected", highlight=False)
+    if fmt is Format.table:
+        err.print(f"{len(rows):,} rows", highlight=False)

@@ -1,0 +1,134 @@
+"""Raw-bytes prefilter: skip input lines that cannot satisfy the where-clause, before parsing them.
+
+``required_literals`` derives byte strings such that a record's raw JSON line can only make the where-clause
+TRUE if the line contains at least one of them:
+
+- ``x = "lit"`` / ``x in ("a", "b")`` / ``x like "%lit%"`` on a string read from the record → a literal run of
+  the string or pattern;
+- ``a or b`` → both sides must give a set; the union;
+- ``a and b`` → the more selective side (longest shortest literal);
+- anything else (``not``, ``!=``, numbers, ``is null``, functions) → no constraint.
+
+Only runs of characters that JSON writers never escape are used (``[A-Za-z0-9 :._!#@-]``; ``/`` may be written
+``\\/``). Any character *may* be written as a ``\\uXXXX`` escape, so a line containing ``\\u`` is always let
+through: the filter is exact for every valid JSON encoding of the record.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from minerwatch.compile.binder import (
+    VT,
+    BCmp,
+    BCol,
+    BDoc,
+    BExpr,
+    BIn,
+    BLike,
+    BLit,
+    BLogic,
+    BoundQuery,
+    bind,
+    like_parts,
+)
+from minerwatch.lang.ast import Query
+
+MIN_LITERAL = 3
+"""Shorter runs match nearly every line and only cost time."""
+_SAFE_RUN = re.compile(r"[A-Za-z0-9 :._!#@-]+")
+_RAW_STRING_TABLES = frozenset({"cloud.aws.guardduty"})
+"""Tables whose string flat columns are verbatim copies of document strings."""
+
+
+def _best_run(text: str) -> str | None:
+    runs = _SAFE_RUN.findall(text)
+    best = max(runs, key=len, default="")
+    return best if len(best) >= MIN_LITERAL else None
+
+
+def _raw_string(e: BExpr, table: str) -> bool:
+    """``e`` reads a string exactly as it is written in the record."""
+    if isinstance(e, BDoc):
+        return True
+    return isinstance(e, BCol) and e.type is VT.STRING and table in _RAW_STRING_TABLES
+
+
+def _eq_literal(c: BCmp, table: str) -> set[str] | None:
+    if c.op != "=" or c.mode != "str":
+        return None
+    for side, other in ((c.left, c.right), (c.right, c.left)):
+        if isinstance(other, BLit) and isinstance(other.value, str) and _raw_string(side, table):
+            run = _best_run(other.value)
+            return {run} if run else None
+    return None
+
+
+def _score(s: set[str]) -> tuple[int, int]:
+    return (min(len(x) for x in s), -len(s))
+
+
+def _required(e: BExpr | None, table: str) -> set[str] | None:
+    if e is None:
+        return None
+    if isinstance(e, BLogic):
+        left, right = _required(e.left, table), _required(e.right, table)
+        if e.op == "or":
+            return None if left is None or right is None else left | right
+        if left is None or right is None:
+            return left if right is None else right
+        return left if _score(left) >= _score(right) else right
+    if isinstance(e, BCmp):
+        return _eq_literal(e, table)
+    if isinstance(e, BLike) and not e.negated and _raw_string(e.operand, table):
+        runs = [r for p in like_parts(e.pattern) if p not in ("%", "_") and (r := _best_run(p))]
+        return {max(runs, key=len)} if runs else None
+    if isinstance(e, BIn) and not e.negated:
+        out: set[str] = set()
+        for c in e.cmps:
+            got = _eq_literal(c, table)
+            if got is None:
+                return None
+            out |= got
+        return out or None
+    return None
+
+
+def _minimal(lits: set[str]) -> list[str]:
+    """Drop literals that contain another one: a line holding the longer holds the shorter."""
+    keep = [x for x in lits if not any(y != x and y in x for y in lits)]
+    return sorted(keep)
+
+
+def required_literals(query: Query | BoundQuery) -> list[bytes] | None:
+    """Byte strings one of which every matching raw line contains, or None when no such set is known."""
+    bound = query if isinstance(query, BoundQuery) else bind(query)
+    lits = _required(bound.where, bound.table.name)
+    if not lits:
+        return None
+    return [x.encode("utf-8") for x in _minimal(lits)]
+
+
+def make_prefilter(query: Query | BoundQuery) -> Callable[[bytes], bool] | None:
+    """A fast ``line -> may match`` test, or None when the query gives no usable literal."""
+    lits = required_literals(query)
+    if lits is None:
+        return None
+    escape = b"\\u"
+    if len(lits) == 1:
+        lit = lits[0]
+
+        def one(line: bytes) -> bool:
+            return lit in line or escape in line
+
+        return one
+    search = re.compile(b"|".join(re.escape(x) for x in [*lits, escape])).search
+
+    def many(line: bytes) -> bool:
+        return search(line) is not None
+
+    return many
+
+
+__all__ = ["MIN_LITERAL", "make_prefilter", "required_literals"]

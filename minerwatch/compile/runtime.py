@@ -1,0 +1,124 @@
+"""Small runtime helpers shared by the generated Python code and the group accumulator.
+
+Every function here implements one rule of docs/query-language.md for values as they appear in canonical
+records: ``None`` is null (a missing key and JSON null alike), ``bool`` is never a number, JSON numbers are
+``int`` or ``float`` and compare as doubles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from minerwatch.compile._casemap import LOWER_EXCEPTIONS, UPPER_EXCEPTIONS
+
+NUM_TYPES = (int, float)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MIN_TS = datetime.min.replace(tzinfo=UTC)
+_US = timedelta(microseconds=1)
+_LOWER = {chr(k): chr(v) for k, v in LOWER_EXCEPTIONS.items()}
+_UPPER = {chr(k): chr(v) for k, v in UPPER_EXCEPTIONS.items()}
+
+
+def and3(a: bool | None, b: bool | None) -> bool | None:
+    if a is False or b is False:
+        return False
+    if a is None or b is None:
+        return None
+    return True
+
+
+def or3(a: bool | None, b: bool | None) -> bool | None:
+    if a is True or b is True:
+        return True
+    if a is None or b is None:
+        return None
+    return False
+
+
+def not3(a: bool | None) -> bool | None:
+    return None if a is None else not a
+
+
+def as_bool(v: Any) -> bool | None:
+    return v if type(v) is bool else None
+
+
+def finite(x: float | None) -> float | None:
+    """Arithmetic results that are infinite or NaN become null (engines disagree on them)."""
+    return x if x is not None and x - x == 0.0 else None
+
+
+def lower(s: str) -> str:
+    # Per code point, as SQL engines do: no final-sigma context, no multi-character results.
+    if s.isascii():
+        return s.lower()
+    return "".join([_LOWER.get(c) or c.lower() for c in s])
+
+
+def upper(s: str) -> str:
+    if s.isascii():
+        return s.upper()
+    return "".join([_UPPER.get(c) or c.upper() for c in s])
+
+
+def num(v: Any) -> float | None:
+    """The numeric view of a JSON value."""
+    return float(v) if type(v) in NUM_TYPES else None
+
+
+_OPS: dict[str, Callable[[Any, Any], bool]] = {
+    "=": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+}
+
+
+def compare_dyn(op: str) -> Callable[[Any, Any], bool | None]:
+    """A comparison of two JSON values, decided per record (strings, numbers, or booleans for = / !=)."""
+    fn = _OPS[op]
+    eq_only = op in ("=", "!=")
+
+    def cmp(a: Any, b: Any) -> bool | None:
+        ta, tb = type(a), type(b)
+        if ta is str and tb is str:
+            return fn(a, b)
+        if ta in NUM_TYPES and tb in NUM_TYPES:
+            return fn(float(a), float(b))
+        if eq_only and ta is bool and tb is bool:
+            return fn(a, b)
+        return None
+
+    return cmp
+
+
+def norm_key(v: Any) -> Any:
+    """The grouping / distinct-counting identity of a JSON value: strings by text, numbers by double value,
+    booleans by value, objects and arrays by their JSON text; null stays null."""
+    t = type(v)
+    if t is str or v is None:
+        return v
+    if t is bool:
+        return ("b", v)
+    if t in NUM_TYPES:
+        return ("n", float(v) + 0.0)
+    return ("j", orjson.dumps(v))
+
+
+def order_key(t: datetime | None, rid: Any) -> tuple[Any, ...]:
+    """Row order (eventdate, id); null sorts first."""
+    return (t is not None, t or MIN_TS, rid is not None, rid if rid is not None else "")
+
+
+def bucket(t: datetime | None, every_us: int) -> datetime | None:
+    """The start of the epoch-aligned bucket holding ``t``."""
+    if t is None:
+        return None
+    us = (t - EPOCH) // _US
+    return EPOCH + _US * (us - us % every_us)

@@ -1,0 +1,141 @@
+"""The batch executor: canonical records loaded into in-process DuckDB, the compiled SQL run over them.
+
+Records go to DuckDB as newline-delimited JSON in a temporary file (flat columns typed as the catalogue says,
+``doc`` as a JSON column) read with an explicit schema — one sequential write and one parallel scan. Results
+come back as the Python executor gives them: JSON values parsed, timestamps timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import duckdb
+import orjson
+
+from minerwatch.catalog.tables import ColType, Table
+from minerwatch.compile.binder import VT, BoundQuery, bind
+from minerwatch.compile.sql import compile_sql_plan
+from minerwatch.lang.ast import Query
+from minerwatch.sources.records import ReadStats, Record, Reject
+
+_DUCK_TYPES = {
+    ColType.STRING: "VARCHAR",
+    ColType.DOUBLE: "DOUBLE",
+    ColType.BIGINT: "BIGINT",
+    ColType.BOOLEAN: "BOOLEAN",
+    ColType.TIMESTAMP: "TIMESTAMP",
+}
+_MAX_OBJECT = 1 << 28
+_counter = itertools.count()
+
+
+def _naive_utc(v: Any) -> Any:
+    if isinstance(v, datetime):
+        return (v.astimezone(UTC) if v.tzinfo else v).replace(tzinfo=None)
+    return v
+
+
+def load_records(con: duckdb.DuckDBPyConnection, table: Table, records: Iterable[Record], name: str) -> int:
+    """Create temporary table ``name`` (flat columns + ``doc``) holding ``records``; returns the row count."""
+    columns = {c: _DUCK_TYPES[t] for c, t in table.columns.items()}
+    columns["doc"] = "JSON"
+    ts_cols = [c for c, t in table.columns.items() if t is ColType.TIMESTAMP]
+    names = list(table.columns)
+    fd, path = tempfile.mkstemp(prefix="minerwatch-", suffix=".ndjson")
+    n = 0
+    try:
+        with os.fdopen(fd, "wb", buffering=1 << 20) as fh:
+            dumps, opt = orjson.dumps, orjson.OPT_APPEND_NEWLINE
+            for rec in records:
+                flat = rec.flat
+                row = {c: flat.get(c) for c in names}
+                for c in ts_cols:
+                    row[c] = _naive_utc(row[c])
+                row["doc"] = rec.doc
+                fh.write(dumps(row, option=opt))
+                n += 1
+        rel = con.read_json(
+            path, columns=columns, format="newline_delimited", maximum_object_size=_MAX_OBJECT
+        )
+        rel.to_table(name)
+    finally:
+        os.unlink(path)
+    return n
+
+
+def _converter(t: VT) -> Callable[[Any], Any] | None:
+    if t is VT.JSON:
+        return lambda v: orjson.loads(v) if isinstance(v, str) else v
+    if t is VT.TIMESTAMP:
+        return lambda v: v.replace(tzinfo=UTC) if isinstance(v, datetime) and v.tzinfo is None else v
+    if t is VT.DOUBLE:
+        return lambda v: None if v is None else float(v)
+    if t is VT.BIGINT:
+        return lambda v: None if v is None else int(v)
+    return None
+
+
+def run_duckdb(
+    query: Query | BoundQuery,
+    records: Iterable[Record],
+    con: duckdb.DuckDBPyConnection | None = None,
+) -> list[dict[str, Any]]:
+    """Run ``query`` over ``records`` in DuckDB; rows as the Python executor returns them, in output order."""
+    bound = query if isinstance(query, BoundQuery) else bind(query)
+    own = con is None
+    con = con or duckdb.connect()
+    name = f"_mw_input_{os.getpid()}_{next(_counter)}"
+    try:
+        load_records(con, bound.table, records, name)
+        plan = compile_sql_plan(bound, "duckdb", relation=name)
+        rows = con.execute(plan.sql(pretty=False)).fetchall()
+    finally:
+        try:
+            con.execute("DROP TABLE IF EXISTS " + duckdb_identifier(name))
+        finally:
+            if own:
+                con.close()
+    names = [c.name for c in plan.columns]
+    convs = [_converter(c.type) for c in plan.columns]
+    out: list[dict[str, Any]] = []
+    for row in rows:
+        out.append({n: (f(v) if f is not None else v) for n, f, v in zip(names, convs, row, strict=True)})
+    return out
+
+
+def duckdb_identifier(name: str) -> str:
+    """A quoted DuckDB identifier (for the generated temporary table names only)."""
+    from sqlglot import exp
+
+    return exp.to_identifier(name, quoted=True).sql("duckdb")
+
+
+def run_duckdb_files(
+    query: Query | BoundQuery,
+    paths: Sequence[str],
+    *,
+    on_reject: Callable[[Reject], None] | None = None,
+    stats: ReadStats | None = None,
+    con: duckdb.DuckDBPyConnection | None = None,
+) -> list[dict[str, Any]]:
+    """Read GuardDuty input ``paths`` (files, folders, ``-``, ``s3://``) and run ``query`` over them in DuckDB.
+
+    Lines that cannot match the where-clause are skipped before parsing (``stats.prefiltered``).
+    """
+    from minerwatch.compile.prefilter import make_prefilter
+    from minerwatch.sources.guardduty import read_guardduty
+
+    bound = query if isinstance(query, BoundQuery) else bind(query)
+    stats = stats if stats is not None else ReadStats()
+    records = read_guardduty(
+        list(paths),
+        on_reject=on_reject or (lambda _r: None),
+        stats=stats,
+        prefilter=make_prefilter(bound),
+    )
+    return run_duckdb(bound, records, con)

@@ -1,0 +1,115 @@
+"""Line splitting and gzip decoding under every chunking, checked against the standard library."""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from minerwatch.sources.io import BrokenLine, LongLine, SourceError, gunzip, iter_lines
+
+
+def _chunked(data: bytes, cuts: list[int]) -> Iterator[bytes]:
+    """``data`` in pieces ending at the given offsets (empty pieces never come from a reader)."""
+    pos = 0
+    for cut in sorted({c % (len(data) + 1) for c in cuts}) + [len(data)]:
+        if cut > pos:
+            yield data[pos:cut]
+            pos = cut
+
+
+def _failing(chunks: Iterator[bytes], error: SourceError) -> Iterator[bytes]:
+    yield from chunks
+    raise error
+
+
+LINES = st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"")), max_size=12)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    lines=LINES,
+    final_newline=st.booleans(),
+    cuts=st.lists(st.integers(0, 600), max_size=10),
+    limit=st.integers(0, 30),
+)
+def test_iter_lines_matches_split(
+    lines: list[bytes], final_newline: bool, cuts: list[int], limit: int
+) -> None:
+    data = b"\n".join(lines) + (b"\n" if final_newline and lines else b"")
+    expected = data.split(b"\n")
+    if expected and expected[-1] == b"":
+        expected.pop()  # a final newline ends the last line, it does not start a new one
+    got = list(iter_lines(_chunked(data, cuts), limit))
+    assert [n for n, _ in got] == list(range(1, len(expected) + 1))
+    for (_, item), line in zip(got, expected, strict=True):
+        if len(line) > limit:
+            assert isinstance(item, LongLine) and item.size == len(line) and line.startswith(item.head)
+        else:
+            assert item == line
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines=LINES, cuts=st.lists(st.integers(0, 600), min_size=1, max_size=10), limit=st.integers(5, 30))
+def test_iter_lines_reports_a_break_in_the_line_where_it_happened(
+    lines: list[bytes], cuts: list[int], limit: int
+) -> None:
+    data = b"\n".join(lines)
+    pieces = list(_chunked(data, cuts))
+    kept = pieces[: len(pieces) // 2]
+    received = b"".join(kept)
+    error = SourceError("truncated gzip", "cut")
+    got = list(iter_lines(_failing(iter(kept), error), limit))
+    *complete, (lineno, last) = got
+    assert isinstance(last, BrokenLine) and last.error is error
+    assert lineno == received.count(b"\n") + 1 == len(complete) + 1
+    assert received.rsplit(b"\n", 1)[-1].startswith(last.head)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    members=st.lists(st.binary(max_size=3000), min_size=1, max_size=4),
+    cuts=st.lists(st.integers(0, 20_000), max_size=8),
+    out_size=st.integers(1, 5000),
+)
+def test_gunzip_any_chunking_and_output_size(members: list[bytes], cuts: list[int], out_size: int) -> None:
+    packed = b"".join(gzip.compress(m, compresslevel=1) for m in members)
+    out = list(gunzip(_chunked(packed, cuts), out_size))
+    assert b"".join(out) == b"".join(members)
+    assert all(0 < len(piece) <= out_size for piece in out)
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.binary(min_size=1, max_size=5000), cut=st.integers(1, 10_000), out_size=st.integers(1, 2000))
+def test_gunzip_truncation_raises_after_a_prefix(data: bytes, cut: int, out_size: int) -> None:
+    packed = gzip.compress(data)
+    cut = 1 + cut % (len(packed) - 1)  # at least the first byte, never the whole stream
+    got: list[bytes] = []
+    with pytest.raises(SourceError) as info:
+        for piece in gunzip(iter([packed[:cut]]), out_size):
+            got.append(piece)
+    assert info.value.key == "truncated gzip"
+    assert data.startswith(b"".join(got))
+
+
+def test_gunzip_corrupt_and_padding() -> None:
+    packed = gzip.compress(b"hello\n")
+    assert b"".join(gunzip(iter([packed + b"\x00" * 10]))) == b"hello\n"
+    with pytest.raises(SourceError, match="corrupt gzip"):
+        list(gunzip(iter([packed + b"not gzip"])))
+    broken = bytearray(packed)
+    broken[-8] ^= 0xFF  # CRC
+    with pytest.raises(SourceError, match="corrupt gzip"):
+        list(gunzip(iter([bytes(broken)])))
+
+
+def test_gunzip_output_is_bounded_for_a_bomb() -> None:
+    packed = zlib.compress(b"\0" * (32 * 1024 * 1024), 9)
+    bomb = gzip.compress(b"\0" * (32 * 1024 * 1024), 9)
+    assert len(bomb) < len(packed) * 2
+    sizes = [len(piece) for piece in gunzip(iter([bomb]), 1 << 20)]
+    assert max(sizes) == 1 << 20 and sum(sizes) == 32 * 1024 * 1024
