@@ -375,6 +375,8 @@ def main(argv: list[str] | None = None) -> int:
     path, meta = ensure_data(size_mb, args.seed, args.data_dir)
     size_bytes, lines = path.stat().st_size, int(meta["lines"])
     warm_cache(path)
+    # Other work on the machine skews a 2-core benchmark: record how busy it was.
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
 
     results: list[Measure] = []
     with tempfile.TemporaryDirectory(prefix="mw-bench-") as tmp:

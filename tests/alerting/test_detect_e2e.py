@@ -200,7 +200,12 @@ def test_allowlist_suppresses_and_reports_expired(tmp_path, findings):
     assert (acct, inst) not in got
     assert got == {k: v for k, v in want.items() if k != (acct, inst)}
     s = json.loads(stats.read_text())
-    assert s["suppressed_by_reason"]["approved research TICKET-9"] == sum(len(fs) for _, fs in windows)
+    deliveries = {
+        (f["id"], f["updatedAt"]) for f in findings
+        if _seed_where(f) and f["accountId"] == acct
+        and ((f.get("resource") or {}).get("instanceDetails") or {}).get("instanceId") == inst
+    }
+    assert s["suppressed_by_reason"]["approved research TICKET-9"] == len(deliveries)
     assert [e["line"] for e in s["expired_allowlist_entries"]] == [4]
     assert "expired" in res.stderr
 
