@@ -421,6 +421,7 @@ def main(argv: list[str] | None = None) -> int:
             assert best is not None
             results.append(best)
 
+    load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     info = machine()
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     exe = Path(sys.executable)
@@ -441,6 +442,9 @@ def main(argv: list[str] | None = None) -> int:
             f"Machine: {info['cpu']}, {info['cores']} cores, {info['ram']} RAM, {info['os']}; Python "
             f"{info['python']}, duckdb {info['duckdb']}, orjson {info['orjson']}, "
             f"minerwatch {info['minerwatch']}",
+            "",
+            f"Load average (1 min) before the arms: {load_before:.2f}, after: {load_after:.2f} "
+            "(other work on the machine slows the arms unevenly).",
             "",
             tbl,
         ]

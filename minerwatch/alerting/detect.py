@@ -148,7 +148,6 @@ class Detector:
     def match(self, record: Record) -> _Match | None:
         if not self.compiled.predicate(record):
             return None
-        self.stats.matched += 1
         row = jsonable(self.compiled.project(record))
         doc = record.doc
         return _Match(record.flat["eventdate"], str(doc.get("id")), _delivery_time(doc), record.sample, row)
@@ -160,6 +159,7 @@ class Detector:
             self.stats.duplicates += 1
             return
         self._seen_run.add(delivery)
+        self.stats.matched += 1  # distinct deliveries only; repeats are counted as duplicates
         self.store.begin()
         self.store.mark_seen(self.rule.id, *delivery)
         key = {name: _lookup(m.row, {}, name) for name in self.throttle_key}
