@@ -208,7 +208,8 @@ class Detector:
     def finish(self, read: ReadStats, started: float) -> DetectStats:
         self.commit()
         s = self.stats
-        s.files, s.records_read, s.findings, s.prefiltered = read.files, read.records_read, read.accepted, read.prefiltered
+        s.files, s.records_read, s.findings = read.files, read.records_read, read.accepted
+        s.prefiltered = read.prefiltered
         s.alerts_new = len(self.throttler.new_ids)
         s.alerts_updated = len(self.throttler.updated_ids - self.throttler.new_ids)
         s.rejects_file = self.opts.rejects if s.rejected else None

@@ -18,8 +18,8 @@ from minerwatch.lang.ast import (
     Path,
     Query,
     contains_aggregate,
-    to_text,
     leftmost,
+    to_text,
     walk,
 )
 from minerwatch.lang.like import like_match

@@ -23,7 +23,7 @@ from minerwatch.lang.ast import (
     SelectItem,
     to_text,
 )
-from minerwatch.lang.tokens import T, Source, Token, tokenize
+from minerwatch.lang.tokens import Source, T, Token, tokenize
 
 _ADDITIVE = ("+", "-")
 _MULTIPLICATIVE = ("*", "/")
