@@ -255,9 +255,14 @@ def normalise_like(pattern: str) -> str | None:
     return "".join(out)
 
 
-def like_parts(pattern: str) -> list[str]:
-    """A normalised pattern as tokens: ``%``, ``_`` or a literal run (unescaped), in order."""
-    parts: list[str] = []
+WILD_ANY, WILD_ONE = object(), object()
+"""Wildcard tokens of a like pattern (distinct from a literal run that happens to be "%" or "_")."""
+
+
+def like_parts(pattern: str) -> list[str | object]:
+    """A normalised pattern as tokens, in order: ``WILD_ANY`` (%), ``WILD_ONE`` (_) or a literal run
+    (unescaped text)."""
+    parts: list[str | object] = []
     buf: list[str] = []
     i = 0
     while i < len(pattern):
@@ -270,7 +275,7 @@ def like_parts(pattern: str) -> list[str]:
             if buf:
                 parts.append("".join(buf))
                 buf = []
-            parts.append(ch)
+            parts.append(WILD_ANY if ch == "%" else WILD_ONE)
         else:
             buf.append(ch)
         i += 1
@@ -656,6 +661,8 @@ __all__ = [
     "children",
     "doc_paths",
     "like_parts",
+    "WILD_ANY",
+    "WILD_ONE",
     "parse_timestamp",
     "query_source",
 ]

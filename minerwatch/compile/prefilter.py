@@ -82,7 +82,7 @@ def _required(e: BExpr | None, table: str) -> set[str] | None:
     if isinstance(e, BCmp):
         return _eq_literal(e, table)
     if isinstance(e, BLike) and not e.negated and _raw_string(e.operand, table):
-        runs = [r for p in like_parts(e.pattern) if p not in ("%", "_") and (r := _best_run(p))]
+        runs = [r for p in like_parts(e.pattern) if isinstance(p, str) and (r := _best_run(p))]
         return {max(runs, key=len)} if runs else None
     if isinstance(e, BIn) and not e.negated:
         out: set[str] = set()

@@ -34,6 +34,8 @@ from minerwatch.compile.binder import (
     BLit,
     BLogic,
     BNot,
+    WILD_ANY,
+    WILD_ONE,
     BoundQuery,
     bind,
     like_parts,
@@ -232,19 +234,19 @@ class _Gen:
         return f"({check} and {match})" if check else f"({match})"
 
     def like_match(self, pattern: str, v: str) -> str:
-        parts: list[str] = []
+        parts: list[str | object] = []
         for p in like_parts(pattern):
-            if not (p == "%" and parts and parts[-1] == "%"):
+            if not (p is WILD_ANY and parts and parts[-1] is WILD_ANY):
                 parts.append(p)
         if not parts:
             return f"{v} == ''"
-        if "_" not in parts:
-            if parts == ["%"]:
+        if WILD_ONE not in parts:
+            lits = [p for p in parts if isinstance(p, str)]
+            if not lits:
                 return "True"
-            lits = [p for p in parts if p != "%"]
             if len(lits) == 1:
                 lit = self.lit(lits[0])
-                shape = tuple(p == "%" for p in parts)
+                shape = tuple(p is WILD_ANY for p in parts)
                 if shape == (False,):
                     return f"{v} == {lit}"
                 if shape == (True, False, True):
@@ -253,7 +255,9 @@ class _Gen:
                     return f"{v}.startswith({lit})"
                 if shape == (True, False):
                     return f"{v}.endswith({lit})"
-        regex = "".join(".*" if p == "%" else "." if p == "_" else re.escape(p) for p in parts)
+        regex = "".join(
+            ".*" if p is WILD_ANY else "." if p is WILD_ONE else re.escape(str(p)) for p in parts
+        )
         fn = self.const(re.compile(regex, re.DOTALL).fullmatch)
         return f"{fn}({v}) is not None"
 

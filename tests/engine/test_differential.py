@@ -293,6 +293,7 @@ def check_same(text: str, recs: list[Record]) -> None:
         raise
     py = plan.run(recs)
     duck = run_duckdb(query, recs)
+    assert len(duck) == len(py), f"row counts differ for:\n{text}\n{plan.source}"
     assert [list(r) for r in duck] == [list(r) for r in py], "column names differ"
     assert _rows(duck) == _rows(py), f"rows differ for:\n{text}\n{plan.source}"
 
