@@ -20,7 +20,7 @@ install: $(BIN)/minerwatch
 # Detect crypto-mining in the bundled sample findings with the shipped seed rule (fresh demo state each time).
 demo: $(BIN)/minerwatch
 	@rm -f .minerwatch/demo.db .minerwatch/demo.db-wal .minerwatch/demo.db-shm
-	$(BIN)/minerwatch detect --state .minerwatch/demo.db --format table --out .minerwatch/demo-alerts.jsonl
+	$(BIN)/minerwatch detect --allowlist minerwatch/data/samples/allowlist.yaml --state .minerwatch/demo.db --format table --out .minerwatch/demo-alerts.jsonl
 
 lint: $(VENV)/.test-deps
 	$(BIN)/ruff check minerwatch tests bench

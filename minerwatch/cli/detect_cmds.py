@@ -30,18 +30,22 @@ def _alert_line(record: dict[str, Any], fmt: str) -> str:
 
 
 def _alerts_table(records: list[dict[str, Any]]) -> Table:
-    table = Table("alert_id", "status", "severity", "key", "first_seen", "last_seen", "events", "types")
+    key_names = " / ".join(records[0]["key"]) if records else "key"
+    table = Table("alert_id", "status", "severity", key_names, "first_seen", "last_seen", "events", "types")
+    for column in table.columns:
+        column.overflow = "fold"
     for r in records:
         types = sorted({str(g.get("type")) for g in r.get("groups", []) if g.get("type")})
         table.add_row(
             r["alert_id"],
             r["status"],
             f"{r.get('severity')}/{r.get('priority')}",
-            " ".join(f"{k}={v}" for k, v in r["key"].items()),
+            " / ".join("-" if v is None else str(v) for v in r["key"].values()),
             r["first_seen"],
             r["last_seen"],
             str(r["event_count"]),
             "\n".join(types),
+            end_section=False,
         )
     return table
 
