@@ -395,6 +395,8 @@ class Binder:
     def items(self) -> list[BoundItem]:
         q = self.query
         if q.select is None:
+            if q.group_by is not None:
+                return []  # a grouped query without select shows its keys, count, first_seen, last_seen
             return [
                 BoundItem(name, BCol(q.pos, _COLTYPE_VT[t], name), None) for name, t in self.table.columns.items()
             ]
@@ -416,7 +418,11 @@ class Binder:
         assert gb is not None
         by_name = {it.name.lower(): i for i, it in enumerate(items) if it.item is not None}
         keys: list[BoundKey] = []
+        seen: set[str] = set()
         for key in gb.keys:
+            if to_text(key).lower() in seen:  # the same key twice groups exactly as once
+                continue
+            seen.add(to_text(key).lower())
             if contains_aggregate(key):
                 raise self.error("cannot group by an aggregate", key.pos)
             idx = None

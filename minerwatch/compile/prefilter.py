@@ -17,7 +17,7 @@ through: the filter is exact for every valid JSON encoding of the record.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from dataclasses import dataclass
 
 from minerwatch.compile.binder import (
     VT,
@@ -110,25 +110,41 @@ def required_literals(query: Query | BoundQuery) -> list[bytes] | None:
     return [x.encode("utf-8") for x in _minimal(lits)]
 
 
-def make_prefilter(query: Query | BoundQuery) -> Callable[[bytes], bool] | None:
+ESCAPE = b"\\u"
+"""Any character may be written as a ``\\uXXXX`` escape, so a line containing this may hold any literal."""
+
+
+@dataclass(frozen=True, slots=True)
+class Prefilter:
+    """``line -> may match``: true when the raw line contains one of ``literals`` or :data:`ESCAPE`.
+
+    ``needles`` is that whole set, so a reader may instead search a block of many lines for the needles and
+    treat exactly the lines holding one as the lines this test accepts.
+    """
+
+    literals: tuple[bytes, ...]
+
+    @property
+    def needles(self) -> tuple[bytes, ...]:
+        return (*self.literals, ESCAPE)
+
+    def __call__(self, line: bytes) -> bool:
+        # One ``in`` per literal beats a regex alternation (SRE scans byte by byte: ~10x slower here); the
+        # escape is looked for only from the first backslash, found with memchr, because a two-byte ``in``
+        # is slow and most lines have no backslash.
+        for lit in self.literals:
+            if lit in line:
+                return True
+        p = line.find(b"\\")
+        return p >= 0 and line.find(ESCAPE, p) >= 0
+
+
+def make_prefilter(query: Query | BoundQuery) -> Prefilter | None:
     """A fast ``line -> may match`` test, or None when the query gives no usable literal."""
     lits = required_literals(query)
     if lits is None:
         return None
-    escape = b"\\u"
-    if len(lits) == 1:
-        lit = lits[0]
-
-        def one(line: bytes) -> bool:
-            return lit in line or escape in line
-
-        return one
-    search = re.compile(b"|".join(re.escape(x) for x in [*lits, escape])).search
-
-    def many(line: bytes) -> bool:
-        return search(line) is not None
-
-    return many
+    return Prefilter(tuple(lits))
 
 
-__all__ = ["MIN_LITERAL", "make_prefilter", "required_literals"]
+__all__ = ["ESCAPE", "MIN_LITERAL", "Prefilter", "make_prefilter", "required_literals"]

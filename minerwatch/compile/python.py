@@ -21,6 +21,8 @@ from typing import Any
 from minerwatch.compile import runtime as rt
 from minerwatch.compile.binder import (
     VT,
+    WILD_ANY,
+    WILD_ONE,
     BAgg,
     BArith,
     BCmp,
@@ -34,8 +36,6 @@ from minerwatch.compile.binder import (
     BLit,
     BLogic,
     BNot,
-    WILD_ANY,
-    WILD_ONE,
     BoundQuery,
     bind,
     like_parts,

@@ -45,6 +45,7 @@ import json
 import math
 import os
 import re
+from bisect import bisect_left
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -59,6 +60,8 @@ from minerwatch.sources.records import ReadStats, Record, Reject
 TABLE = GUARDDUTY.name
 MAX_DOCUMENT_BYTES = 256 * 1024 * 1024
 """Largest whole-document file (a JSON array, a ``{"Findings": [...]}`` response) loaded in memory."""
+LINE_BLOCK_BYTES = 1024 * 1024
+"""Largest run of JSON Lines looked at at once when the prefilter allows skipping whole blocks."""
 
 _BOM = b"\xef\xbb\xbf"
 _WS = b" \t\r\n"
@@ -267,6 +270,7 @@ def read_guardduty(
     max_record_bytes: int = 1_048_576,
     s3_client: Any | None = None,
     max_document_bytes: int = MAX_DOCUMENT_BYTES,
+    line_block_bytes: int = LINE_BLOCK_BYTES,
 ) -> Iterator[Record]:
     """Canonical GuardDuty records from ``paths`` (files, folders, ``-``, ``s3://bucket/prefix``), in order.
 
@@ -274,10 +278,18 @@ def read_guardduty(
     (``stats.prefiltered``). Rejects go to ``on_reject`` and are counted in ``stats``. A path that does not
     exist raises :class:`~minerwatch.errors.InputError` here, before anything is read; one that cannot be
     opened raises it when reached.
+
+    When ``prefilter`` also has ``needles`` (a :class:`~minerwatch.compile.prefilter.Prefilter`: it is true
+    exactly for the lines containing one of them), JSON Lines are looked at in blocks of up to
+    ``line_block_bytes``: in a block whose lines are all plausible JSON objects, only the lines holding a
+    needle are handled one by one; any other block is handled line by line. Records, rejects and stats are
+    the same either way.
     """
     paths = [os.fspath(p) for p in paths]
     io.check_paths(paths)
-    reader = _Reader(io.RejectSink(on_reject, stats), stats, prefilter, max_record_bytes, max_document_bytes)
+    reader = _Reader(
+        io.RejectSink(on_reject, stats), stats, prefilter, max_record_bytes, max_document_bytes, line_block_bytes
+    )
     return reader.run(paths, s3_client)
 
 
@@ -289,12 +301,18 @@ class _Reader:
         prefilter: Callable[[bytes], bool] | None,
         max_record_bytes: int,
         max_document_bytes: int,
+        line_block_bytes: int,
     ) -> None:
         self.reject = reject
         self.stats = stats
         self.prefilter = prefilter
         self.max_record = max_record_bytes
         self.max_document = max_document_bytes
+        needles = getattr(prefilter, "needles", None)
+        self.needles: tuple[bytes, ...] | None = tuple(needles) if needles is not None else None
+        # No block is longer than the record limit, so no line inside one is over-long: such a line always
+        # spans a block boundary and comes alone from iter_line_blocks, measured exactly.
+        self.window = max(1, min(line_block_bytes, max_record_bytes))
 
     def run(self, paths: Sequence[str], s3_client: Any | None) -> Iterator[Record]:
         for inp in io.iter_inputs(paths, self.reject, self.stats, s3_client=s3_client):
@@ -302,8 +320,11 @@ class _Reader:
                 mode, head, rest = io.peek(inp.chunks, self._sniff)
                 if mode == _DOCUMENT:
                     yield from self._document(inp.name, head, rest)
-                else:
+                elif self.needles is None:
                     yield from self._lines(inp.name, io.iter_lines(_prepend(head, rest), self.max_record))
+                else:
+                    items = io.iter_line_blocks(_prepend(head, rest), self.max_record, self.window)
+                    yield from self._lines(inp.name, self._block_lines(items, self.needles))
             finally:
                 inp.chunks.close()
 
@@ -381,6 +402,47 @@ class _Reader:
                 reject(name, lineno, key, reason, raw)
                 continue
             yield from self._records(obj, name, lineno, raw, counted=True)
+
+    def _block_lines(
+        self, items: Iterator[io.LineItem], needles: tuple[bytes, ...]
+    ) -> Iterator[tuple[int, bytes | io.LongLine | io.BrokenLine]]:
+        """Numbered lines for :meth:`_lines`, leaving out the lines of clean blocks that hold no needle.
+
+        Those lines are exactly the ones the per-line path would count as read and prefiltered (they are
+        plausible JSON objects the prefilter refuses), so they are only counted here.
+        """
+        stats = self.stats
+        lineno = 0
+        seen = False  # a line has gone to _lines: its byte-order-mark handling applies to the first one only
+        chunk: bytes | None = None
+        ascii_chunk = False
+        for item in items:
+            if type(item) is not io.LineBlock:
+                lineno += 1
+                seen = seen or type(item) is bytes
+                yield lineno, item
+                continue
+            data, start, end = item.data, item.start, item.end
+            if data is not chunk:
+                chunk, ascii_chunk = data, data.isascii()  # once per read, not per block
+            newlines = _clean_newlines(data, start, end, ascii_chunk)
+            if newlines is None:
+                for raw in data[start : end - 1].split(b"\n"):
+                    lineno += 1
+                    yield lineno, raw
+                seen = True
+                continue
+            hits = _lines_with(data, start, end, newlines, needles)
+            if not seen:
+                hits = sorted({0, *hits})
+                seen = True
+            skipped = len(newlines) - len(hits)
+            stats.records_read += skipped
+            stats.prefiltered += skipped
+            for index in hits:
+                line_start = newlines[index - 1] + 1 if index else start
+                yield lineno + 1 + index, data[line_start : newlines[index]]
+            lineno += len(newlines)
 
     def _records(
         self, obj: Any, name: str, line: int, raw: bytes | None, *, counted: bool
@@ -477,6 +539,63 @@ class _Reader:
             yield from self._records(value, name, line, None, counted=False)
             line += text.count("\n", pos, end)
             pos = end
+
+
+def _clean_newlines(data: bytes, start: int, end: int, ascii: bool) -> list[int] | None:
+    """Offsets of the newlines of ``data[start:end]`` (complete lines) when every line is a plausible JSON
+    object with nothing around it (``{`` first, ``}`` last: so no blank line, no ``\\r``) and the block is
+    valid UTF-8; else None, and the block goes line by line. ``ascii``: all of ``data`` is ASCII.
+    """
+    if not ascii:
+        try:
+            data[start:end].decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    newlines: list[int] = []
+    append = newlines.append
+    find = data.find
+    last = end - 1
+    pos = start
+    # One memchr per line: cheaper than bytes.count (a byte loop), and it checks both ends of each line.
+    while data[pos] == 0x7B:  # "{": so the line is not empty and the newline found is after it
+        nl = find(b"\n", pos, end)
+        if data[nl - 1] != 0x7D:  # "}"
+            return None
+        append(nl)
+        if nl == last:
+            return newlines
+        pos = nl + 1
+    return None
+
+
+def _lines_with(data: bytes, start: int, end: int, newlines: list[int], needles: tuple[bytes, ...]) -> list[int]:
+    """Indexes (0-based, sorted) of the lines of a clean block that contain at least one of ``needles``."""
+    found: set[int] = set()
+    find = data.find
+    for needle in needles:
+        if not needle:
+            return list(range(len(newlines)))
+        if b"\n" in needle:
+            continue  # no line can contain it
+        if len(needle) > 2:
+            # Long needles: the library's substring search skips ahead; then on to the next line.
+            pos = find(needle, start, end)
+            while pos >= 0:
+                index = bisect_left(newlines, pos)
+                found.add(index)
+                pos = find(needle, newlines[index] + 1, end)
+        else:
+            # Short ones (the "\\u" escape) are slow to search for directly: memchr their first byte, which
+            # is rare, and search only the rest of that line.
+            lead = needle[:1]
+            pos = find(lead, start, end)
+            while pos >= 0:
+                index = bisect_left(newlines, pos)
+                nl = newlines[index]
+                if find(needle, pos, nl) >= 0:
+                    found.add(index)
+                pos = find(lead, nl + 1, end)
+    return sorted(found)
 
 
 _DOCUMENT_START = re.compile(rb'\s*(\[|\{\s*"(findings|Findings)"\s*:)')

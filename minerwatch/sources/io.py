@@ -325,6 +325,98 @@ class BrokenLine:
     head: bytes
 
 
+@dataclass(slots=True, frozen=True)
+class LineBlock:
+    """Complete lines, newlines included: ``data[start:end]`` (``end`` is just after the last newline).
+
+    A view into a block as it was read, so that nothing is copied; see :func:`iter_line_blocks` for how long
+    its lines can be.
+    """
+
+    data: bytes
+    start: int
+    end: int
+
+
+LineItem = bytes | LongLine | BrokenLine | LineBlock
+
+
+def iter_line_blocks(
+    chunks: Iterator[bytes], max_line_bytes: int, window: int | None = None
+) -> Iterator[LineItem]:
+    """Every line of the stream in order, unnumbered: runs of complete lines as :class:`LineBlock`, the others
+    one at a time (``bytes`` without its newline, :class:`LongLine`, or a final :class:`BrokenLine`).
+
+    With ``window``, no block is longer than ``window`` bytes, so none of its lines is longer than
+    ``window - 1``: when ``window <= max_line_bytes`` a block never holds an over-long line, and any such line
+    comes alone, measured exactly, as a :class:`LongLine`. Without it a block is every complete line of one
+    read, whatever their length. Lines that span two reads, or that no window holds a newline for, come alone.
+    """
+    step = window if window is not None and window > 0 else None
+    carry = b""  # the start of a line that continues in the next read (at most max_line_bytes long)
+    skipped = -1  # length so far of an over-long line being skipped, or -1
+    head = b""  # the first bytes of that line, for the reject's excerpt
+    try:
+        for chunk in chunks:
+            size = len(chunk)
+            pos = 0
+            if skipped >= 0:
+                nl = chunk.find(b"\n")
+                head = _grow(head, chunk, size if nl < 0 else nl)
+                if nl < 0:
+                    skipped += size
+                    continue
+                yield LongLine(skipped + nl, head)
+                skipped, head = -1, b""
+                pos = nl + 1
+            elif carry:
+                nl = chunk.find(b"\n")
+                if nl < 0:
+                    carry += chunk
+                    if len(carry) > max_line_bytes:
+                        skipped, head, carry = len(carry), carry[:_HEAD_BYTES], b""
+                    continue
+                line = carry + chunk[:nl]
+                carry = b""
+                yield LongLine(len(line), line[:_HEAD_BYTES]) if len(line) > max_line_bytes else line
+                pos = nl + 1
+            while pos < size:
+                stop = size if step is None else min(size, pos + step)
+                last = chunk.rfind(b"\n", pos, stop)
+                if last >= 0:
+                    yield LineBlock(chunk, pos, last + 1)
+                    pos = last + 1
+                    continue
+                nl = chunk.find(b"\n", stop)
+                if nl < 0:
+                    break
+                # A line at least as long as the window, complete in this read: measured here.
+                line = chunk[pos:nl]
+                yield LongLine(len(line), line[:_HEAD_BYTES]) if len(line) > max_line_bytes else line
+                pos = nl + 1
+            if pos < size:
+                carry = chunk[pos:] if pos else chunk
+                if len(carry) > max_line_bytes:
+                    skipped, head, carry = len(carry), carry[:_HEAD_BYTES], b""
+    except SourceError as exc:
+        yield BrokenLine(exc, head if skipped >= 0 else carry[:_HEAD_BYTES])
+        return
+    if skipped >= 0:
+        yield LongLine(skipped, head)
+    elif carry:
+        yield carry
+
+
+_HEAD_BYTES = EXCERPT_CHARS * 4
+
+
+def _grow(head: bytes, chunk: bytes, end: int) -> bytes:
+    """``head`` extended from ``chunk[:end]`` up to :data:`_HEAD_BYTES`, so it does not depend on chunking."""
+    if len(head) >= _HEAD_BYTES:
+        return head
+    return head + chunk[: min(end, _HEAD_BYTES - len(head))]
+
+
 def iter_lines(
     chunks: Iterator[bytes], max_line_bytes: int
 ) -> Iterator[tuple[int, bytes | LongLine | BrokenLine]]:
@@ -335,39 +427,20 @@ def iter_lines(
     which it happened.
     """
     lineno = 0
-    carry = b""
-    skipped = -1  # length so far of an over-long line being skipped, or -1
-    head = b""
-    try:
-        for block in chunks:
-            if skipped >= 0:
-                nl = block.find(b"\n")
-                if nl < 0:
-                    skipped += len(block)
-                    continue
-                lineno += 1
-                yield lineno, LongLine(skipped + nl, head)
-                skipped, head = -1, b""
-                block = block[nl + 1 :]
-            lines = block.split(b"\n")
-            if carry:
-                lines[0] = carry + lines[0]
-            carry = lines.pop()
+    for item in iter_line_blocks(chunks, max_line_bytes):
+        if type(item) is LineBlock:
+            data, start, end = item.data, item.start, item.end
+            lines = data[start:end].split(b"\n") if start or end < len(data) else data.split(b"\n")
+            lines.pop()  # the empty piece after the final newline
             for raw in lines:
                 lineno += 1
                 if len(raw) > max_line_bytes:
-                    yield lineno, LongLine(len(raw), raw[: EXCERPT_CHARS * 4])
+                    yield lineno, LongLine(len(raw), raw[:_HEAD_BYTES])
                 else:
                     yield lineno, raw
-            if len(carry) > max_line_bytes:
-                skipped, head, carry = len(carry), carry[: EXCERPT_CHARS * 4], b""
-    except SourceError as exc:
-        yield lineno + 1, BrokenLine(exc, head if skipped >= 0 else carry)
-        return
-    if skipped >= 0:
-        yield lineno + 1, LongLine(skipped, head)
-    elif carry:
-        yield lineno + 1, carry
+        else:
+            lineno += 1
+            yield lineno, item
 
 
 def peek(

@@ -1,27 +1,18 @@
-"""Fixtures: canonical records built from the real GuardDuty samples."""
+"""Fixtures: canonical records built from the real GuardDuty samples; ``linq_gen`` (strategies) importable."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
-import orjson
 import pytest
 
-from minerwatch.sources.guardduty import finding_to_record
-from minerwatch.sources.records import Record
+# Tests run with --import-mode=importlib: make the helper module beside this file importable.
+sys.path.insert(0, str(Path(__file__).parent))
 
-SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "samples" / "guardduty"
+from linq_gen import sample_records  # noqa: E402
 
-
-def sample_records() -> list[Record]:
-    """Every finding of the GuardDuty sample files (the `{"findings": []}` line holds none)."""
-    out: list[Record] = []
-    for path in sorted(SAMPLES.glob("*.jsonl")):
-        for n, line in enumerate(path.read_bytes().splitlines(), 1):
-            doc = orjson.loads(line)
-            if isinstance(doc, dict) and "id" in doc:
-                out.append(finding_to_record(doc, str(path), n))
-    return out
+from minerwatch.sources.records import Record  # noqa: E402
 
 
 @pytest.fixture(scope="session")

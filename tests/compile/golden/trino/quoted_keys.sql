@@ -1,0 +1,26 @@
+WITH _mw_src AS (
+  SELECT
+    "eventdate",
+    "accountid",
+    "region",
+    "type",
+    "title",
+    "description",
+    "severity",
+    "id",
+    "arn",
+    JSON_EXTRACT("doc", '$["resource"]["a.b \"c\" d"]') AS "_mw_p0",
+    JSON_EXTRACT("doc", '$["x y"]["z"]') AS "_mw_p1"
+  FROM "cloud_aws_guardduty"
+), _mw_rows AS (
+  SELECT
+    *
+  FROM _mw_src
+)
+SELECT
+  "_mw_p0" AS "k",
+  "_mw_p1" AS "v"
+FROM _mw_rows
+ORDER BY
+  "eventdate" ASC NULLS FIRST,
+  "id" ASC NULLS FIRST
