@@ -52,6 +52,10 @@ CREATE TABLE IF NOT EXISTS runs (
     run_id INTEGER PRIMARY KEY AUTOINCREMENT, rule_id TEXT, started REAL, finished REAL,
     inputs TEXT, stats TEXT
 );
+CREATE TABLE IF NOT EXISTS enrichments (
+    alert_id TEXT NOT NULL, section TEXT NOT NULL, data TEXT NOT NULL, updated_wall REAL NOT NULL,
+    PRIMARY KEY (alert_id, section)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, actor TEXT, alert_id TEXT, action TEXT NOT NULL,
     request TEXT, aws_request_id TEXT, result TEXT
@@ -201,6 +205,21 @@ class StateStore:
             (status, orjson.dumps(record).decode(), time.time(), record["alert_id"]),
         )
         return record
+
+    # -- enrichment sections attached to alerts ------------------------------------------------------------
+    def save_enrichment(self, alert_id: str, section: str, data: dict[str, Any]) -> None:
+        """Replace one enrichment section of an alert (its own transaction unless one is open)."""
+        self.db.execute(
+            "INSERT OR REPLACE INTO enrichments VALUES (?, ?, ?, ?)",
+            (alert_id, section, orjson.dumps(data, default=str).decode(), time.time()),
+        )
+
+    def enrichments(self, alert_id: str) -> dict[str, dict[str, Any]]:
+        """Every enrichment section of an alert, in the order they were written."""
+        rows = self.db.execute(
+            "SELECT section, data FROM enrichments WHERE alert_id=? ORDER BY updated_wall, section", (alert_id,)
+        ).fetchall()
+        return {section: orjson.loads(data) for section, data in rows}
 
     # -- output lines written after commit (at least once) --------------------------------------------
     def queue_out(self, out_path: str, lines: Iterable[str]) -> None:

@@ -34,3 +34,27 @@ def generate_findings(
     files = manifest.get("files", {})
     err.print(f"wrote {n:,} findings to {out / 'findings'} ({len(files)} files); manifest: {out / 'manifest.json'}",
               highlight=False)
+
+
+@gen_app.command("scenario")
+def generate_scenario(
+    out: Path = typer.Option(..., "--out", help="Output folder (absent or empty): one folder per log source and "
+                             "OUT/manifest.json with the ground truth."),
+    seed: int = typer.Option(1, "--seed", help="Random seed: the same seed and noise write the same bytes."),
+    noise: float = typer.Option(1.0, "--noise", help="Scale of the benign activity around the attack (0 for none; "
+                                "the attack itself does not change)."),
+) -> None:
+    """Write one crypto-mining compromise (a leaked access key, GPU instances mining in two regions, persistence)
+    amid benign activity, as CloudTrail, VPC flow log, Route 53 Resolver, CloudWatch CPU and GuardDuty data in
+    their AWS delivery layouts, with OUT/manifest.json saying what happened."""
+    from minerwatch.generate.scenario import ScenarioError, write_scenario
+
+    try:
+        manifest = write_scenario(out, seed=seed, noise=noise)
+    except ScenarioError as exc:
+        fail(str(exc))
+    counts = manifest["counts"]
+    parts = ", ".join(f"{src} {c['records']:,} records in {c['files']} files" for src, c in counts.items())
+    err.print(f"wrote {out}: {parts}; {len(manifest['compromised_instances'])} compromised instances, "
+              f"{len(manifest['clean_instances'])} clean; manifest: {out / 'manifest.json'}", highlight=False,
+              markup=False)

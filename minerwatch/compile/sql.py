@@ -168,7 +168,7 @@ class _Compiler:
             return self.path_view(e.parts, "null")
         if e.type is VT.JSON:
             return self.view_def(self.val(e), "null")
-        return exp.Is(this=self.val(e), expression=exp.Null())
+        return exp.Is(this=_paren(self.val(e)), expression=exp.Null())
 
     def arith(self, e: BArith) -> exp.Expression:
         if e.type is not VT.DOUBLE:
@@ -221,7 +221,7 @@ class _Compiler:
             if e.operand.type not in (VT.STRING, VT.JSON):
                 return _null_bool()
             like = exp.Escape(
-                this=exp.Like(this=self.view(e.operand, "str"), expression=_str(e.pattern)),
+                this=exp.Like(this=_paren(self.view(e.operand, "str")), expression=_str(e.pattern)),
                 expression=_str("\\"),
             )
             return exp.not_(like) if e.negated else like
@@ -244,14 +244,14 @@ class _Compiler:
         if e.mode == "null":
             return _null_bool()
         if e.mode != "dyn":
-            return op(this=self.view(e.left, e.mode), expression=self.view(e.right, e.mode))
+            return op(this=_paren(self.view(e.left, e.mode)), expression=_paren(self.view(e.right, e.mode)))
         kinds = ["str", "num"] + (["bool"] if e.op in ("=", "!=") else [])
         whens = []
         for kind in kinds:
             lv, rv = self.view(e.left, kind), self.view(e.right, kind)
             both = exp.and_(exp.not_(exp.Is(this=lv.copy(), expression=exp.Null())),
                             exp.not_(exp.Is(this=rv.copy(), expression=exp.Null())))
-            whens.append((both, op(this=lv, expression=rv)))
+            whens.append((both, op(this=_paren(lv), expression=_paren(rv))))
         return _case(*whens)
 
     def in_(self, e: BIn) -> exp.Expression:
@@ -260,7 +260,7 @@ class _Compiler:
             mode = next(iter(modes))
             if mode in ("str", "num", "bool", "ts") and not isinstance(e.operand, BLit):
                 items = [self.lit(c.right.value, mode) for c in e.cmps]  # type: ignore[attr-defined]
-                return exp.In(this=self.view(e.operand, mode), expressions=items)
+                return exp.In(this=_paren(self.view(e.operand, mode)), expressions=items)
         out = self.compare(e.cmps[0])
         for c in e.cmps[1:]:
             out = exp.or_(out, self.compare(c))
@@ -443,7 +443,12 @@ class _Compiler:
 
 
 def _paren(e: exp.Expression) -> exp.Expression:
-    return e if isinstance(e, (exp.Column, exp.Literal, exp.Cast, exp.Paren, exp.Anonymous)) else exp.Paren(this=e)
+    """Operands of operators are parenthesised unless atomic: built trees carry no implicit precedence."""
+    if isinstance(e, (exp.Column, exp.Literal, exp.Paren, exp.Null, exp.Boolean)):
+        return e
+    if isinstance(e, exp.Func) and not isinstance(e, (exp.Binary, exp.Unary, exp.Predicate)):
+        return e  # a function call (And / Or are Func subclasses too, hence the exclusions)
+    return exp.Paren(this=e)
 
 
 def _asc(e: exp.Expression) -> exp.Ordered:

@@ -28,6 +28,7 @@ from minerwatch.generate.scenario_world import (
     OFFICE_IPS,
     SSM_PROFILE,
     SSM_ROLE,
+    VCPUS,
     Host,
     Identity,
     World,
@@ -39,15 +40,15 @@ from minerwatch.generate.scenario_world import (
 EVENT_VERSION = "1.09"
 GLOBAL_REGION = "us-east-1"  # IAM, global STS and console sign-in events are logged here
 
-CI_USER_AGENT = (
-    "aws-cli/2.15.30 Python/3.11.8 Linux/6.5.0-1025-azure exe/x86_64.ubuntu.22 prompt/off command/{cmd}"
-)
+CI_USER_AGENT = "aws-cli/2.15.30 Python/3.11.8 Linux/6.5.0-1025-azure exe/x86_64.ubuntu.22 prompt/off command/{cmd}"
 CONSOLE_USER_AGENT = (
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/122.0.0.0 Safari/537.36"
 )
 SSM_AGENT_UA = "aws-sdk-go/1.44.260 (go1.22.5; linux; amd64) amazon-ssm-agent/3.3.987.0"
-BOTO_UA = "Boto3/1.34.69 md/Botocore#1.34.69 ua/2.0 os/linux#6.1.79 md/arch#x86_64 lang/python#3.11.6 cfg/retry-mode#legacy"
+BOTO_UA = (
+    "Boto3/1.34.69 md/Botocore#1.34.69 ua/2.0 os/linux#6.1.79 md/arch#x86_64 lang/python#3.11.6 cfg/retry-mode#legacy"
+)
 
 
 def _host(source: str, region: str) -> str:
@@ -78,6 +79,8 @@ def identity_json(
                 "attributes": {"creationDate": iso(created), "mfaAuthenticated": "true" if mfa else "false"},
             }
         return out
+    if created is None:
+        raise ValueError("a role session needs its creation time")
     ctx: dict[str, Any] = {
         "sessionIssuer": {
             "type": "Role",
@@ -87,7 +90,7 @@ def identity_json(
             "userName": ident.name,
         },
         "webIdFederationData": {},
-        "attributes": {"creationDate": iso(created or datetime.min), "mfaAuthenticated": "false"},
+        "attributes": {"creationDate": iso(created), "mfaAuthenticated": "false"},
     }
     if ec2_delivery:
         ctx["ec2RoleDelivery"] = ec2_delivery
@@ -134,11 +137,13 @@ class Trail:
         if error:
             rec["errorCode"], rec["errorMessage"] = error
         rec["requestParameters"] = req
-        rec["responseElements"] = None if read_only and resp is None else resp
+        rec["responseElements"] = resp
         if extra:
             rec.update(extra)
         event_id = new_uuid(rng)
         rec["requestID"] = new_uuid(rng)
+        if isinstance(resp, dict) and resp.get("requestId") == "":
+            resp["requestId"] = rec["requestID"]  # EC2 echoes the request id in its response
         rec["eventID"] = event_id
         rec["readOnly"] = read_only
         rec["eventType"] = event_type
@@ -154,9 +159,7 @@ class Trail:
         self.records.append(rec)
         return event_id
 
-    def console_login(
-        self, rng: random.Random, ident: Identity, t: datetime, ip: str, ua: str, *, mfa: bool
-    ) -> str:
+    def console_login(self, rng: random.Random, ident: Identity, t: datetime, ip: str, ua: str, *, mfa: bool) -> str:
         who = {
             "type": "IAMUser",
             "principalId": ident.principal_id,
@@ -174,9 +177,20 @@ class Trail:
         if mfa:
             extra["additionalEventData"]["MFAIdentifier"] = f"arn:aws:iam::{ident.account_id}:mfa/{ident.name}"
         return self.call(
-            rng, who, t, "signin.amazonaws.com", "ConsoleLogin", GLOBAL_REGION, ip, ua, None,
-            {"ConsoleLogin": "Success"}, event_type="AwsConsoleSignIn", extra=extra, tls=False,
-        )  # fmt: skip
+            rng,
+            who,
+            t,
+            "signin.amazonaws.com",
+            "ConsoleLogin",
+            GLOBAL_REGION,
+            ip,
+            ua,
+            None,
+            {"ConsoleLogin": "Success"},
+            event_type="AwsConsoleSignIn",
+            extra=extra,
+            tls=False,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,9 +212,19 @@ class Launch:
     @staticmethod
     def of(hosts: list[Host], tags: tuple[tuple[str, str], ...] = ()) -> Launch:
         h = hosts[0]
-        return Launch(h.region, h.inst.image_id, h.inst.instance_type, len(hosts), h.inst.subnet_id,
-                      h.inst.security_groups[0][1], h.inst.public_ip is not None, h.http_tokens, h.user_data,
-                      h.key_name, tags)  # fmt: skip
+        return Launch(
+            h.region,
+            h.inst.image_id,
+            h.inst.instance_type,
+            len(hosts),
+            h.inst.subnet_id,
+            h.inst.security_groups[0][1],
+            h.inst.public_ip is not None,
+            h.http_tokens,
+            h.user_data,
+            h.key_name,
+            tags,
+        )
 
 
 def run_instances(
@@ -250,14 +274,13 @@ def run_instances(
     if not error:
         items = [_instance_item(rng, h, i, spec.tags, req["clientToken"]) for i, h in enumerate(hosts)]
         resp = {
-            "requestId": new_uuid(rng),
+            "requestId": "",
             "reservationId": "r-0" + hexstr(rng, 16),
             "ownerId": trail.account_id,
             "groupSet": {},
             "instancesSet": {"items": items},
         }
-    return trail.call(rng, who, t, "ec2.amazonaws.com", "RunInstances", spec.region, ip, ua, req, resp,
-                      error=error)  # fmt: skip
+    return trail.call(rng, who, t, "ec2.amazonaws.com", "RunInstances", spec.region, ip, ua, req, resp, error=error)
 
 
 def _instance_item(
@@ -324,7 +347,7 @@ def _instance_item(
         },
         "ebsOptimized": False,
         "enaSupport": True,
-        "cpuOptions": {"coreCount": 2, "threadsPerCore": 2},
+        "cpuOptions": {"coreCount": VCPUS.get(i.instance_type, 2) // 2, "threadsPerCore": 2},
         "capacityReservationSpecification": {"capacityReservationPreference": "open"},
         "enclaveOptions": {"enabled": False},
         "metadataOptions": {
@@ -360,9 +383,20 @@ def assume_role_for_instance(trail: Trail, rng: random.Random, h: Host, t: datet
     }
     extra = {"resources": [{"accountId": acct, "type": "AWS::IAM::Role", "ARN": req["roleArn"]}]}
     return trail.call(
-        rng, who, t, "sts.amazonaws.com", "AssumeRole", h.region, "ec2.amazonaws.com", "ec2.amazonaws.com",
-        req, resp, read_only=True, extra=extra, tls=False,
-    )  # fmt: skip
+        rng,
+        who,
+        t,
+        "sts.amazonaws.com",
+        "AssumeRole",
+        h.region,
+        "ec2.amazonaws.com",
+        "ec2.amazonaws.com",
+        req,
+        resp,
+        read_only=True,
+        extra=extra,
+        tls=False,
+    )
 
 
 def instance_role_activity(
@@ -388,15 +422,35 @@ def instance_role_activity(
                 "availabilityZone": h.inst.az,
                 "availabilityZoneId": AZ_IDS[h.inst.az],
             }
-            trail.call(rng, who, t, "ssm.amazonaws.com", "UpdateInstanceInformation", h.region, h.egress_ip,
-                       SSM_AGENT_UA, req)  # fmt: skip
+            trail.call(
+                rng, who, t, "ssm.amazonaws.com", "UpdateInstanceInformation", h.region, h.egress_ip, SSM_AGENT_UA, req
+            )
             if not h.compromised and rng.random() < 0.5:
                 arn = f"arn:aws:secretsmanager:{h.region}:{trail.account_id}:secret:prod/app/db-" + hexstr(rng, 6)
-                trail.call(rng, who, t + timedelta(seconds=rng.uniform(1, 30)), "secretsmanager.amazonaws.com",
-                           "GetSecretValue", h.region, h.egress_ip, BOTO_UA, {"secretId": arn}, read_only=True)
-                trail.call(rng, who, t + timedelta(seconds=rng.uniform(30, 60)), "kms.amazonaws.com", "Decrypt",
-                           h.region, h.egress_ip, BOTO_UA, {"encryptionAlgorithm": "SYMMETRIC_DEFAULT"},
-                           read_only=True)  # fmt: skip
+                trail.call(
+                    rng,
+                    who,
+                    t + timedelta(seconds=rng.uniform(1, 30)),
+                    "secretsmanager.amazonaws.com",
+                    "GetSecretValue",
+                    h.region,
+                    h.egress_ip,
+                    BOTO_UA,
+                    {"secretId": arn},
+                    read_only=True,
+                )
+                trail.call(
+                    rng,
+                    who,
+                    t + timedelta(seconds=rng.uniform(30, 60)),
+                    "kms.amazonaws.com",
+                    "Decrypt",
+                    h.region,
+                    h.egress_ip,
+                    BOTO_UA,
+                    {"encryptionAlgorithm": "SYMMETRIC_DEFAULT"},
+                    read_only=True,
+                )
         t += timedelta(minutes=rng.uniform(45, 75))
 
 
@@ -404,34 +458,64 @@ def instance_role_activity(
 Call = tuple[str, str, bool, Callable[[random.Random, World], dict[str, Any] | None]]
 
 CONSOLE_CALLS: tuple[Call, ...] = (
-    ("ec2.amazonaws.com", "DescribeInstances", True,
-     lambda r, w: {"instancesSet": {}, "filterSet": {}, "maxResults": 50}),
-    ("ec2.amazonaws.com", "DescribeSecurityGroups", True,
-     lambda r, w: {"securityGroupSet": {}, "securityGroupIdSet": {}, "filterSet": {}}),
+    (
+        "ec2.amazonaws.com",
+        "DescribeInstances",
+        True,
+        lambda r, w: {"instancesSet": {}, "filterSet": {}, "maxResults": 50},
+    ),
+    (
+        "ec2.amazonaws.com",
+        "DescribeSecurityGroups",
+        True,
+        lambda r, w: {"securityGroupSet": {}, "securityGroupIdSet": {}, "filterSet": {}},
+    ),
     ("monitoring.amazonaws.com", "DescribeAlarms", True, lambda r, w: {"maxRecords": 100}),
     ("s3.amazonaws.com", "ListBuckets", True, lambda r, w: {"Host": "s3.amazonaws.com"}),
     ("cloudtrail.amazonaws.com", "LookupEvents", True, lambda r, w: {"maxResults": 50}),
     ("ssm.amazonaws.com", "DescribeInstanceInformation", True, lambda r, w: {"maxResults": 50}),
     ("iam.amazonaws.com", "ListRoles", True, lambda r, w: None),
-)  # fmt: skip
+)
 CI_CALLS: tuple[Call, ...] = (
     ("sts.amazonaws.com", "GetCallerIdentity", True, lambda r, w: None),
     ("ecr.amazonaws.com", "GetAuthorizationToken", True, lambda r, w: {"registryIds": [w.account.account_id]}),
-    ("ecs.amazonaws.com", "DescribeServices", True,
-     lambda r, w: {"cluster": "prod", "services": ["api", "web"], "include": []}),
-    ("ecs.amazonaws.com", "UpdateService", False,
-     lambda r, w: {"cluster": "prod", "service": r.choice(("api", "web")), "forceNewDeployment": True}),
-)  # fmt: skip
+    (
+        "ecs.amazonaws.com",
+        "DescribeServices",
+        True,
+        lambda r, w: {"cluster": "prod", "services": ["api", "web"], "include": []},
+    ),
+    (
+        "ecs.amazonaws.com",
+        "UpdateService",
+        False,
+        lambda r, w: {"cluster": "prod", "service": r.choice(("api", "web")), "forceNewDeployment": True},
+    ),
+)
 DEPLOY_CALLS: tuple[Call, ...] = (
-    ("ec2.amazonaws.com", "DescribeInstances", True,
-     lambda r, w: {"instancesSet": {}, "filterSet": {"items": [{"name": "tag:Environment", "valueSet": {
-         "items": [{"value": "prod"}]}}]}}),
-    ("ec2.amazonaws.com", "DescribeImages", True,
-     lambda r, w: {"executableBySet": {}, "imagesSet": {}, "ownersSet": {"items": [{"owner": "amazon"}]},
-                   "filterSet": {}}),
+    (
+        "ec2.amazonaws.com",
+        "DescribeInstances",
+        True,
+        lambda r, w: {
+            "instancesSet": {},
+            "filterSet": {"items": [{"name": "tag:Environment", "valueSet": {"items": [{"value": "prod"}]}}]},
+        },
+    ),
+    (
+        "ec2.amazonaws.com",
+        "DescribeImages",
+        True,
+        lambda r, w: {
+            "executableBySet": {},
+            "imagesSet": {},
+            "ownersSet": {"items": [{"owner": "amazon"}]},
+            "filterSet": {},
+        },
+    ),
     ("autoscaling.amazonaws.com", "DescribeAutoScalingGroups", True, lambda r, w: {"maxRecords": 100}),
     ("cloudformation.amazonaws.com", "DescribeStacks", True, lambda r, w: {"stackName": "prod-network"}),
-)  # fmt: skip
+)
 
 
 def _cmd(name: str) -> str:
@@ -455,9 +539,7 @@ def ci_baseline(trail: Trail, rng: random.Random, world: World, ci: Identity) ->
         t += timedelta(minutes=rng.uniform(35, 110))
 
 
-def console_sessions(
-    trail: Trail, rng: random.Random, world: World, users: list[Identity], per_user: int
-) -> None:
+def console_sessions(trail: Trail, rng: random.Random, world: World, users: list[Identity], per_user: int) -> None:
     """Engineers signing in with MFA from the office and looking around the console."""
     for u in users:
         login = world.start + timedelta(minutes=rng.uniform(30, 9 * 60))
@@ -475,8 +557,20 @@ def console_sessions(
             error = None
             if name == "ListRoles" and rng.random() < 0.3:
                 error = ("AccessDenied", f"User: {u.arn} is not authorized to perform: iam:ListRoles")
-            trail.call(rng, who, t, source, name, region, ip, "AWS Internal", req(rng, world), read_only=ro,
-                       error=error, extra={"sessionCredentialFromConsole": "true"})  # fmt: skip
+            trail.call(
+                rng,
+                who,
+                t,
+                source,
+                name,
+                region,
+                ip,
+                "AWS Internal",
+                req(rng, world),
+                read_only=ro,
+                error=error,
+                extra={"sessionCredentialFromConsole": "true"},
+            )
 
 
 def deploy_activity(
@@ -487,21 +581,36 @@ def deploy_activity(
         source, name, ro, req = rng.choice(DEPLOY_CALLS)
         svc = source.split(".")[0]
         ua = CI_USER_AGENT.format(cmd=f"{svc}.{_cmd(name)}")
-        trail.call(rng, who, t, source, name, rng.choice(world.account.regions), ip, ua, req(rng, world),
-                   read_only=ro)  # fmt: skip
+        trail.call(rng, who, t, source, name, rng.choice(world.account.regions), ip, ua, req(rng, world), read_only=ro)
         t += timedelta(seconds=rng.uniform(1, 15))
 
 
 def create_tags(
-    trail: Trail, rng: random.Random, who: dict[str, Any], t: datetime, ip: str, ua: str, h: Host,
+    trail: Trail,
+    rng: random.Random,
+    who: dict[str, Any],
+    t: datetime,
+    ip: str,
+    ua: str,
+    h: Host,
     tags: tuple[tuple[str, str], ...],
-) -> str:  # fmt: skip
+) -> str:
     req = {
         "resourcesSet": {"items": [{"resourceId": h.instance_id}]},
         "tagSet": {"items": [{"key": k, "value": v} for k, v in tags]},
     }
-    return trail.call(rng, who, t, "ec2.amazonaws.com", "CreateTags", h.region, ip, ua, req,
-                      {"requestId": new_uuid(rng), "_return": True})  # fmt: skip
+    return trail.call(
+        rng,
+        who,
+        t,
+        "ec2.amazonaws.com",
+        "CreateTags",
+        h.region,
+        ip,
+        ua,
+        req,
+        {"requestId": "", "_return": True},
+    )
 
 
 # -- files ------------------------------------------------------------------------------------------------

@@ -139,9 +139,16 @@ def summarise(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for f in findings:
         e = by_id.setdefault(
             f["id"],
-            {"id": f["id"], "type": f["type"], "severity": f["severity"], "deliveries": 0,
-             "created_at": f["createdAt"], "last_updated_at": f["updatedAt"], "max_count": 0},
-        )  # fmt: skip
+            {
+                "id": f["id"],
+                "type": f["type"],
+                "severity": f["severity"],
+                "deliveries": 0,
+                "created_at": f["createdAt"],
+                "last_updated_at": f["updatedAt"],
+                "max_count": 0,
+            },
+        )
         e["deliveries"] += 1
         e["last_updated_at"] = max(e["last_updated_at"], f["updatedAt"])
         e["max_count"] = max(e["max_count"], f["service"]["count"])
@@ -160,4 +167,3 @@ def guardduty_files(world: World, findings: list[dict[str, Any]]) -> list[tuple[
         name = uuid_of(("".join(f["id"] + f["updatedAt"] for f in recs)).encode())
         out.append((f"AWSLogs/{acct}/GuardDuty/{region}/{day}/{name}.jsonl.gz", recs))
     return out
-

@@ -36,11 +36,36 @@ from minerwatch.generate.scenario_world import (
 )
 
 V5_FIELDS: tuple[str, ...] = (
-    "version", "account-id", "interface-id", "srcaddr", "dstaddr", "srcport", "dstport", "protocol", "packets",
-    "bytes", "start", "end", "action", "log-status", "vpc-id", "subnet-id", "instance-id", "tcp-flags", "type",
-    "pkt-srcaddr", "pkt-dstaddr", "region", "az-id", "sublocation-type", "sublocation-id", "pkt-src-aws-service",
-    "pkt-dst-aws-service", "flow-direction", "traffic-path",
-)  # fmt: skip
+    "version",
+    "account-id",
+    "interface-id",
+    "srcaddr",
+    "dstaddr",
+    "srcport",
+    "dstport",
+    "protocol",
+    "packets",
+    "bytes",
+    "start",
+    "end",
+    "action",
+    "log-status",
+    "vpc-id",
+    "subnet-id",
+    "instance-id",
+    "tcp-flags",
+    "type",
+    "pkt-srcaddr",
+    "pkt-dstaddr",
+    "region",
+    "az-id",
+    "sublocation-type",
+    "sublocation-id",
+    "pkt-src-aws-service",
+    "pkt-dst-aws-service",
+    "flow-direction",
+    "traffic-path",
+)
 V2_FIELDS: tuple[str, ...] = V5_FIELDS[:14]
 FORMAT_FIELDS: dict[str, tuple[str, ...]] = {"v5": V5_FIELDS, "v2": V2_FIELDS}
 
@@ -74,9 +99,22 @@ def decoy_ip(name: str) -> str:
 
 # -- flow logs --------------------------------------------------------------------------------------------
 def _rec(
-    h: Host, direction: str, src: str, dst: str, sport: int, dport: int, proto: int, packets: int, nbytes: int,
-    t0: datetime, t1: datetime, action: str, flags: int, aws_service: str = "-", path: str = "8",
-) -> dict[str, Any]:  # fmt: skip
+    h: Host,
+    direction: str,
+    src: str,
+    dst: str,
+    sport: int,
+    dport: int,
+    proto: int,
+    packets: int,
+    nbytes: int,
+    t0: datetime,
+    t1: datetime,
+    action: str,
+    flags: int,
+    aws_service: str = "-",
+    path: str = "8",
+) -> dict[str, Any]:
     i = h.inst
     egress = direction == "egress"
     return {
@@ -112,15 +150,6 @@ def _rec(
     }
 
 
-def _nodata(h: Host, t0: datetime, t1: datetime) -> dict[str, Any]:
-    rec = _rec(h, "ingress", "-", "-", 0, 0, 0, 0, 0, t0, t1, "-", 0)
-    for k in ("srcaddr", "dstaddr", "srcport", "dstport", "protocol", "packets", "bytes", "action", "tcp-flags",
-              "type", "pkt-srcaddr", "pkt-dstaddr", "pkt-src-aws-service", "flow-direction", "traffic-path"):
-        rec[k] = "-"  # fmt: skip
-    rec["log-status"] = "NODATA"
-    return rec
-
-
 def _windows(world: World, t0: datetime, t1: datetime) -> Iterable[tuple[datetime, datetime]]:
     """The aggregation windows overlapping [t0, t1)."""
     k = int((t0 - world.start) / FLOW_WINDOW)
@@ -131,10 +160,22 @@ def _windows(world: World, t0: datetime, t1: datetime) -> Iterable[tuple[datetim
 
 
 def conversation(
-    world: World, rng: random.Random, h: Host, remote: str, sport: int, dport: int, t0: datetime, t1: datetime,
-    *, out_rate: float, in_rate: float, inbound: bool = False, proto: int = TCP, aws_service: str = "-",
+    world: World,
+    rng: random.Random,
+    h: Host,
+    remote: str,
+    sport: int,
+    dport: int,
+    t0: datetime,
+    t1: datetime,
+    *,
+    out_rate: float,
+    in_rate: float,
+    inbound: bool = False,
+    proto: int = TCP,
+    aws_service: str = "-",
     path: str = "8",
-) -> list[dict[str, Any]]:  # fmt: skip
+) -> list[dict[str, Any]]:
     """One connection as the flow log sees it: in each aggregation window a record per direction, bytes at the
     given rates (bytes per second, ±30 %). ``inbound``: the remote side opened it (to the host's ``dport``)."""
     out: list[dict[str, Any]] = []
@@ -154,21 +195,62 @@ def conversation(
             f_open |= FIN
             f_peer |= FIN
         if inbound:  # remote → me:dport, me:dport → remote
-            out.append(_rec(h, "ingress", remote, me, sport, dport, proto, p_in, b_in, a, b, "ACCEPT", f_peer,
-                            aws_service, path))
-            out.append(_rec(h, "egress", me, remote, dport, sport, proto, p_out, b_out, a, b, "ACCEPT", f_open,
-                            aws_service, path))  # fmt: skip
+            out.append(
+                _rec(
+                    h, "ingress", remote, me, sport, dport, proto, p_in, b_in, a, b, "ACCEPT", f_peer, aws_service, path
+                )
+            )
+            out.append(
+                _rec(
+                    h,
+                    "egress",
+                    me,
+                    remote,
+                    dport,
+                    sport,
+                    proto,
+                    p_out,
+                    b_out,
+                    a,
+                    b,
+                    "ACCEPT",
+                    f_open,
+                    aws_service,
+                    path,
+                )
+            )
         else:  # me:sport → remote:dport and the replies
-            out.append(_rec(h, "egress", me, remote, sport, dport, proto, p_out, b_out, a, b, "ACCEPT", f_open,
-                            aws_service, path))
-            out.append(_rec(h, "ingress", remote, me, dport, sport, proto, p_in, b_in, a, b, "ACCEPT", f_peer,
-                            aws_service, path))  # fmt: skip
+            out.append(
+                _rec(
+                    h,
+                    "egress",
+                    me,
+                    remote,
+                    sport,
+                    dport,
+                    proto,
+                    p_out,
+                    b_out,
+                    a,
+                    b,
+                    "ACCEPT",
+                    f_open,
+                    aws_service,
+                    path,
+                )
+            )
+            out.append(
+                _rec(
+                    h, "ingress", remote, me, dport, sport, proto, p_in, b_in, a, b, "ACCEPT", f_peer, aws_service, path
+                )
+            )
         first = False
     return out
 
 
-def rejected(h: Host, src: str, dst: str, sport: int, dport: int, t: datetime, *, egress: bool,
-             packets: int = 1) -> dict[str, Any]:  # fmt: skip
+def rejected(
+    h: Host, src: str, dst: str, sport: int, dport: int, t: datetime, *, egress: bool, packets: int = 1
+) -> dict[str, Any]:
     direction = "egress" if egress else "ingress"
     end = t + timedelta(seconds=2 * (packets - 1))
     return _rec(h, direction, src, dst, sport, dport, TCP, packets, 60 * packets, t, end, "REJECT", SYN)
@@ -186,25 +268,63 @@ def miner_flows(world: World, seed: int, h: Host, attacker_ip: str) -> list[dict
     m = h.mining
     me = h.inst.private_ip
     boot = h.launched + timedelta(seconds=50)
-    out = conversation(world, rng, h, rng.choice(GITHUB), eph(rng), 443, boot, boot + timedelta(seconds=4),
-                       out_rate=3_000, in_rate=90_000)  # fmt: skip
-    out += conversation(world, rng, h, rng.choice(GITHUB_OBJECTS), eph(rng), 443, boot + timedelta(seconds=5),
-                        boot + timedelta(seconds=19), out_rate=6_000, in_rate=450_000)  # fmt: skip
+    out = conversation(
+        world,
+        rng,
+        h,
+        rng.choice(GITHUB),
+        eph(rng),
+        443,
+        boot,
+        boot + timedelta(seconds=4),
+        out_rate=3_000,
+        in_rate=90_000,
+    )
+    out += conversation(
+        world,
+        rng,
+        h,
+        rng.choice(GITHUB_OBJECTS),
+        eph(rng),
+        443,
+        boot + timedelta(seconds=5),
+        boot + timedelta(seconds=19),
+        out_rate=6_000,
+        in_rate=450_000,
+    )
     if h.key_name:
         t = h.launched + timedelta(minutes=rng.uniform(1.5, 3))
-        out += conversation(world, rng, h, attacker_ip, eph(rng), 22, t, t + timedelta(minutes=rng.uniform(3, 9)),
-                            out_rate=900, in_rate=300, inbound=True)  # fmt: skip
+        out += conversation(
+            world,
+            rng,
+            h,
+            attacker_ip,
+            eph(rng),
+            22,
+            t,
+            t + timedelta(minutes=rng.uniform(3, 9)),
+            out_rate=900,
+            in_rate=300,
+            inbound=True,
+        )
     if m.rejected_pool:
         _, ip, port = m.rejected_pool
         t = m.start - timedelta(seconds=rng.uniform(20, 40))
         for k in range(3):  # the miner retries, then falls back to the next pool
             out.append(rejected(h, me, ip, eph(rng), port, t + timedelta(seconds=6 * k), egress=True, packets=3))
     for seg in m.segments:
-        out += conversation(world, rng, h, m.pool[1], seg.src_port, m.pool[2], seg.start, seg.end,
-                            out_rate=rng.uniform(120, 260), in_rate=rng.uniform(400, 900))  # fmt: skip
-    for a, b in h.down:
-        for w0, w1 in _windows(world, a + FLOW_WINDOW, b):
-            out.append(_nodata(h, w0, w1))
+        out += conversation(
+            world,
+            rng,
+            h,
+            m.pool[1],
+            seg.src_port,
+            m.pool[2],
+            seg.start,
+            seg.end,
+            out_rate=rng.uniform(120, 260),
+            in_rate=rng.uniform(400, 900),
+        )
     out += _scanner_flows(world, rng, h, open_ports=(22,))
     return out
 
@@ -222,8 +342,19 @@ def _scanner_flows(world: World, rng: random.Random, h: Host, open_ports: tuple[
                 break
             port = rng.choice(open_ports + SCANNER_PORTS)
             if port in open_ports:
-                out += conversation(world, rng, h, ip, eph(rng), port, t, t + timedelta(seconds=rng.uniform(1, 6)),
-                                    out_rate=400, in_rate=300, inbound=True)  # fmt: skip
+                out += conversation(
+                    world,
+                    rng,
+                    h,
+                    ip,
+                    eph(rng),
+                    port,
+                    t,
+                    t + timedelta(seconds=rng.uniform(1, 6)),
+                    out_rate=400,
+                    in_rate=300,
+                    inbound=True,
+                )
             else:
                 out.append(rejected(h, ip, me, eph(rng), port, t, egress=False))
             t += timedelta(minutes=rng.uniform(5, 60))
@@ -236,8 +367,12 @@ def clean_flows(world: World, seed: int, h: Host) -> list[dict[str, Any]]:
     rng = host_rng(seed, h, "flows")
     out: list[dict[str, Any]] = []
     region = h.region
-    endpoints = [f"s3.{region}.amazonaws.com", f"dynamodb.{region}.amazonaws.com", f"ssm.{region}.amazonaws.com",
-                 f"kms.{region}.amazonaws.com"]  # fmt: skip
+    endpoints = [
+        f"s3.{region}.amazonaws.com",
+        f"dynamodb.{region}.amazonaws.com",
+        f"ssm.{region}.amazonaws.com",
+        f"kms.{region}.amazonaws.com",
+    ]
     services = {"s3": "S3", "dynamodb": "DYNAMODB"}
     alb = [f"10.{h.vpc.octet}.{rng.randint(0, 47)}.{rng.randint(4, 250)}" for _ in range(2)]
     t = max(h.launched, world.start) + timedelta(seconds=rng.uniform(10, 60))
@@ -249,26 +384,78 @@ def clean_flows(world: World, seed: int, h: Host) -> list[dict[str, Any]]:
             if a >= w1:
                 continue
             svc = services.get(name.split(".")[0], "AMAZON")
-            out += conversation(world, rng, h, aws_endpoint_ip(name), eph(rng), 443, a,
-                                a + timedelta(seconds=rng.uniform(1, 90)), out_rate=rng.uniform(500, 4000),
-                                in_rate=rng.uniform(2000, 30000), aws_service=svc)  # fmt: skip
+            out += conversation(
+                world,
+                rng,
+                h,
+                aws_endpoint_ip(name),
+                eph(rng),
+                443,
+                a,
+                a + timedelta(seconds=rng.uniform(1, 90)),
+                out_rate=rng.uniform(500, 4000),
+                in_rate=rng.uniform(2000, 30000),
+                aws_service=svc,
+            )
         if h.role in ("web", "api"):
             a = lo + timedelta(seconds=rng.uniform(0, 60))
-            out += conversation(world, rng, h, rng.choice(alb), eph(rng), 8080, a, min(w1, world.end),
-                                out_rate=rng.uniform(2000, 12000), in_rate=rng.uniform(500, 3000), inbound=True,
-                                path="1")  # fmt: skip
+            out += conversation(
+                world,
+                rng,
+                h,
+                rng.choice(alb),
+                eph(rng),
+                8080,
+                a,
+                min(w1, world.end),
+                out_rate=rng.uniform(2000, 12000),
+                in_rate=rng.uniform(500, 3000),
+                inbound=True,
+                path="1",
+            )
         if h.role == "worker" and rng.random() < 0.5:
             a = lo + timedelta(seconds=rng.uniform(0, 500))
-            out += conversation(world, rng, h, rng.choice(PUBLIC_RESOLVERS), eph(rng), 53, a,
-                                a + timedelta(milliseconds=40), out_rate=1500, in_rate=4000, proto=UDP)
+            out += conversation(
+                world,
+                rng,
+                h,
+                rng.choice(PUBLIC_RESOLVERS),
+                eph(rng),
+                53,
+                a,
+                a + timedelta(milliseconds=40),
+                out_rate=1500,
+                in_rate=4000,
+                proto=UDP,
+            )
         if rng.random() < 0.08:
             a = lo + timedelta(seconds=rng.uniform(0, 500))
             remote = rng.choice(GITHUB + PYPI)
-            out += conversation(world, rng, h, remote, eph(rng), 443, a, a + timedelta(seconds=rng.uniform(2, 20)),
-                                out_rate=4000, in_rate=200_000)  # fmt: skip
-    for name, when in h_decoys(world, seed, h):
-        out += conversation(world, rng, h, decoy_ip(name), eph(rng), 443, when + timedelta(seconds=1),
-                            when + timedelta(seconds=rng.uniform(2, 8)), out_rate=2000, in_rate=15000)
+            out += conversation(
+                world,
+                rng,
+                h,
+                remote,
+                eph(rng),
+                443,
+                a,
+                a + timedelta(seconds=rng.uniform(2, 20)),
+                out_rate=4000,
+                in_rate=200_000,
+            )
+    for name, when in decoy_lookups(world, seed, h):
+        out += conversation(
+            world,
+            rng,
+            h,
+            decoy_ip(name),
+            eph(rng),
+            443,
+            when + timedelta(seconds=1),
+            when + timedelta(seconds=rng.uniform(2, 8)),
+            out_rate=2000,
+            in_rate=15000,
+        )
     open_ports = {"web": (443,), "bastion": (22,)}.get(h.role, ())
     out += _scanner_flows(world, rng, h, open_ports)
     return out
@@ -288,8 +475,16 @@ def flow_files(world: World, records: list[dict[str, Any]]) -> list[tuple[str, b
         groups[(r["region"], r["start"] // 3600)].append(r)
     out: list[tuple[str, bytes, int]] = []
     for (region, _hour), recs in sorted(groups.items()):
-        recs.sort(key=lambda r: (r["start"], r["interface-id"], r["end"], str(r["srcaddr"]), str(r["srcport"]),
-                                 r["flow-direction"]))  # fmt: skip
+        recs.sort(
+            key=lambda r: (
+                r["start"],
+                r["interface-id"],
+                r["end"],
+                str(r["srcaddr"]),
+                str(r["srcport"]),
+                r["flow-direction"],
+            )
+        )
         fields = FORMAT_FIELDS[FLOW_FORMATS[region]]
         body = (" ".join(fields) + "\n" + "".join(format_flow(r, fields) + "\n" for r in recs)).encode()
         stamp = _stamp(max(r["end"] for r in recs))
@@ -306,9 +501,15 @@ def _stamp(last_epoch: int) -> datetime:
 
 # -- Route 53 Resolver query logs -------------------------------------------------------------------------
 def query(
-    h: Host, rng: random.Random, t: datetime, name: str, answers: list[tuple[str, str]], *, qtype: str = "A",
+    h: Host,
+    rng: random.Random,
+    t: datetime,
+    name: str,
+    answers: list[tuple[str, str]],
+    *,
+    qtype: str = "A",
     rcode: str = "NOERROR",
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     i = h.inst
     return {
         "version": "1.100000",
@@ -336,9 +537,10 @@ def miner_queries(seed: int, h: Host) -> list[dict[str, Any]]:
     boot = h.launched + timedelta(seconds=48)
     out = [
         query(h, rng, boot, "github.com", [("A", rng.choice(GITHUB))]),
-        query(h, rng, boot + timedelta(seconds=4), "objects.githubusercontent.com",
-              [("A", ip) for ip in GITHUB_OBJECTS]),
-    ]  # fmt: skip
+        query(
+            h, rng, boot + timedelta(seconds=4), "objects.githubusercontent.com", [("A", ip) for ip in GITHUB_OBJECTS]
+        ),
+    ]
     if m.rejected_pool:
         out.append(query(h, rng, m.start - timedelta(seconds=45), m.rejected_pool[0], [("A", m.rejected_pool[1])]))
     for seg in m.segments:
@@ -348,7 +550,7 @@ def miner_queries(seed: int, h: Host) -> list[dict[str, Any]]:
     return out
 
 
-def h_decoys(world: World, seed: int, h: Host) -> list[tuple[str, datetime]]:
+def decoy_lookups(world: World, seed: int, h: Host) -> list[tuple[str, datetime]]:
     """When a clean host looks up a decoy domain (some hosts never do)."""
     rng = host_rng(seed, h, "decoys")
     if rng.random() < 0.4:
@@ -362,9 +564,15 @@ def h_decoys(world: World, seed: int, h: Host) -> list[tuple[str, datetime]]:
 def clean_queries(world: World, seed: int, h: Host) -> list[dict[str, Any]]:
     rng = host_rng(seed, h, "dns")
     region = h.region
-    names = [f"ssm.{region}.amazonaws.com", f"ec2messages.{region}.amazonaws.com", f"s3.{region}.amazonaws.com",
-             f"dynamodb.{region}.amazonaws.com", f"kms.{region}.amazonaws.com",
-             f"secretsmanager.{region}.amazonaws.com", "sts.amazonaws.com"]  # fmt: skip
+    names = [
+        f"ssm.{region}.amazonaws.com",
+        f"ec2messages.{region}.amazonaws.com",
+        f"s3.{region}.amazonaws.com",
+        f"dynamodb.{region}.amazonaws.com",
+        f"kms.{region}.amazonaws.com",
+        f"secretsmanager.{region}.amazonaws.com",
+        "sts.amazonaws.com",
+    ]
     out: list[dict[str, Any]] = []
     t = max(h.launched, world.start) + timedelta(seconds=rng.uniform(5, 60))
     while t < world.end:
@@ -375,15 +583,22 @@ def clean_queries(world: World, seed: int, h: Host) -> list[dict[str, Any]]:
             out.append(query(h, rng, t, "github.com", [("A", rng.choice(GITHUB))]))
         elif roll < 0.2:
             out.append(query(h, rng, t, "pypi.org", [("A", ip) for ip in PYPI]))
-            out.append(query(h, rng, t + timedelta(seconds=1), "files.pythonhosted.org",
-                             [("CNAME", "dualstack.python.map.fastly.net.")] + [("A", ip) for ip in PYPI[:2]]))
+            out.append(
+                query(
+                    h,
+                    rng,
+                    t + timedelta(seconds=1),
+                    "files.pythonhosted.org",
+                    [("CNAME", "dualstack.python.map.fastly.net.")] + [("A", ip) for ip in PYPI[:2]],
+                )
+            )
         elif roll < 0.25:
             rev = ".".join(reversed(h.inst.private_ip.split(".")))
             out.append(query(h, rng, t, f"{rev}.in-addr.arpa", [("PTR", h.inst.private_dns() + ".")], qtype="PTR"))
         elif roll < 0.28:
             out.append(query(h, rng, t, "metrics.internal.example.com", [], rcode="NXDOMAIN"))
         t += timedelta(minutes=rng.uniform(3, 12))
-    for name, when in h_decoys(world, seed, h):
+    for name, when in decoy_lookups(world, seed, h):
         out.append(query(h, rng, when, name, [("A", decoy_ip(name))]))
     return out
 
@@ -428,16 +643,18 @@ def cpu_datapoints(world: World, seed: int, h: Host) -> list[dict[str, Any]]:
                 diurnal = 6 * (1 if 2 <= hour <= 10 else 0)
                 avg = min(40.0, max(5.0, base + diurnal + rng.gauss(0, 4)))
                 peak = min(100.0, avg + rng.uniform(2, 15))
-            out.append({
-                "namespace": "AWS/EC2",
-                "metric": "CPUUtilization",
-                "instance_id": h.instance_id,
-                "region": h.region,
-                "account_id": h.inst.account.account_id,
-                "timestamp": iso(t),
-                "average": round(avg, 4),
-                "maximum": round(max(peak, avg), 4),
-                "unit": "Percent",
-            })  # fmt: skip
+            out.append(
+                {
+                    "namespace": "AWS/EC2",
+                    "metric": "CPUUtilization",
+                    "instance_id": h.instance_id,
+                    "region": h.region,
+                    "account_id": h.inst.account.account_id,
+                    "timestamp": iso(t),
+                    "average": round(avg, 4),
+                    "maximum": round(max(peak, avg), 4),
+                    "unit": "Percent",
+                }
+            )
         t = t1
     return out

@@ -35,6 +35,18 @@ AZ_IDS: dict[str, str] = {
 # The VPC flow log of the first region uses a custom v5 format, the second the default v2 format.
 FLOW_FORMATS: dict[str, str] = {"us-east-1": "v5", "eu-west-1": "v2"}
 
+# vCPUs of the instance types the scenario launches (RunInstances responses report cores and threads).
+VCPUS: dict[str, int] = {
+    "p3.8xlarge": 32,
+    "p3.16xlarge": 64,
+    "g4dn.12xlarge": 48,
+    "t3.micro": 2,
+    "t3.medium": 2,
+    "t3.large": 2,
+    "m5.large": 2,
+    "m5.xlarge": 4,
+    "m5.2xlarge": 8,
+}
 UBUNTU = "Canonical, Ubuntu, 22.04 LTS, amd64 jammy image build on 2025-02-04"
 AMAZON_LINUX = "Amazon Linux 2023 AMI 2023.6.20250211.0 x86_64 HVM kernel-6.1"
 SSM_PROFILE = "app-ec2-ssm"  # the instance profile clean hosts use and the attacker reuses
@@ -132,8 +144,11 @@ class Mining:
     """From the stop of the instance to the miner running again."""
 
     def active(self, t0: datetime, t1: datetime) -> float:
-        """Seconds of [t0, t1) during which the miner ran."""
-        return sum(max(0.0, (min(t1, s.end) - max(t0, s.start)).total_seconds()) for s in self.segments)
+        """Seconds of [t0, t1) during which the miner hashed (it goes on through a reconnect, not a stop)."""
+        busy = max(0.0, (min(t1, self.end) - max(t0, self.start)).total_seconds())
+        for a, b in self.interruptions:
+            busy -= max(0.0, (min(t1, b) - max(t0, a)).total_seconds())
+        return max(busy, 0.0)
 
 
 @dataclass(slots=True)
@@ -205,6 +220,8 @@ class World:
     vpcs: dict[str, Vpc]
     start: datetime
     end: datetime
+    profile_id: str
+    """The id of the instance profile every host gets (``SSM_PROFILE``)."""
     hosts: list[Host] = field(default_factory=list)
     used_ips: set[str] = field(default_factory=set)
 
@@ -232,10 +249,10 @@ def build_world(rng: random.Random, start: datetime = START, duration: timedelta
             subnets={az: "subnet-0" + hexstr(rng, 16) for az in azs},
             default_sg="sg-0" + hexstr(rng, 16),
             app_sg="sg-0" + hexstr(rng, 16),
-            nat_ip=f"{rng.choice((3, 18, 34, 52, 54))}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}",
+            nat_ip=aws_public_ip(rng),
             flow_log_id="fl-0" + hexstr(rng, 16),
         )
-    return World(account, vpcs, start, start + duration)
+    return World(account, vpcs, start, start + duration, "AIPA" + upper_alnum(rng, 17))
 
 
 def private_ip(world: World, rng: random.Random, vpc: Vpc, az: str) -> str:
@@ -287,7 +304,7 @@ def new_instance(
         public_ip=aws_public_ip(rng) if public else None,
         security_groups=(security_group,),
         profile_name=SSM_PROFILE,
-        profile_id="AIPA" + upper_alnum(rng, 17),
+        profile_id=world.profile_id,
         tags=tags,
         environment=environment,
         crypto_approved=False,
@@ -300,6 +317,4 @@ def user_identity(account_id: str, rng: random.Random, name: str) -> Identity:
 
 def role_session(account_id: str, rng: random.Random, role: str, session: str, role_id: str = "") -> Identity:
     rid = role_id or "AROA" + upper_alnum(rng, 17)
-    return Identity(
-        "AssumedRole", role, f"{rid}:{session}", "ASIA" + upper_alnum(rng, 16), account_id, session, rid
-    )
+    return Identity("AssumedRole", role, f"{rid}:{session}", "ASIA" + upper_alnum(rng, 16), account_id, session, rid)

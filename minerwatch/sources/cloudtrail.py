@@ -156,7 +156,7 @@ def parse_timestamp(value: Any, key: str, *, naive_utc: bool = False) -> datetim
                 if parsed.tzinfo is None:
                     return parsed.replace(tzinfo=UTC)
                 return parsed.astimezone(UTC)
-        if match is not None:
+        if match is not None and match.group(3) is None and not naive_utc:
             raise RecordError(f"bad field '{key}'", f"timestamp without a time zone: {short(value)}")
     raise RecordError(f"bad field '{key}'", f"not an ISO 8601 timestamp: {short(value)}")
 
@@ -275,16 +275,15 @@ class _TextStream:
                 ran_out = exc.msg.startswith("Unterminated string") or exc.pos >= len(self.buf) - 8
                 if ran_out and not self.eof:
                     if len(self.buf) - start >= limit:
-                        raise self.fail(
-                            "record too large", f"record too large: over {limit} bytes", start
-                        ) from None
+                        raise self.fail("record too large", f"record too large: over {limit} bytes", start) from None
                     need = min(max(need * 4, len(self.buf) - start + 1), limit)
                     continue
-                if ran_out:
+                if ran_out and self.error is not None:
                     raise self.end_error(f"in the value starting at line {self.line_at(start)}") from None
+                excerpt = self.buf[start : start + io.EXCERPT_CHARS]
                 line = self.line_at(exc.pos)
                 reason = f"invalid JSON: {exc.msg} at line {line} column {self.column_at(exc.pos)}"
-                raise self.fail("invalid JSON", reason, start) from None
+                raise _StreamError("invalid JSON", reason, line, excerpt) from None
             except RecursionError:
                 raise self.fail("invalid JSON", "invalid JSON: nesting too deep", start) from None
             except ValueError as exc:  # NaN / Infinity, refused by the decoder's parse_constant
@@ -292,6 +291,8 @@ class _TextStream:
             if end >= len(self.buf) and not self.eof and need < limit:
                 need = min(need * 4, limit)  # a bare number may continue in the next block
                 continue
+            if end - start > limit:  # found whole in a window that happened to be larger: same verdict
+                raise self.fail("record too large", f"record too large: over {limit} bytes", start)
             self.pos = end
             return value
 
@@ -389,9 +390,7 @@ class JsonLogReader:
 
     # ---- JSON Lines
 
-    def _lines(
-        self, name: str, lines: Iterator[tuple[int, bytes | io.LongLine | io.BrokenLine]]
-    ) -> Iterator[Record]:
+    def _lines(self, name: str, lines: Iterator[tuple[int, bytes | io.LongLine | io.BrokenLine]]) -> Iterator[Record]:
         stats = self.stats
         prefilter = self.prefilter
         reject = self.reject
@@ -474,9 +473,7 @@ class JsonLogReader:
         reason = f"not a Panther test: no 'Log' object (test {index})"
         self.reject(name, line, "not a Panther test", reason, _dump(test))
 
-    def _one(
-        self, value: Any, name: str, line: int, where: str, panther: bool, raw: bytes | None
-    ) -> Iterator[Record]:
+    def _one(self, value: Any, name: str, line: int, where: str, panther: bool, raw: bytes | None) -> Iterator[Record]:
         self.stats.records_read += 1
         try:
             record = self.convert(value, name, line, panther)
@@ -530,8 +527,11 @@ class JsonLogReader:
                 if char != ",":
                     if not char:
                         raise stream.end_error(f"the array opened at line {opened} is not closed")
-                    raise stream.fail("invalid JSON", f"invalid JSON: expected ',' or ']' at line "
-                                      f"{stream.line_at(stream.pos)} column {stream.column_at(stream.pos)}")
+                    raise stream.fail(
+                        "invalid JSON",
+                        f"invalid JSON: expected ',' or ']' at line "
+                        f"{stream.line_at(stream.pos)} column {stream.column_at(stream.pos)}",
+                    )
                 stream.pos += 1
                 char = stream.skip_ws()
             if not char:
@@ -555,8 +555,11 @@ class JsonLogReader:
             if char != ",":
                 if not char:
                     raise stream.end_error(f"the object opened at line {opened} is not closed")
-                raise stream.fail("invalid JSON", f"invalid JSON: expected ',' or '}}' at line "
-                                  f"{stream.line_at(stream.pos)} column {stream.column_at(stream.pos)}")
+                raise stream.fail(
+                    "invalid JSON",
+                    f"invalid JSON: expected ',' or '}}' at line "
+                    f"{stream.line_at(stream.pos)} column {stream.column_at(stream.pos)}",
+                )
             stream.pos += 1
             stream.skip_ws()
             member = stream.value(self.max_record, _DECODE)
@@ -586,9 +589,7 @@ def _panther_tests(value: dict[str, Any]) -> list[Any] | None:
 
 def _is_panther_test(value: Any) -> bool:
     return (
-        isinstance(value, dict)
-        and isinstance(value.get("Log"), dict)
-        and any(k in value for k in _PANTHER_TEST_KEYS)
+        isinstance(value, dict) and isinstance(value.get("Log"), dict) and any(k in value for k in _PANTHER_TEST_KEYS)
     )
 
 
@@ -633,9 +634,7 @@ def unwrap_cloudtrail(obj: Any) -> dict[str, Any]:
     if "detail-type" in obj and "detail" in obj:
         detail_type = obj["detail-type"]
         if not isinstance(detail_type, str) or not detail_type.endswith(_VIA_CLOUDTRAIL):
-            raise RecordError(
-                "not a CloudTrail record", f"EventBridge event of detail-type {short(detail_type)}"
-            )
+            raise RecordError("not a CloudTrail record", f"EventBridge event of detail-type {short(detail_type)}")
         detail = obj["detail"]
         if not isinstance(detail, dict):
             raise RecordError("not a CloudTrail record", f"EventBridge detail is {json_type(detail)}")

@@ -57,9 +57,7 @@ def route53_record(obj: Any, file: str, line: int, panther: bool = False) -> Rec
     if type(raw_name) is not str:
         if raw_name is None:
             raise RecordError("missing field 'query_name'", "not a Route 53 Resolver query log")
-        raise RecordError(
-            "bad field 'query_name'", f"expected a string, got {json_type(raw_name)} {short(raw_name)}"
-        )
+        raise RecordError("bad field 'query_name'", f"expected a string, got {json_type(raw_name)} {short(raw_name)}")
     srcids = opt_obj(obj, "srcids")
     flat = {
         "eventdate": eventdate,

@@ -189,6 +189,8 @@ def operand(draw: st.DrawFn, depth: int = 0) -> str:
     if kind == 7:
         args = draw(st.lists(operand(depth + 1), min_size=1, max_size=3))
         return f"coalesce({', '.join(args)})"
+    if kind == 8 and depth == 0 and draw(st.booleans()):
+        return f"({draw(condition(3))})"  # a condition's value as an operand
     return draw(st.sampled_from(FLAT)) if kind == 8 else draw(path_text())
 
 
@@ -211,16 +213,16 @@ def condition(draw: st.DrawFn, depth: int = 0) -> str:
     kind = draw(st.integers(0, 9 if depth < 3 else 5))
     if kind <= 1:
         op = draw(st.sampled_from(["=", "!=", "<", "<=", ">", ">="]))
-        return f"{draw(operand())} {op} {draw(operand())}"
+        return f"{draw(operand(1 if depth >= 2 else 0))} {op} {draw(operand(1 if depth >= 2 else 0))}"
     if kind == 2:
         neg = draw(st.sampled_from(["", "not "]))
-        return f"{draw(operand())} {neg}like {_str_lit(draw(like_pattern()))}"
+        return f"{draw(operand(1 if depth >= 2 else 0))} {neg}like {_str_lit(draw(like_pattern()))}"
     if kind == 3:
         neg = draw(st.sampled_from(["", "not "]))
         items = draw(st.lists(st.one_of(literal(), operand(2)), min_size=1, max_size=4))
-        return f"{draw(operand())} {neg}in ({', '.join(items)})"
+        return f"{draw(operand(1 if depth >= 2 else 0))} {neg}in ({', '.join(items)})"
     if kind == 4:
-        return f"{draw(operand())} is {draw(st.sampled_from(['', 'not ']))}null"
+        return f"{draw(operand(1 if depth >= 2 else 0))} is {draw(st.sampled_from(['', 'not ']))}null"
     if kind == 5:
         return draw(st.sampled_from(["service.archived", "SERVICE.additionalinfo.sample", "true", "false", "null"]))
     if kind == 6:

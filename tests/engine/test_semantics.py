@@ -50,7 +50,7 @@ def truth(cond: str, **doc: Any) -> bool | None:
     yes = bool(both(f"from cloud.aws.guardduty where {cond} select id", r))
     no = bool(both(f"from cloud.aws.guardduty where not ({cond}) select id", r))
     assert not (yes and no)
-    assert value(f"({cond})", **doc) == (True if yes else False if no else None)
+    assert value(f"({cond}) = true", **doc) == (True if yes else False if no else None)
     return True if yes else False if no else None
 
 
@@ -273,14 +273,15 @@ def test_grouping_latest_row_counts_and_null_keys() -> None:
 
 
 def test_group_by_an_alias_and_buckets() -> None:
-    recs = [rec(i, m, resource={"instanceDetails": {"instanceId": f"i-{i % 2}"}}) for i, m in enumerate([5, 59, 0, 30])]
+    minutes = [5, 59, 0, 30, 29]
+    recs = [rec(i, m, resource={"instanceDetails": {"instanceId": f"i-{i % 2}"}}) for i, m in enumerate(minutes)]
     rows = both(
         "from cloud.aws.guardduty select resource.instanceDetails.instanceId as instance_id "
         "group every 30m by instance_id",
         recs,
     )
     got = [(r["bucket"].minute, r["instance_id"], r["count"]) for r in rows]
-    assert got == [(0, "i-0", 1), (0, "i-1", 1), (30, "i-1", 1), (30, "i-0", 1)]
+    assert got == [(0, "i-0", 3), (30, "i-1", 2)]
     assert list(rows[0]) == ["bucket", "instance_id", "count", "first_seen", "last_seen"]
 
 

@@ -10,7 +10,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minerwatch.sources.io import BrokenLine, LongLine, SourceError, gunzip, iter_lines
+from minerwatch.sources.io import (
+    BrokenLine,
+    LineBlock,
+    LongLine,
+    SourceError,
+    gunzip,
+    iter_line_blocks,
+    iter_lines,
+)
 
 
 def _chunked(data: bytes, cuts: list[int]) -> Iterator[bytes]:
@@ -113,3 +121,52 @@ def test_gunzip_output_is_bounded_for_a_bomb() -> None:
     assert len(bomb) < len(packed) * 2
     sizes = [len(piece) for piece in gunzip(iter([bomb]), 1 << 20)]
     assert max(sizes) == 1 << 20 and sum(sizes) == 32 * 1024 * 1024
+
+
+def _expand(items: list[object], limit: int) -> list[tuple[int, object]]:
+    """iter_line_blocks' items numbered and split as iter_lines gives them."""
+    out: list[tuple[int, object]] = []
+    for item in items:
+        if isinstance(item, LineBlock):
+            for raw in item.data[item.start : item.end].split(b"\n")[:-1]:
+                out.append((len(out) + 1, LongLine(len(raw), raw[:2000]) if len(raw) > limit else raw))
+        else:
+            out.append((len(out) + 1, item))
+    return out
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    lines=LINES,
+    final_newline=st.booleans(),
+    cuts=st.lists(st.integers(0, 600), max_size=10),
+    limit=st.integers(0, 30),
+    window=st.one_of(st.none(), st.integers(1, 80)),
+    broken=st.booleans(),
+)
+def test_line_blocks_hold_the_same_lines_as_iter_lines(
+    lines: list[bytes], final_newline: bool, cuts: list[int], limit: int, window: int | None, broken: bool
+) -> None:
+    data = b"\n".join(lines) + (b"\n" if final_newline and lines else b"")
+    pieces = list(_chunked(data, cuts))
+    error = SourceError("truncated gzip", "cut")
+
+    def chunks() -> Iterator[bytes]:
+        return _failing(iter(pieces), error) if broken else iter(pieces)
+
+    items = list(iter_line_blocks(chunks(), limit, window))
+    assert _expand(items, limit) == list(iter_lines(chunks(), limit))
+    for item in items:
+        if isinstance(item, LineBlock):
+            assert item.end > item.start and item.data[item.end - 1 : item.end] == b"\n"
+            if window is not None:
+                assert item.end - item.start <= window
+                if window <= limit:  # a block never holds an over-long line: those come alone, measured
+                    assert all(len(x) <= limit for x in item.data[item.start : item.end].split(b"\n"))
+
+
+def test_long_line_excerpt_does_not_depend_on_the_reads() -> None:
+    line = bytes(range(65, 91)) * 200  # 5,200 bytes
+    whole = list(iter_lines(iter([line + b"\nok"]), 100))
+    pieces = list(iter_lines(_chunked(line + b"\nok", list(range(0, 5300, 7))), 100))
+    assert whole == pieces == [(1, LongLine(len(line), line[:2000])), (2, b"ok")]
