@@ -31,13 +31,14 @@ without a ``message`` string, a truncated gzip.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gzip
 import os
 import re
 import stat
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -98,6 +99,8 @@ KNOWN_FIELDS = frozenset(c.replace("_", "-") for c in _FIELD_TYPES)
 _HEADER = re.compile(rb"[a-z][a-z0-9]*(?:-[a-z0-9]+)*(?:[ \t]+[a-z][a-z0-9]*(?:-[a-z0-9]+)*)*[ \t\r]*")
 _PARQUET_MAGIC = b"PAR1"
 _NODATA = ("NODATA", "SKIPDATA")
+_TIMES: dict[int, datetime] = {}
+"""Start times seen lately: flow records of one capture window share them."""
 _BATCH = 8192
 
 
@@ -126,13 +129,44 @@ class Layout:
     """Indexes of the integer fields."""
     start: int | None
     end: int | None
+    flat_names: tuple[str, ...] | None
+    """The flat column of every field, in order, when the catalogue knows them all."""
+    fast: Callable[[list[str]], list[Any]] = field(compare=False, repr=False)
+    """Fields → values for ASCII input; raises ValueError for anything but valid fields."""
 
     @classmethod
     def of(cls, names: Sequence[str], source: str) -> Layout:
         columns = tuple((i, snake(n)) for i, n in enumerate(names) if snake(n) in _FIELD_TYPES)
         ints = tuple(i for i, c in columns if _FIELD_TYPES[c] is ColType.BIGINT)
         index = {c: i for i, c in columns}
-        return cls(tuple(names), source, columns, ints, index.get("start"), index.get("end"))
+        flat_names = tuple(c for _, c in columns) if len(columns) == len(names) else None
+        fast = _compile(len(names), ints)
+        return cls(tuple(names), source, columns, ints, index.get("start"), index.get("end"), flat_names, fast)
+
+
+def _int_or_null(value: str, index: int) -> None:
+    if value == "-":
+        return None
+    raise ValueError(index)  # the slow path says what is wrong
+
+
+@functools.lru_cache(maxsize=256)
+def _compile(count: int, ints: tuple[int, ...]) -> Callable[[list[str]], list[Any]]:
+    """A converter for one field order, as straight-line code: this is the per-record hot path.
+
+    The generated source holds only field indexes, never input text.
+    """
+    params = ", ".join(f"a{i}" for i in range(count))
+    items = [
+        f"int(a{i}) if a{i}.isdigit() and len(a{i}) < 19 else _int(a{i}, {i})"
+        if i in ints
+        else f"None if a{i} == '-' else a{i}"
+        for i in range(count)
+    ]
+    source = f"def fast(fields):\n    ({params},) = fields\n    return [{', '.join(items)}]\n"
+    namespace: dict[str, Any] = {"_int": _int_or_null}
+    exec(compile(source, "<vpcflow layout>", "exec"), namespace)  # noqa: S102
+    return namespace["fast"]  # type: ignore[no-any-return]
 
 
 _HEADERLESS_LAYOUTS = {n: Layout.of(fields, f"{what}, no header line") for n, (what, fields) in HEADERLESS.items()}
@@ -153,8 +187,29 @@ def parse_header(line: bytes) -> tuple[str, ...] | None:
     return names
 
 
-def convert_fields(layout: Layout, fields: list[str], file: str, line: int) -> Record:
-    """One flow record's fields (already split, as many as the layout has) → canonical record."""
+def convert_fields(layout: Layout, fields: list[str], file: str, line: int, *, is_ascii: bool = False) -> Record:
+    """One flow record's fields (already split, as many as the layout has) → canonical record.
+
+    ``is_ascii``: the line is known to be ASCII, so the generated converter may be used.
+    """
+    values: list[Any] | None = None
+    if is_ascii:
+        try:
+            values = layout.fast(fields)
+        except ValueError:
+            values = None
+    if values is None:
+        values = _checked_values(layout, fields)
+    doc = dict(zip(layout.names, values, strict=True))
+    if layout.flat_names is not None:
+        flat: dict[str, Any] = dict(zip(layout.flat_names, values, strict=True))
+    else:
+        flat = {c: values[i] for i, c in layout.columns}
+    return _finish(flat, doc, layout.start, layout.end, values, file, line)
+
+
+def _checked_values(layout: Layout, fields: list[str]) -> list[Any]:
+    """The values of any line, with the precise reason when one is wrong."""
     values: list[Any] = [None if v == "-" else v for v in fields]
     for i in layout.ints:
         v = values[i]
@@ -163,9 +218,7 @@ def convert_fields(layout: Layout, fields: list[str], file: str, line: int) -> R
                 what = "not an integer" if not (v.isdigit() and v.isascii()) else "out of range"
                 raise _LineError(f"bad field '{layout.names[i]}'", f"{what}: {v[:40]!r}")
             values[i] = int(v)
-    doc = dict(zip(layout.names, values, strict=True))
-    flat: dict[str, Any] = {c: values[i] for i, c in layout.columns}
-    return _finish(flat, doc, layout.start, layout.end, values, file, line)
+    return values
 
 
 def _finish(
@@ -182,11 +235,16 @@ def _finish(
         seconds = values[end]
     eventdate = None
     if seconds is not None:
-        try:
-            eventdate = datetime.fromtimestamp(seconds, UTC)
-        except (OverflowError, OSError, ValueError):
-            which = "start" if start is not None and values[start] is not None else "end"
-            raise _LineError(f"bad field '{which}'", f"not a time: {seconds}") from None
+        eventdate = _TIMES.get(seconds)
+        if eventdate is None:
+            try:
+                eventdate = datetime.fromtimestamp(seconds, UTC)
+            except (OverflowError, OSError, ValueError):
+                which = "start" if start is not None and values[start] is not None else "end"
+                raise _LineError(f"bad field '{which}'", f"not a time: {seconds}") from None
+            if len(_TIMES) >= 65_536:
+                _TIMES.clear()
+            _TIMES[seconds] = eventdate
     flat["eventdate"] = eventdate
     flat["accountid"] = flat.get("account_id")
     flat["nodata"] = flat.get("log_status") in _NODATA
@@ -292,7 +350,8 @@ class _Reader:
                 else:
                     reject(name, lineno, problem[0], f"{problem[1]} (line skipped by the prefilter)", raw)
                 continue
-            if text_bytes.isascii():
+            is_ascii = text_bytes.isascii()
+            if is_ascii:
                 text = text_bytes.decode("ascii")
             else:
                 try:
@@ -308,7 +367,7 @@ class _Reader:
                 reject(name, lineno, key, reason, raw)
                 continue
             try:
-                record = convert_fields(layout, fields, name, lineno)
+                record = convert_fields(layout, fields, name, lineno, is_ascii=is_ascii)
             except _LineError as exc:
                 reject(name, lineno, exc.key, str(exc), raw)
                 continue

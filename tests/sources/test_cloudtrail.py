@@ -15,8 +15,11 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from minerwatch.errors import InputError
+from minerwatch.sources import io as mw_io
 from minerwatch.sources.cloudtrail import RecordError, cloudtrail_record, parse_timestamp, read_cloudtrail
 from minerwatch.sources.records import ReadStats, Record, Reject
 
@@ -427,3 +430,42 @@ def test_prefilter_skips_lines_before_parsing(ct: Path, tmp_path: Path) -> None:
 def test_missing_path_fails_before_reading(tmp_path: Path) -> None:
     with pytest.raises(InputError):
         read([tmp_path / "nope.json"])
+
+
+# --------------------------------------------------------------------------------------------- block boundaries
+
+_TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    names=st.lists(_TEXT, min_size=1, max_size=6),
+    block=st.integers(1, 64),
+    indent=st.sampled_from([None, 1, 4]),
+    wrapper=st.booleans(),
+    gz=st.booleans(),
+)
+def test_any_block_boundary_gives_the_same_records(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    names: list[str],
+    block: int,
+    indent: int | None,
+    wrapper: bool,
+    gz: bool,
+) -> None:
+    """Streamed documents read the same whatever the block size: values, lines, multi-byte characters."""
+    records = [
+        _record(eventID=f"e-{i}", userAgent=name, requestParameters={"k": [name, i, None, 1.5]})
+        for i, name in enumerate(names)
+    ]
+    value: Any = {"Records": records} if wrapper else records
+    text = json.dumps(value, indent=indent, ensure_ascii=False).encode()
+    path = tmp_path / f"doc-{block}-{indent}-{wrapper}-{gz}.json"
+    path.write_bytes(gzip.compress(text) if gz else text)
+    expected = read([path])
+    assert [r.doc for r in expected.records] == records
+    monkeypatch.setattr(mw_io, "BLOCK_SIZE", block)
+    got = read([path])
+    assert [(r.line, r.doc) for r in got.records] == [(r.line, r.doc) for r in expected.records]
+    assert got.rejects == []

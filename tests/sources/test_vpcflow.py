@@ -16,6 +16,7 @@ import duckdb
 import pytest
 
 from minerwatch.catalog.tables import VPCFLOW
+from minerwatch.sources import io as mw_io
 from minerwatch.sources.records import ReadStats, Record, Reject
 from minerwatch.sources.vpcflow import HEADERLESS, TGW_FIELDS, V2_FIELDS, parse_header, read_vpcflow
 
@@ -330,3 +331,17 @@ def test_corrupt_parquet_is_a_reject(tmp_path: Path) -> None:
     path.write_bytes(b"PAR1 this is not parquet")
     (rej,) = read([path]).rejects
     assert rej.reason.startswith("unreadable Parquet") and rej.line is None
+
+
+def test_tiny_blocks_give_the_same_records(samples: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    src = sample(samples, "test-tgw-samples")
+    gz = tmp_path / "tgw.log.gz"
+    gz.write_bytes(gzip.compress(src.read_bytes()))
+    parquet = tmp_path / "p.parquet"
+    duckdb.connect().execute("COPY (SELECT 2 AS version, 22 AS dstport) TO ? (FORMAT parquet)", [str(parquet)])
+    paths = [samples / "vpcflow", gz, parquet]
+    expected = read(paths)
+    monkeypatch.setattr(mw_io, "BLOCK_SIZE", 3)
+    got = read(paths)
+    assert [(r.file, r.line, r.doc) for r in got.records] == [(r.file, r.line, r.doc) for r in expected.records]
+    assert len(got.records) == 26 + 10 + 1 and got.rejects == []

@@ -31,12 +31,8 @@ SELECT
     ) + CAST(1.0 AS DOUBLE)
   END AS "s",
   CASE
-    WHEN ISFINITE("_mw_p0_n" / (
-      NULLIF(CAST(0.0 AS DOUBLE), CAST(0.0 AS DOUBLE))
-    ))
-    THEN "_mw_p0_n" / (
-      NULLIF(CAST(0.0 AS DOUBLE), CAST(0.0 AS DOUBLE))
-    )
+    WHEN ISFINITE("_mw_p0_n" / NULLIF(CAST(0.0 AS DOUBLE), CAST(0.0 AS DOUBLE)))
+    THEN "_mw_p0_n" / NULLIF(CAST(0.0 AS DOUBLE), CAST(0.0 AS DOUBLE))
   END AS "z"
 FROM _mw_rows
 ORDER BY
