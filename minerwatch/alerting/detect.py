@@ -72,7 +72,10 @@ class DetectOptions:
     batch_rows: int = BATCH_ROWS
     """Matched rows per transaction in batch runs."""
     on_alert: Callable[[dict[str, Any]], None] | None = None
-    """Called with each alert record as it is committed (created or updated)."""
+    """Called with each alert record after it is committed (created or updated)."""
+    in_transaction: Callable[[StateStore, list[dict[str, Any]]], None] | None = None
+    """Called with the changed alert records inside the transaction that commits them (e.g. a notification
+    outbox), so their effects commit or roll back together."""
 
 
 @dataclass(slots=True)
@@ -181,10 +184,12 @@ class Detector:
 
     def commit(self) -> None:
         records = self.throttler.flush()
-        lines = [orjson.dumps(r).decode() for r in records]
-        if self.opts.out and lines:
+        if records:
             self.store.begin()
-            self.store.queue_out(self.opts.out, lines)
+            if self.opts.out:
+                self.store.queue_out(self.opts.out, [orjson.dumps(r).decode() for r in records])
+            if self.opts.in_transaction:
+                self.opts.in_transaction(self.store, records)
         self.store.commit()
         self._pending_rows = 0
         self._flush_out_backlog()
