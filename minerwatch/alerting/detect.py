@@ -87,6 +87,10 @@ class _Match:
     row: dict[str, Any]
 
 
+Match = _Match
+"""A matched row, as returned by :meth:`Detector.match` (public name for callers that feed records)."""
+
+
 def _delivery_time(doc: dict[str, Any]) -> str:
     return str(doc.get("updatedAt") or doc.get("createdAt") or "")
 
@@ -161,7 +165,9 @@ class Detector:
         if delivery in self._seen_run or self.store.seen(self.rule.id, *delivery):
             self.stats.duplicates += 1
             return
-        self._seen_run.add(delivery)
+        if not self.opts.stream:
+            # Stream runs commit every row, so the store already answers; a long-running stream must not grow this.
+            self._seen_run.add(delivery)
         self.stats.matched += 1  # distinct deliveries only; repeats are counted as duplicates
         self.store.begin()
         self.store.mark_seen(self.rule.id, *delivery)

@@ -221,6 +221,51 @@ class StateStore:
         ).fetchall()
         return {section: orjson.loads(data) for section, data in rows}
 
+    # -- action audit log -----------------------------------------------------------------------------
+    def audit(
+        self,
+        action: str,
+        *,
+        alert_id: str | None = None,
+        actor: str | None = None,
+        request: Any = None,
+        aws_request_id: str | None = None,
+        result: Any = None,
+        at: float | None = None,
+    ) -> int:
+        """Append one entry to the audit log (its own transaction unless one is open); returns its ``seq``.
+
+        ``request`` and ``result`` are stored as JSON."""
+        cur = self.db.execute(
+            "INSERT INTO audit (time, actor, alert_id, action, request, aws_request_id, result) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                time.time() if at is None else at,
+                actor,
+                alert_id,
+                action,
+                None if request is None else orjson.dumps(request, default=str).decode(),
+                aws_request_id,
+                None if result is None else orjson.dumps(result, default=str).decode(),
+            ),
+        )
+        return int(cur.lastrowid or 0)
+
+    def audit_log(self, alert_id: str | None = None) -> list[dict[str, Any]]:
+        """Audit entries in the order they were written (of one alert, or all)."""
+        sql = "SELECT seq, time, actor, alert_id, action, request, aws_request_id, result FROM audit"
+        args: tuple[Any, ...] = ()
+        if alert_id is not None:
+            sql += " WHERE alert_id=?"
+            args = (alert_id,)
+        cols = ("seq", "time", "actor", "alert_id", "action", "request", "aws_request_id", "result")
+        rows = [dict(zip(cols, r, strict=True)) for r in self.db.execute(sql + " ORDER BY seq", args)]
+        for r in rows:
+            for k in ("request", "result"):
+                if r[k] is not None:
+                    r[k] = orjson.loads(r[k])
+        return rows
+
     # -- output lines written after commit (at least once) --------------------------------------------
     def queue_out(self, out_path: str, lines: Iterable[str]) -> None:
         self.db.executemany("INSERT INTO out_pending (out_path, line) VALUES (?, ?)", [(out_path, x) for x in lines])

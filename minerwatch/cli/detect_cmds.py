@@ -178,12 +178,19 @@ def alerts_show(
     state: Path = typer.Option(Path(DEFAULT_STATE), "--state"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Show one alert: key, times, groups, fields and finding ids."""
-    record = StateStore(state).get_alert(alert_id)
+    """Show one alert: key, times, groups, fields and finding ids; its enrichment sections and timeline once
+    `minerwatch enrich` has run (JSON: the alert's keys plus "enrichment" and "timeline")."""
+    from minerwatch.enrich.run import stored_enrichment  # local: nothing else in this module needs enrich
+
+    store = StateStore(state)
+    record = store.get_alert(alert_id)
     if record is None:
         fail(f"no alert {alert_id!r} in {state}", 1)
+    sections, timeline = stored_enrichment(store, record["alert_id"])
     if as_json:
-        print(json.dumps(record, indent=2, ensure_ascii=False))
+        # The alert's own keys stay at the top level, so readers of the plain alert JSON keep working.
+        shown = {**record, "enrichment": sections, "timeline": timeline} if sections else record
+        print(json.dumps(shown, indent=2, ensure_ascii=False))
         return
     out.print(_alerts_table([record]))
     out.print("groups:", highlight=False)
@@ -193,6 +200,16 @@ def alerts_show(
     for k, v in record["fields"].items():
         out.print(f"  {k}: {json.dumps(v, ensure_ascii=False)}", highlight=False, markup=False)
     out.print(f"findings ({len(record['finding_ids'])}): " + ", ".join(record["finding_ids"]), highlight=False)
+    if not sections:
+        return
+    out.print("enrichment:", highlight=False)
+    for name, section in sections.items():
+        out.print(f"  {name} [{section.get('status')}]: {section.get('headline')}", highlight=False, markup=False)
+        for w in section.get("warnings", []):
+            out.print(f"      warning: {w}", highlight=False, markup=False)
+    out.print(f"timeline ({len(timeline)}):", highlight=False)
+    for e in timeline:
+        out.print(f"  {e['time']:<24}  {e['section']:<18}  {e['what']}", highlight=False, markup=False)
 
 
 def _set_status(alert_id: str, state: Path, status: str) -> None:

@@ -185,7 +185,7 @@ class OutCol:
 
 
 @dataclass(slots=True)
-class Warning_:
+class BindWarning:
     message: str
     pos: Pos
 
@@ -207,7 +207,7 @@ class BoundQuery:
     latest_row_items: list[SelectItem] = field(default_factory=list)
     """Select items of an aggregated query that are neither group keys nor aggregates: they take the value
     of the group's latest row by (eventdate, id)."""
-    warnings: list[Warning_] = field(default_factory=list)
+    warnings: list[BindWarning] = field(default_factory=list)
 
     @property
     def time_column(self) -> str:
@@ -350,7 +350,7 @@ class Binder:
                 f"unknown table {query.table!r} (known: {', '.join(sorted(TABLES))})", query.pos
             )
         self.table = table
-        self.warnings: list[Warning_] = []
+        self.warnings: list[BindWarning] = []
 
     def error(self, message: str, pos: Pos) -> QueryCompileError:
         return QueryCompileError(
@@ -358,7 +358,7 @@ class Binder:
         )
 
     def warn(self, message: str, pos: Pos) -> None:
-        self.warnings.append(Warning_(message, pos))
+        self.warnings.append(BindWarning(message, pos))
 
     # -- the query -------------------------------------------------------------------------------------
     def bind(self) -> BoundQuery:

@@ -98,6 +98,7 @@ class _Compiler:
         self.d = d
         self.paths: dict[tuple[str, ...], int] = {}
         self.views: dict[tuple[int, str], None] = {}
+        self.relation = ""
 
     # -- document paths --------------------------------------------------------------------------------
     def path_index(self, parts: tuple[str, ...]) -> int:

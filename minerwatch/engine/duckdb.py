@@ -20,6 +20,7 @@ import orjson
 from minerwatch.catalog.tables import ColType, Table
 from minerwatch.compile.binder import VT, BoundQuery, bind
 from minerwatch.compile.sql import compile_sql_plan
+from minerwatch.errors import QueryCompileError
 from minerwatch.lang.ast import Query
 from minerwatch.sources.records import ReadStats, Record, Reject
 
@@ -131,6 +132,8 @@ def run_duckdb_files(
     from minerwatch.sources.guardduty import read_guardduty
 
     bound = query if isinstance(query, BoundQuery) else bind(query)
+    if bound.table.name != "cloud.aws.guardduty":
+        raise QueryCompileError(f"files of table {bound.table.name} cannot be read yet; only cloud.aws.guardduty")
     stats = stats if stats is not None else ReadStats()
     records = read_guardduty(
         list(paths),

@@ -57,7 +57,10 @@ class InstanceFacts:
 def _instance_ids(alert: dict[str, Any]) -> list[str]:
     """The instances an alert is about: its key, its fields, its groups (a rule may group several)."""
     found: list[str] = []
-    candidates: list[Any] = [(alert.get("key") or {}).get("instance_id"), (alert.get("fields") or {}).get("instance_id")]
+    candidates: list[Any] = [
+        (alert.get("key") or {}).get("instance_id"),
+        (alert.get("fields") or {}).get("instance_id"),
+    ]
     candidates += [g.get("instance_id") for g in alert.get("groups") or [] if isinstance(g, dict)]
     for value in candidates:
         if isinstance(value, str) and value.startswith("i-") and value not in found:

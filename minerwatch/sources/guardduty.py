@@ -548,7 +548,7 @@ def _clean_newlines(data: bytes, start: int, end: int, ascii: bool) -> list[int]
     """
     if not ascii:
         try:
-            data[start:end].decode("utf-8")
+            str(memoryview(data)[start:end], "utf-8")  # validates without copying the bytes first
         except UnicodeDecodeError:
             return None
     newlines: list[int] = []
@@ -586,13 +586,13 @@ def _lines_with(data: bytes, start: int, end: int, newlines: list[int], needles:
                 pos = find(needle, newlines[index] + 1, end)
         else:
             # Short ones (the "\\u" escape) are slow to search for directly: memchr their first byte, which
-            # is rare, and search only the rest of that line.
+            # is rare, then search the line only between its first and last occurrence of that byte.
             lead = needle[:1]
             pos = find(lead, start, end)
             while pos >= 0:
                 index = bisect_left(newlines, pos)
                 nl = newlines[index]
-                if find(needle, pos, nl) >= 0:
+                if find(needle, pos, data.rfind(lead, pos, nl) + len(needle)) >= 0:
                     found.add(index)
                 pos = find(lead, nl + 1, end)
     return sorted(found)

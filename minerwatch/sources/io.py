@@ -12,6 +12,10 @@ Failure policy (the caller decides nothing about it):
   from the block iterator, after every block read before the break; :func:`iter_lines` turns that into a
   :class:`BrokenLine` at the line where it broke.
 
+:func:`iter_lines` gives numbered lines one at a time; :func:`iter_line_blocks`, which it is built on, gives
+runs of complete lines as views into the blocks read, so that a caller can look at many lines with one
+C-level search instead of one Python step per line.
+
 Gzip is recognised by its magic bytes, whatever the name. Regular files are read in :data:`BLOCK_SIZE`
 blocks; pipes, terminals and sockets (stdin, ``<(...)``) are read with ``read1`` so that a line is processed
 as soon as it arrives rather than when a whole block has filled.
@@ -34,6 +38,8 @@ BLOCK_SIZE = 8 * 1024 * 1024
 """Bytes per read from a regular file or S3 object, and the largest decompressed piece of a gzip stream."""
 
 EXCERPT_CHARS = 500
+_HEAD_BYTES = EXCERPT_CHARS * 4
+"""Bytes of an over-long or broken line kept for its excerpt (enough for EXCERPT_CHARS characters)."""
 STDIN_NAME = "<stdin>"
 _GZIP_MAGIC = b"\x1f\x8b"
 _GZIP_STEP = 64 * 1024
@@ -376,9 +382,12 @@ def iter_line_blocks(
                     if len(carry) > max_line_bytes:
                         skipped, head, carry = len(carry), carry[:_HEAD_BYTES], b""
                     continue
-                line = carry + chunk[:nl]
+                length = len(carry) + nl
+                if length > max_line_bytes:  # measured, not joined: it may be far longer than the limit
+                    yield LongLine(length, _grow(carry[:_HEAD_BYTES], chunk, nl))
+                else:
+                    yield carry + chunk[:nl]
                 carry = b""
-                yield LongLine(len(line), line[:_HEAD_BYTES]) if len(line) > max_line_bytes else line
                 pos = nl + 1
             while pos < size:
                 stop = size if step is None else min(size, pos + step)
@@ -390,9 +399,11 @@ def iter_line_blocks(
                 nl = chunk.find(b"\n", stop)
                 if nl < 0:
                     break
-                # A line at least as long as the window, complete in this read: measured here.
-                line = chunk[pos:nl]
-                yield LongLine(len(line), line[:_HEAD_BYTES]) if len(line) > max_line_bytes else line
+                # A line at least as long as the window, complete in this read: measured, copied only if kept.
+                if nl - pos > max_line_bytes:
+                    yield LongLine(nl - pos, chunk[pos : min(nl, pos + _HEAD_BYTES)])
+                else:
+                    yield chunk[pos:nl]
                 pos = nl + 1
             if pos < size:
                 carry = chunk[pos:] if pos else chunk
@@ -405,9 +416,6 @@ def iter_line_blocks(
         yield LongLine(skipped, head)
     elif carry:
         yield carry
-
-
-_HEAD_BYTES = EXCERPT_CHARS * 4
 
 
 def _grow(head: bytes, chunk: bytes, end: int) -> bytes:

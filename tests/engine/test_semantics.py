@@ -289,9 +289,8 @@ def test_aggregates_without_group_by_give_one_row() -> None:
     assert both("from cloud.aws.guardduty where false select count(), max(severity) as m", [rec(0)]) == [
         {"count": 0, "m": None}
     ]
-    assert both("from cloud.aws.guardduty select count(), avg(severity) as a", [rec(0, severity=2), rec(1, severity=4)]) == [
-        {"count": 2, "a": 3.0}
-    ]
+    two = [rec(0, severity=2), rec(1, severity=4)]
+    assert both("from cloud.aws.guardduty select count(), avg(severity) as a", two) == [{"count": 2, "a": 3.0}]
 
 
 def test_streaming_accumulator_is_order_independent() -> None:
@@ -307,3 +306,14 @@ def test_reserved_group_columns() -> None:
         parse_and_compile("from cloud.aws.guardduty select max(severity) as first_seen group by type")
     row = both("from cloud.aws.guardduty select type, count() group by type", [rec(0)])[0]
     assert list(row) == ["type", "count", "first_seen", "last_seen"]
+
+
+def test_buckets_are_epoch_aligned_before_1970_too() -> None:
+    old = finding_to_record(
+        {"id": "o", "accountId": "1", "type": "t", "updatedAt": "1969-12-31T23:30:00Z"}, "<test>", 1
+    )
+    rows = both("from cloud.aws.guardduty group every 7h by type", [old, rec(1)])
+    assert [r["bucket"] for r in rows] == [
+        datetime(1969, 12, 31, 17, tzinfo=UTC),  # -30 min floors to -7 h
+        datetime(2024, 5, 1, 10, tzinfo=UTC),  # 476266 h since the epoch = 68038 × 7 h
+    ]

@@ -247,7 +247,8 @@ def _line(draw: st.DrawFn, plain: bytes, crypto: bytes) -> bytes:
     if kind == "long":
         return b'{"pad":"' + b"y" * draw(st.integers(100, 3000)) + b'"}'
     if kind == "object":
-        return b'{"k":' + draw(st.sampled_from([b'"v"', b'"\\u0041"', b'"\\\\u"', b"1", b'"CryptoCurrency"'])) + b"}"
+        values = [b'"v"', b'"\\u0041"', b'"\\\\u"', b"1", b'"CryptoCurrency"', b'"\xc3\xa9"']
+        return b'{"k":' + draw(st.sampled_from(values)) + b"}"
     return draw(st.binary(max_size=20)).replace(b"\n", b"")
 
 

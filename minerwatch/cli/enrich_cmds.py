@@ -1,0 +1,133 @@
+"""``minerwatch enrich``: correlate an alert with CloudTrail, flow logs, DNS logs, findings and CPU; cost it."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import timedelta
+from pathlib import Path
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from minerwatch.alerting.state import StateStore
+from minerwatch.catalog.prices import load_prices
+from minerwatch.cli.app import app, err, fail, out
+from minerwatch.cli.detect_cmds import DEFAULT_STATE
+from minerwatch.enrich.iocs import IocSet, bundled, default_for_rule, load_ioc_file, merge
+from minerwatch.enrich.run import EnrichSources, enrich_alert, rule_for_alert
+from minerwatch.errors import MinerWatchError
+from minerwatch.rules.loader import load_rule
+
+_WINDOW = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_window(text: str) -> timedelta:
+    """``90m``, ``24h``, ``2d``, ``3600s`` → a timedelta; :class:`typer.BadParameter` otherwise."""
+    m = _WINDOW.match(text)
+    if not m:
+        raise typer.BadParameter(f"{text!r}: expected a number and a unit, like 24h, 90m or 2d")
+    return timedelta(**{_UNITS[m.group(2)]: float(m.group(1))})
+
+
+_ENRICH_HELP = (
+    "Enrich an alert: launch context, the launching principal's activity, persistence changes, flows to pools, "
+    "pool lookups, other findings, CPU and cost impact, each stored as a section beside the alert, with a merged "
+    "timeline (see them with `minerwatch alerts show ID`).\n\n"
+    "A source that is not given, or that fails, makes its sections unavailable with the reason; rejected input "
+    "records are counted in the section that read them and appended to --rejects. Re-running replaces the sections."
+)
+
+
+@app.command("enrich", help=_ENRICH_HELP)
+def enrich_cmd(
+    alert_id: str = typer.Argument(..., help="Alert id (an unambiguous prefix is enough)."),
+    cloudtrail: list[str] | None = typer.Option(
+        None, "--cloudtrail", help="CloudTrail logs: files, folders (S3 layout), .gz, s3://…; repeatable."
+    ),
+    flow: list[str] | None = typer.Option(None, "--flow", help="VPC flow logs (text or Parquet); repeatable."),
+    dns: list[str] | None = typer.Option(None, "--dns", help="Route 53 Resolver query logs; repeatable."),
+    findings: list[str] | None = typer.Option(None, "--findings", help="GuardDuty findings; repeatable."),
+    metrics: Path | None = typer.Option(
+        None, "--metrics", help="CPUUtilization datapoints, JSON Lines (the scenario's metrics/cpu.jsonl format)."
+    ),
+    cloudwatch: bool = typer.Option(False, "--cloudwatch", help="Read CPUUtilization from CloudWatch instead."),
+    cost_explorer: bool = typer.Option(
+        False, "--cost-explorer", help="Also ask Cost Explorer for the billed EC2 cost by instance type."
+    ),
+    rule: Path | None = typer.Option(None, "--rule", "-r", help="Rule document (default: the alert's shipped rule)."),
+    ioc: list[Path] | None = typer.Option(None, "--ioc", help="Extra IOC file (as for `ioc list`); repeatable."),
+    window: str = typer.Option("24h", "--window", help="Margin before first_seen and after last_seen: 24h, 90m, 2d."),
+    prices: Path | None = typer.Option(None, "--prices", help="Price table CSV (default: the bundled one)."),
+    cpu_threshold: float = typer.Option(80.0, "--cpu-threshold", help="CPU percent that counts as high."),
+    cpu_points: int = typer.Option(3, "--cpu-points", help="Consecutive high datapoints that make it sustained."),
+    state: Path = typer.Option(Path(DEFAULT_STATE), "--state", help="SQLite state store."),
+    rejects: Path | None = typer.Option(
+        None, "--rejects", help="Where rejected input records go. Default: enrich-rejects.jsonl beside the state."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the sections and timeline as JSON."),
+) -> None:
+    if metrics is not None and cloudwatch:
+        fail("--metrics and --cloudwatch are alternatives: give one")
+    if cpu_points < 1:
+        fail("--cpu-points must be at least 1")
+    delta = parse_window(window)
+    store = StateStore(state)
+    alert = store.get_alert(alert_id)
+    if alert is None:
+        fail(f"no alert {alert_id!r} in {state}", 1)
+    try:
+        loaded_rule = load_rule(rule) if rule else None
+        iocs: IocSet | None = None
+        if ioc:
+            base_rule = loaded_rule or rule_for_alert(alert)
+            base = default_for_rule(base_rule) if base_rule else bundled()
+            iocs = merge(base, *(load_ioc_file(p) for p in ioc))
+        price_table = load_prices(prices)
+        result = enrich_alert(
+            store,
+            alert["alert_id"],
+            EnrichSources(
+                cloudtrail=cloudtrail or None,
+                flow=flow or None,
+                dns=dns or None,
+                findings=findings or None,
+                metrics=str(metrics) if metrics else None,
+            ),
+            rule=loaded_rule,
+            window=delta,
+            iocs=iocs,
+            cloudwatch=cloudwatch,
+            cost_explorer=cost_explorer,
+            prices=price_table,
+            rejects=rejects or state.parent / "enrich-rejects.jsonl",
+            cpu_threshold=cpu_threshold,
+            cpu_min_points=cpu_points,
+        )
+    except MinerWatchError as exc:
+        fail(exc)
+    if as_json:
+        print(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
+    else:
+        table = Table("section", "status", "what was found")
+        for column in table.columns:
+            column.overflow = "fold"
+        for name, section in result.sections.items():
+            text = section["headline"]
+            for w in section.get("warnings", []):
+                text += f"\n(warning: {w})"
+            # Headlines quote log content (user agents, names): plain Text, never rich markup.
+            table.add_row(name, section["status"], Text(text))
+        out.print(f"alert {result.alert_id}", highlight=False)
+        out.print(table)
+        out.print(
+            f"timeline: {len(result.timeline)} entries — `minerwatch alerts show {result.alert_id}` shows them",
+            highlight=False,
+            markup=False,
+        )
+    for note in result.notes:
+        err.print(f"note: {note}", highlight=False, markup=False)
+    if result.rejected:
+        err.print(f"{result.rejected} input record(s) rejected, written to {result.rejects_file}", highlight=False)

@@ -1,0 +1,545 @@
+"""The automated response actions. Each one plans its calls from the current inventory (``calls``), names the
+reads it makes while running (``checks``), and runs (``run``): the calls a dry run prints are the calls a run
+makes, computed from the state read just before the step.
+
+Idempotency comes from looking first: the quarantine group is found by its tag ``minerwatch:quarantine=<vpc>``,
+snapshots by ``minerwatch:alert-id``, the instance profile by its association, keys by their IAM status. What a
+rollback needs (original groups, the detached profile) is recorded in the journal before the change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from minerwatch.respond import journal as J
+from minerwatch.respond.aws import AwsError
+from minerwatch.respond.discover import (
+    ALERT_TAG,
+    INCIDENT_TAG,
+    INSTANCE_TAG,
+    QUARANTINE_TAG,
+    Inventory,
+    KeyCandidate,
+    profile_association_call,
+    snapshots_call,
+)
+from minerwatch.respond.evidence import Location, capture, planned_calls
+from minerwatch.respond.plan import ApiCall, placeholder
+
+
+class Caller(Protocol):
+    def call(self, call: ApiCall, values: dict[str, Any] | None = None) -> dict[str, Any]: ...
+
+    def read(self, call: ApiCall) -> dict[str, Any]: ...
+
+
+@dataclass
+class Context:
+    """Everything about the alert and the run that the actions need besides the inventory."""
+
+    alert: dict[str, Any]
+    alert_id: str
+    incident_id: str
+    instance_id: str
+    region: str
+    account_id: str | None
+    actor: str
+    evidence: Location
+    approvals: set[str] = field(default_factory=set)
+    keep_running: bool = False
+    keys: list[KeyCandidate] = field(default_factory=list)
+    key_reason: str | None = None
+    """Why no key can be deactivated automatically (no launch enrichment, temporary credentials...)."""
+    enrichments: dict[str, Any] = field(default_factory=dict)
+    tag_pending: bool = False
+    """The tag step has not run yet (so termination protection will be on by the time terminate runs)."""
+
+
+@dataclass
+class Outcome:
+    status: str
+    message: str = ""
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class Action:
+    id: str = ""
+    title: str = ""
+    depends_on: tuple[str, ...] = ()
+    approval: str | None = None
+
+    def manual_reason(self, inv: Inventory, ctx: Context) -> str | None:
+        """Why this action cannot be automated for this alert (it becomes a manual item), or ``None``."""
+        return None
+
+    def calls(self, inv: Inventory, ctx: Context) -> list[ApiCall]:
+        return []
+
+    def checks(self, inv: Inventory, ctx: Context) -> list[ApiCall]:
+        return []
+
+    def notes(self, inv: Inventory, ctx: Context) -> list[str]:
+        return []
+
+    def run(self, ex: Caller, inv: Inventory, ctx: Context, journal: J.Journal) -> Outcome:
+        values: dict[str, Any] = {}
+        for call in self.calls(inv, ctx):
+            ex.call(call, values)
+        return Outcome(J.DONE)
+
+
+def _tags(pairs: dict[str, str]) -> list[dict[str, str]]:
+    return [{"Key": k, "Value": v} for k, v in pairs.items()]
+
+
+class TagProtect(Action):
+    id = "tag"
+    title = "Tag the instance with the incident and alert ids and enable termination protection"
+
+    def calls(self, inv: Inventory, ctx: Context) -> list[ApiCall]:
+        want = {INCIDENT_TAG: ctx.incident_id, ALERT_TAG: ctx.alert_id}
+        missing = {k: v for k, v in want.items() if inv.tags.get(k) != v}
+        out = []
+        if missing:
+            out.append(ApiCall("ec2", "CreateTags", {"Resources": [inv.instance_id], "Tags": _tags(missing)}, inv.region))
+        if not inv.termination_protected:
+            out.append(
+                ApiCall(
+                    "ec2",
+                    "ModifyInstanceAttribute",
+                    {"InstanceId": inv.instance_id, "DisableApiTermination": {"Value": True}},
+                    inv.region,
+                )
+            )
+        return out
+
+
+class Evidence(Action):
+    id = "evidence"
+    title = (
+        "Capture evidence (instance, volumes, ENIs, security groups, instance profile, user data, console output) "
+        "as JSON with a SHA-256 manifest"
+    )
+
+    def calls(self, inv: Inventory, ctx: Context) -> list[ApiCall]:
+        return planned_calls(inv, ctx.evidence)
+
+    def notes(self, inv: Inventory, ctx: Context) -> list[str]:
+        where = ctx.evidence.uri
+        return [f"writes the files and manifest.json to {where}" if not ctx.evidence.is_s3 else f"uploads to {where}"]
+
+    def run(self, ex: Caller, inv: Inventory, ctx: Context, journal: J.Journal) -> Outcome:
+        before = journal.detail(self.id).get("files") or {}
+        header = {
+            "alert_id": ctx.alert_id,
+            "incident_id": ctx.incident_id,
+            "instance_id": ctx.instance_id,
+            "account_id": ctx.account_id,
+            "region": ctx.region,
+            "actor": ctx.actor,
+            "tool": "minerwatch",
+        }
+        context = {"alert": ctx.alert, "enrichments": ctx.enrichments}
+        result = capture(ex, inv, ctx.evidence, header, context, already=before)
+        detail = {
+            "uri": ctx.evidence.uri,
+            "files": result.files,
+            "errors": result.errors,
+            "manifest_sha256": result.manifest_sha256,
+            "complete": result.complete,
+        }
+        if not result.complete:
+            failed = ", ".join(f"{k} ({v})" for k, v in sorted(result.errors.items()))
+            return Outcome(J.FAILED, f"evidence incomplete: {failed}", detail)
+        return Outcome(J.DONE, f"{len(result.files)} files + manifest in {ctx.evidence.uri}", detail)
+
+
+def _rules(perms: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    # Describe output carries empty lists and descriptions; revoke accepts the same shape.
+    keep = ("IpProtocol", "FromPort", "ToPort", "IpRanges", "Ipv6Ranges", "PrefixListIds", "UserIdGroupPairs")
+    return [{k: p[k] for k in keep if p.get(k) not in (None, [])} for p in perms]
+
+
+def default_egress(ipv6: bool) -> list[dict[str, Any]]:
+    """The egress rule AWS puts on every new security group (with ::/0 in a VPC that has IPv6)."""
+    rule: dict[str, Any] = {"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}
+    if ipv6:
+        rule["Ipv6Ranges"] = [{"CidrIpv6": "::/0"}]
+    return [rule]
+
+
+def quarantine_name(vpc: str) -> str:
+    return f"minerwatch-quarantine-{vpc}"
+
+
+class Isolate(Action):
+    id = "isolate"
+    title = "Move every network interface of the instance to a quarantine security group with no ingress and no egress"
+
+    def manual_reason(self, inv: Inventory, ctx: Context) -> str | None:
+        return None if inv.enis else "the instance has no network interface in a VPC"
+
+    def _group(self, inv: Inventory, vpc: str) -> str:
+        q = inv.quarantine.get(vpc)
+        return q.group_id if q else placeholder(f"quarantine-sg/{vpc}")
+
+    def calls(self, inv: Inventory, ctx: Context) -> list[ApiCall]:
+        out: list[ApiCall] = []
+        r = inv.region
+        for vpc in inv.vpcs:
+            q = inv.quarantine.get(vpc)
+            gid = self._group(inv, vpc)
+            if q is None:
+                out.append(
+                    ApiCall(
+                        "ec2",
+                        "CreateSecurityGroup",
+                        {
+                            "GroupName": quarantine_name(vpc),
+                            "Description": "MinerWatch quarantine: no inbound and no outbound traffic",
+                            "VpcId": vpc,
+                            "TagSpecifications": [
+                                {
+                                    "ResourceType": "security-group",
+                                    "Tags": _tags({QUARANTINE_TAG: vpc, "Name": quarantine_name(vpc)}),
+                                }
+                            ],
+                        },
+                        r,
+                        binds={f"quarantine-sg/{vpc}": "GroupId"},
+                    )
+                )
+                out.append(
+                    ApiCall(
+                        "ec2",
+                        "RevokeSecurityGroupEgress",
+                        {"GroupId": gid, "IpPermissions": default_egress(inv.vpc_ipv6.get(vpc, False))},
+                        r,
+                        note="the default allow-all egress rule of a new group",
+                    )
+                )
+            else:
+                if q.ingress:
+                    out.append(
+                        ApiCall("ec2", "RevokeSecurityGroupIngress", {"GroupId": gid, "IpPermissions": _rules(q.ingress)},
+                                r, note="rules found on the quarantine group")
+                    )
+                if q.egress:
+                    out.append(
+                        ApiCall("ec2", "RevokeSecurityGroupEgress", {"GroupId": gid, "IpPermissions": _rules(q.egress)},
+                                r, note="rules found on the quarantine group")
+                    )
+            for eni in inv.enis:
+                if eni.vpc_id == vpc and eni.groups != [gid]:
+                    out.append(
+                        ApiCall(
+                            "ec2",
+                            "ModifyNetworkInterfaceAttribute",
+                            {"NetworkInterfaceId": eni.id, "Groups": [gid]},
+                            r,
+                            note="was " + (", ".join(eni.groups) or "no group"),
+                        )
+                    )
+        return out
+
+    def checks(self, inv: Inventory, ctx: Context) -> list[ApiCall]:
+        groups = [self._group(inv, v) for v in inv.vpcs]
+        return [
+            ApiCall("ec2", "DescribeSecurityGroups", {"GroupIds": groups}, inv.region, note="verify: no rules"),
+            ApiCall(
+                "ec2",
+                "DescribeNetworkInterfaces",
+                {"NetworkInterfaceIds": [e.id for e in inv.enis]},
+                inv.region,
+                note="verify: only the quarantine group",
+            ),
+        ]
+
+    def notes(self, inv: Inventory, ctx: Context) -> list[str]:
+        return [
+            "security groups track existing connections: an established session may survive the change; "
+            "a network ACL deny on the subnet cuts those too (manual)"
+        ]
+
+    def run(self, ex: Caller, inv: Inventory, ctx: Context, journal: J.Journal) -> Outcome:
+        detail = journal.detail(self.id)
+        originals: dict[str, list[str]] = dict(detail.get("originals") or {})
+        quarantine_ids = {q.group_id for q in inv.quarantine.values()}
+        for eni in inv.enis:
+            if eni.id not in originals and not set(eni.groups) <= quarantine_ids:
+                originals[eni.id] = eni.groups
+        journal.set(self.id, originals=originals)  # before anything changes, for --rollback
+        values: dict[str, Any] = {}
+        for call in self.calls(inv, ctx):
+            try:
+                ex.call(call, values)
+            except AwsError as exc:
+                if call.operation == "CreateSecurityGroup" and exc.code == "InvalidGroup.Duplicate":
+                    self._adopt(ex, call, values)
+                elif call.operation.startswith("RevokeSecurityGroup") and exc.code == "InvalidPermission.NotFound":
+                    continue
+                else:
+                    raise
+        groups = {v: values.get(f"quarantine-sg/{v}") or inv.quarantine[v].group_id for v in inv.vpcs}
+        checks = self.checks(inv, ctx)
+        problems = self._verify(ex, checks, values, groups)
+        detail = {"originals": originals, "quarantine": groups}
+        if problems:
+            return Outcome(J.FAILED, "isolation incomplete: " + "; ".join(problems), detail)
+        n = len(inv.enis)
+        return Outcome(J.DONE, f"{n} interface(s) only in " + ", ".join(sorted(set(groups.values()))), detail)
+
+    def _adopt(self, ex: Caller, create: ApiCall, values: dict[str, Any]) -> None:
+        """A group of our name exists without our tag (a tag removed, a concurrent run): take it over."""
+        vpc = create.params["VpcId"]
+        found = ex.read(
+            ApiCall(
+                "ec2",
+                "DescribeSecurityGroups",
+                {"Filters": [{"Name": "group-name", "Values": [create.params["GroupName"]]},
+                             {"Name": "vpc-id", "Values": [vpc]}]},
+                create.region,
+            )
+        )
+        group = (found.get("SecurityGroups") or [None])[0]
+        if group is None:
+            raise AwsError(f"security group {create.params['GroupName']} reported as duplicate but not found")
+        values[f"quarantine-sg/{vpc}"] = group["GroupId"]
+        ex.call(ApiCall("ec2", "CreateTags", {"Resources": [group["GroupId"]], "Tags": _tags({QUARANTINE_TAG: vpc})},
+                        create.region))
+
+    def _verify(self, ex: Caller, checks: list[ApiCall], values: dict[str, Any], groups: dict[str, str]) -> list[str]:
+        problems: list[str] = []
+        sgs = ex.read(ApiCall(checks[0].service, checks[0].operation, checks[0].resolved(values), checks[0].region))
+        for g in sgs.get("SecurityGroups") or []:
+            for key, op in (("IpPermissions", "RevokeSecurityGroupIngress"), ("IpPermissionsEgress",
+                                                                              "RevokeSecurityGroupEgress")):
+                if g.get(key):
+                    # A rule added between our look and our change: remove it too, then report if it stays.
+                    ex.call(ApiCall("ec2", op, {"GroupId": g["GroupId"], "IpPermissions": _rules(g[key])},
+                                    checks[0].region))
+        again = ex.read(ApiCall(checks[0].service, checks[0].operation, checks[0].resolved(values), checks[0].region))
+        for g in again.get("SecurityGroups") or []:
+            if g.get("IpPermissions") or g.get("IpPermissionsEgress"):
+                problems.append(f"{g['GroupId']} still has rules")
+        enis = ex.read(ApiCall(checks[1].service, checks[1].operation, checks[1].params, checks[1].region))
+        wanted = set(groups.values())
+        for nic in enis.get("NetworkInterfaces") or []:
+            have = {g["GroupId"] for g in nic.get("Groups") or []}
+            if len(have) != 1 or not have <= wanted:
+                problems.append(f"{nic['NetworkInterfaceId']} is in {', '.join(sorted(have))}")
+        return problems
+
+
+class Snapshot(Action):
+    id = "snapshot"
+    title = "Snapshot every attached EBS volume, tagged with the alert id"
+
+    def manual_reason(self, inv: Inventory, ctx: Context) -> str | None:
+        return None if inv.volumes else "the instance has no EBS volume (instance store only): image it by hand"
+
+    def calls(self, inv: Inventory, ctx: Context) -> list[ApiCall]:
+        out = []
+        for vol, device in inv.volumes:
+            if vol in inv.snapshots:
+                continue
+            tags = {
+                ALERT_TAG: ctx.alert_id,
+                INCIDENT_TAG: ctx.incident_id,
+                INSTANCE_TAG: inv.instance_id,
+                "Name": f"minerwatch {ctx.alert_id} {vol}",
+            }
+            out.append(
+                ApiCall(
+                    "ec2",
+                    "CreateSnapshot",
+                    {
+                        "VolumeId": vol,
+                        "Description": f"MinerWatch forensics: alert {ctx.alert_id}, {inv.instance_id} {device}",
+                        "TagSpecifications": [{"ResourceType": "snapshot", "Tags": _tags(tags)}],
+                    },
+                    inv.region,
+                )
+            )
+        return out
+
+    def checks(self, inv: Inventory, ctx: Context) -> list[ApiCall]:
+        return [snapshots_call(ctx.alert_id, inv.region)]
+
+    def notes(self, inv: Inventory, ctx: Context) -> list[str]:
+        have = [f"{v} → {s['SnapshotId']} ({s['State']})" for v, s in sorted(inv.snapshots.items())]
+        return ["already snapshotted: " + ", ".join(have)] if have else []
+
+    def run(self, ex: Caller, inv: Inventory, ctx: Context, journal: J.Journal) -> Outcome:
+        for call in self.calls(inv, ctx):
+            ex.call(call)
+        found = ex.read(self.checks(inv, ctx)[0])
+        snaps: dict[str, dict[str, Any]] = {}
+        for s in found.get("Snapshots") or []:
+            if s.get("VolumeId") and s.get("State") != "error":
+                snaps.setdefault(s["VolumeId"], {"SnapshotId": s["SnapshotId"], "State": s.get("State")})
+        missing = [v for v, _ in inv.volumes if v not in snaps]
+        detail = {"snapshots": snaps}
+        if missing:
+            return Outcome(J.FAILED, "no snapshot of " + ", ".join(missing), detail)
+        text = ", ".join(f"{v} → {s['SnapshotId']} ({s['State']})" for v, s in sorted(snaps.items()))
+        return Outcome(J.DONE, text, detail)
+
+
+class DetachProfile(Action):
+    id = "detach-profile"
+    title = "Detach the IAM instance profile (recorded for rollback)"
+
+    def calls(self, inv: Inventory, ctx: Context) -> list[ApiCall]:
+        if not inv.profile:
+            return []
+        return [
+            ApiCall(
+                "ec2",
+                "DisassociateIamInstanceProfile",
+                {"AssociationId": inv.profile["AssociationId"]},
+                inv.region,
+                note=f"profile {inv.profile.get('Arn')}",
+            )
+        ]
+
+    def checks(self, inv: Inventory, ctx: Context) -> list[ApiCall]:
+        return [profile_association_call(inv.instance_id, inv.region)]
+
+    def notes(self, inv: Inventory, ctx: Context) -> list[str]:
+        if not inv.profile:
+            return ["no instance profile is associated"]
+        return [
+            "role credentials already on the instance stay valid until they expire: revoke the role's active "
+            "sessions (manual)"
+        ]
+
+    def run(self, ex: Caller, inv: Inventory, ctx: Context, journal: J.Journal) -> Outcome:
+        if inv.profile and not journal.detail(self.id).get("profile"):
+            journal.set(self.id, profile=inv.profile)  # before the change, for --rollback
+        for call in self.calls(inv, ctx):
+            ex.call(call)
+        left = ex.read(self.checks(inv, ctx)[0])
+        still = [a for a in left.get("IamInstanceProfileAssociations") or [] if a.get("State") == "associated"]
+        if still:
+            return Outcome(J.FAILED, "an instance profile is still associated")
+        recorded = journal.detail(self.id).get("profile")
+        return Outcome(J.DONE, f"detached {recorded['Arn']}" if recorded else "no instance profile to detach")
+
+
+class DeactivateKeys(Action):
+    id = "deactivate-keys"
+    title = "Deactivate the access keys of the principal that launched the instance"
+    approval = "deactivate-keys"
+
+    def _usable(self, inv: Inventory) -> list[KeyCandidate]:
+        return [k for k in inv.keys if k.problem is None and k.user_name]
+
+    def manual_reason(self, inv: Inventory, ctx: Context) -> str | None:
+        if self._usable(inv):
+            return None
+        if ctx.key_reason:
+            return ctx.key_reason
+        problems = [f"{k.access_key_id}: {k.problem}" for k in inv.keys if k.problem]
+        return "; ".join(problems) or "no access key of the launching principal is known"
+
+    def calls(self, inv: Inventory, ctx: Context) -> list[ApiCall]:
+        return [
+            ApiCall(
+                "iam",
+                "UpdateAccessKey",
+                {"UserName": k.user_name, "AccessKeyId": k.access_key_id, "Status": "Inactive"},
+                note=k.why,
+            )
+            for k in self._usable(inv)
+            if k.status == "Active"
+        ]
+
+    def notes(self, inv: Inventory, ctx: Context) -> list[str]:
+        out = [f"{k.access_key_id}: {k.problem}" for k in inv.keys if k.problem]
+        out += [f"{k.access_key_id} of {k.user_name} is already {k.status}" for k in inv.keys if k.status == "Inactive"]
+        return out
+
+    def run(self, ex: Caller, inv: Inventory, ctx: Context, journal: J.Journal) -> Outcome:
+        done = []
+        for call in self.calls(inv, ctx):
+            ex.call(call)
+            done.append(call.params["AccessKeyId"])
+        return Outcome(J.DONE, f"deactivated {', '.join(done)}" if done else "keys already inactive",
+                       {"deactivated": done})
+
+
+class Stop(Action):
+    id = "stop"
+    title = "Stop the instance (terminating it needs --approve terminate)"
+    depends_on = ("evidence", "snapshot")
+
+    def manual_reason(self, inv: Inventory, ctx: Context) -> str | None:
+        return "--keep-running: the instance stays up, isolated" if ctx.keep_running else None
+
+    def calls(self, inv: Inventory, ctx: Context) -> list[ApiCall]:
+        if not inv.running:
+            return []
+        return [ApiCall("ec2", "StopInstances", {"InstanceIds": [inv.instance_id]}, inv.region)]
+
+    def notes(self, inv: Inventory, ctx: Context) -> list[str]:
+        return [] if inv.running else [f"the instance is {inv.state}"]
+
+
+class Terminate(Action):
+    id = "terminate"
+    title = "Terminate the instance"
+    depends_on = ("evidence", "snapshot")
+    approval = "terminate"
+
+    def calls(self, inv: Inventory, ctx: Context) -> list[ApiCall]:
+        if inv.gone:
+            return []
+        out = []
+        if inv.termination_protected or ctx.tag_pending:
+            out.append(
+                ApiCall(
+                    "ec2",
+                    "ModifyInstanceAttribute",
+                    {"InstanceId": inv.instance_id, "DisableApiTermination": {"Value": False}},
+                    inv.region,
+                    note="lift the termination protection set by the tag step",
+                )
+            )
+        out.append(ApiCall("ec2", "TerminateInstances", {"InstanceIds": [inv.instance_id]}, inv.region))
+        return out
+
+    def checks(self, inv: Inventory, ctx: Context) -> list[ApiCall]:
+        return [snapshots_call(ctx.alert_id, inv.region)]
+
+    def notes(self, inv: Inventory, ctx: Context) -> list[str]:
+        return ["refused until evidence capture is complete and every snapshot is completed"]
+
+    def refusal(self, ex: Caller, inv: Inventory, ctx: Context, journal: J.Journal) -> str | None:
+        """Why terminating now would destroy evidence, or ``None`` when it is safe."""
+        status, detail = journal.get("evidence")
+        if status != J.DONE or not detail.get("complete"):
+            return "evidence capture is not complete (run the evidence step first)"
+        if journal.status("snapshot") != J.DONE:
+            return "the volumes are not snapshotted (run the snapshot step first)"
+        found = ex.read(self.checks(inv, ctx)[0])
+        states = {s.get("VolumeId"): s.get("State") for s in found.get("Snapshots") or []}
+        pending = [f"{v} ({states.get(v) or 'no snapshot'})" for v, _ in inv.volumes if states.get(v) != "completed"]
+        if pending:
+            return "snapshots not completed yet: " + ", ".join(pending) + "; re-run when they are"
+        return None
+
+    def run(self, ex: Caller, inv: Inventory, ctx: Context, journal: J.Journal) -> Outcome:
+        why = self.refusal(ex, inv, ctx, journal)
+        if why:
+            return Outcome(J.REFUSED, f"terminate refused: {why}")
+        for call in self.calls(inv, ctx):
+            ex.call(call)
+        return Outcome(J.DONE, f"{inv.instance_id} terminating" if not inv.gone else f"{inv.instance_id} is {inv.state}")
+
+
+ACTIONS: dict[str, Action] = {
+    a.id: a
+    for a in (TagProtect(), Evidence(), Isolate(), Snapshot(), DetachProfile(), DeactivateKeys(), Stop(), Terminate())
+}

@@ -1,0 +1,243 @@
+"""What the account looks like now, for one alert's instance: read before every plan and before every step, so
+each step plans its calls from the current state (look before you create).
+
+Only Describe/Get/List calls are made here. ``Reader`` is anything with ``read(ApiCall) -> dict``: the executor
+(real AWS, audited when executing) or a stand-in answering from canned responses (``policy``).
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from minerwatch.respond.aws import AwsError
+from minerwatch.respond.plan import ApiCall
+
+QUARANTINE_TAG = "minerwatch:quarantine"
+ALERT_TAG = "minerwatch:alert-id"
+INCIDENT_TAG = "minerwatch:incident-id"
+INSTANCE_TAG = "minerwatch:instance-id"
+
+TEMPORARY_KEY_PREFIX = "ASIA"
+"""Access key ids of temporary (STS) credentials: they cannot be deactivated, only their sessions revoked."""
+
+
+class Reader(Protocol):
+    def read(self, call: ApiCall) -> dict[str, Any]: ...
+
+
+@dataclass
+class Eni:
+    id: str
+    vpc_id: str | None
+    groups: list[str]
+    device_index: int | None = None
+
+
+@dataclass
+class QuarantineGroup:
+    group_id: str
+    vpc_id: str
+    ingress: list[dict[str, Any]]
+    egress: list[dict[str, Any]]
+
+
+@dataclass
+class KeyCandidate:
+    """An access key of the launching principal, from the alert's enrichment."""
+
+    access_key_id: str
+    why: str
+    principal_arn: str | None = None
+    user_name: str | None = None
+    status: str | None = None
+    """``Active`` / ``Inactive`` once looked up in IAM; ``None`` when it could not be."""
+    problem: str | None = None
+
+
+@dataclass
+class Inventory:
+    instance_id: str
+    region: str
+    alert_id: str
+    found: bool = False
+    state: str | None = None
+    instance: dict[str, Any] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    enis: list[Eni] = field(default_factory=list)
+    volumes: list[tuple[str, str]] = field(default_factory=list)
+    """(volume id, device name) of every attached EBS volume."""
+    profile: dict[str, Any] | None = None
+    """The current instance profile association: AssociationId, Arn, Id."""
+    termination_protected: bool = False
+    quarantine: dict[str, QuarantineGroup] = field(default_factory=dict)
+    vpc_ipv6: dict[str, bool] = field(default_factory=dict)
+    snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Volume id → the snapshot already made for this alert (id, state)."""
+    keys: list[KeyCandidate] = field(default_factory=list)
+    key_notes: list[str] = field(default_factory=list)
+    reads: list[ApiCall] = field(default_factory=list)
+
+    @property
+    def vpcs(self) -> list[str]:
+        return sorted({e.vpc_id for e in self.enis if e.vpc_id})
+
+    @property
+    def running(self) -> bool:
+        return self.state in ("pending", "running")
+
+    @property
+    def gone(self) -> bool:
+        return self.state in ("shutting-down", "terminated")
+
+    def group_ids(self) -> list[str]:
+        return sorted({g for e in self.enis for g in e.groups})
+
+
+def _read(reader: Reader, inv: Inventory, call: ApiCall) -> dict[str, Any]:
+    inv.reads.append(call)
+    return reader.read(call)
+
+
+def describe_instance_call(instance_id: str, region: str) -> ApiCall:
+    return ApiCall("ec2", "DescribeInstances", {"InstanceIds": [instance_id]}, region)
+
+
+def quarantine_lookup_call(vpcs: list[str], region: str) -> ApiCall:
+    return ApiCall(
+        "ec2",
+        "DescribeSecurityGroups",
+        {"Filters": [{"Name": f"tag:{QUARANTINE_TAG}", "Values": vpcs}, {"Name": "vpc-id", "Values": vpcs}]},
+        region,
+    )
+
+
+def snapshots_call(alert_id: str, region: str) -> ApiCall:
+    return ApiCall(
+        "ec2",
+        "DescribeSnapshots",
+        {"OwnerIds": ["self"], "Filters": [{"Name": f"tag:{ALERT_TAG}", "Values": [alert_id]}]},
+        region,
+    )
+
+
+def profile_association_call(instance_id: str, region: str) -> ApiCall:
+    return ApiCall(
+        "ec2",
+        "DescribeIamInstanceProfileAssociations",
+        {"Filters": [{"Name": "instance-id", "Values": [instance_id]}]},
+        region,
+    )
+
+
+def discover(
+    reader: Reader,
+    instance_id: str,
+    region: str,
+    alert_id: str,
+    keys: list[KeyCandidate] | None = None,
+) -> Inventory:
+    """Read the instance and everything the response touches. A missing instance gives ``found=False``."""
+    inv = Inventory(instance_id=instance_id, region=region, alert_id=alert_id)
+    try:
+        resp = _read(reader, inv, describe_instance_call(instance_id, region))
+    except AwsError as exc:
+        if exc.code in ("InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed"):
+            return inv
+        raise
+    instances = [i for r in resp.get("Reservations", []) for i in r.get("Instances", [])]
+    inst = next((i for i in instances if i.get("InstanceId") == instance_id), None)
+    if inst is None:
+        return inv
+    inv.found = True
+    inv.instance = inst
+    inv.state = (inst.get("State") or {}).get("Name")
+    inv.tags = {t["Key"]: t.get("Value", "") for t in inst.get("Tags") or [] if "Key" in t}
+    for nic in inst.get("NetworkInterfaces") or []:
+        inv.enis.append(
+            Eni(
+                id=nic["NetworkInterfaceId"],
+                vpc_id=nic.get("VpcId") or inst.get("VpcId"),
+                groups=[g["GroupId"] for g in nic.get("Groups") or []],
+                device_index=(nic.get("Attachment") or {}).get("DeviceIndex"),
+            )
+        )
+    inv.enis.sort(key=lambda e: (e.device_index if e.device_index is not None else 99, e.id))
+    for bdm in inst.get("BlockDeviceMappings") or []:
+        ebs = bdm.get("Ebs") or {}
+        if ebs.get("VolumeId"):
+            inv.volumes.append((ebs["VolumeId"], bdm.get("DeviceName") or ""))
+    if inv.gone:
+        return inv
+
+    attr = _read(
+        reader,
+        inv,
+        ApiCall("ec2", "DescribeInstanceAttribute", {"InstanceId": instance_id, "Attribute": "disableApiTermination"},
+                region),
+    )
+    inv.termination_protected = bool((attr.get("DisableApiTermination") or {}).get("Value"))
+
+    assoc = _read(reader, inv, profile_association_call(instance_id, region))
+    for a in assoc.get("IamInstanceProfileAssociations") or []:
+        if a.get("State") in ("associated", "associating"):
+            prof = a.get("IamInstanceProfile") or {}
+            inv.profile = {"AssociationId": a.get("AssociationId"), "Arn": prof.get("Arn"), "Id": prof.get("Id")}
+
+    if inv.vpcs:
+        groups = _read(reader, inv, quarantine_lookup_call(inv.vpcs, region))
+        for g in groups.get("SecurityGroups") or []:
+            tags = {t["Key"]: t.get("Value") for t in g.get("Tags") or []}
+            vpc = tags.get(QUARANTINE_TAG)
+            if vpc and vpc == g.get("VpcId") and vpc not in inv.quarantine:
+                inv.quarantine[vpc] = QuarantineGroup(
+                    g["GroupId"], vpc, g.get("IpPermissions") or [], g.get("IpPermissionsEgress") or []
+                )
+        missing = [v for v in inv.vpcs if v not in inv.quarantine]
+        if missing:
+            vpcs = _read(reader, inv, ApiCall("ec2", "DescribeVpcs", {"VpcIds": missing}, region))
+            for v in vpcs.get("Vpcs") or []:
+                inv.vpc_ipv6[v["VpcId"]] = bool(v.get("Ipv6CidrBlockAssociationSet"))
+
+    snaps = _read(reader, inv, snapshots_call(alert_id, region))
+    for s in sorted(snaps.get("Snapshots") or [], key=lambda s: str(s.get("StartTime") or "")):
+        if s.get("VolumeId") and s.get("State") != "error":
+            inv.snapshots.setdefault(s["VolumeId"], {"SnapshotId": s["SnapshotId"], "State": s.get("State")})
+
+    for k in keys or []:
+        inv.keys.append(_look_up_key(reader, inv, k))
+    return inv
+
+
+def _look_up_key(reader: Reader, inv: Inventory, key: KeyCandidate) -> KeyCandidate:
+    k = KeyCandidate(key.access_key_id, key.why, key.principal_arn, key.user_name)
+    if k.access_key_id.startswith(TEMPORARY_KEY_PREFIX):
+        k.problem = "temporary credentials: they expire on their own; revoke the role's active sessions instead"
+        return k
+    try:
+        if not k.user_name:
+            last = _read(reader, inv, ApiCall("iam", "GetAccessKeyLastUsed", {"AccessKeyId": k.access_key_id}))
+            k.user_name = last.get("UserName")
+        if not k.user_name:
+            k.problem = "IAM does not name the key's user"
+            return k
+        listed = _read(reader, inv, ApiCall("iam", "ListAccessKeys", {"UserName": k.user_name}))
+    except AwsError as exc:
+        k.problem = f"cannot look the key up in IAM: {exc.message}"
+        return k
+    for meta in listed.get("AccessKeyMetadata") or []:
+        if meta.get("AccessKeyId") == k.access_key_id:
+            k.status = meta.get("Status")
+    if k.status is None:
+        k.problem = f"not an access key of IAM user {k.user_name} in this account"
+    return k
+
+
+def decode_b64(value: str | None) -> bytes:
+    if not value:
+        return b""
+    try:
+        return base64.b64decode(value, validate=False)
+    except (ValueError, TypeError):
+        return b""

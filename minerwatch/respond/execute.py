@@ -1,0 +1,398 @@
+"""Plan, run and roll back the response to one alert.
+
+* :func:`prepare` reads the alert, its rule and enrichment from the state store and returns a :class:`Response`.
+* :meth:`Response.plan` reads the account (Describe/Get/List only) and returns the :class:`~.plan.Plan`.
+* :meth:`Response.execute` runs the automated steps in order. Before each step the account is read again and the
+  step's calls are planned from what is there now. A step whose dependency did not finish is blocked;
+  independent steps still run. Steps needing approval wait for ``--approve``. Finished steps are not run again.
+* :meth:`Response.rollback` puts the original security groups and the instance profile back.
+
+Every AWS call made while executing or rolling back is written to the audit log (time, actor, action, request,
+AWS request id, result). A dry run makes read calls only; the executor refuses any other call in that mode.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from minerwatch.alerting.state import StateStore
+from minerwatch.errors import MinerWatchError
+from minerwatch.respond import journal as J
+from minerwatch.respond.actions import ACTIONS, Context, Outcome
+from minerwatch.respond.aws import Aws, AwsError, request_id
+from minerwatch.respond.discover import TEMPORARY_KEY_PREFIX, Inventory, KeyCandidate, discover
+from minerwatch.respond.evidence import location
+from minerwatch.respond.plan import ApiCall, Plan, Step, skeleton
+from minerwatch.rules.model import Rule
+
+INSTANCE_ID = re.compile(r"^i-[0-9a-f]{8,17}$")
+TAG_VALUE = re.compile(r"^[\w .:/=+\-@]{1,256}$")
+
+ROLLBACK_ACTIONS = ("isolate", "detach-profile")
+
+
+class ResponseError(MinerWatchError):
+    """The response cannot be planned or run (unknown alert, wrong account, refused step ...)."""
+
+
+class DryRunViolation(ResponseError):
+    """A call that could change something was attempted during a dry run."""
+
+
+def _summary(resp: dict[str, Any], read: bool) -> dict[str, Any]:
+    body = {k: v for k, v in resp.items() if k != "ResponseMetadata"}
+    if not read:
+        return {"ok": True, "response": body}
+    # Reads can be large; the audit keeps their shape, the evidence files keep their content.
+    return {"ok": True, "counts": {k: len(v) for k, v in body.items() if isinstance(v, list)}}
+
+
+def _audit_params(params: dict[str, Any]) -> dict[str, Any]:
+    from minerwatch.respond.evidence import sha256
+
+    out = dict(params)
+    if isinstance(out.get("Body"), bytes):
+        out["Body"] = {"bytes": len(out["Body"]), "sha256": sha256(out["Body"])}
+    return out
+
+
+@dataclass
+class Executor:
+    """Makes the calls: reads always, changes only when ``execute`` is true. Audits when executing."""
+
+    aws: Aws
+    store: StateStore
+    alert_id: str
+    actor: str
+    execute: bool
+    made: list[ApiCall] = field(default_factory=list)
+
+    def read(self, call: ApiCall) -> dict[str, Any]:
+        if not call.read_only:
+            raise DryRunViolation(f"{call.operation} is not a read")
+        return self.call(call)
+
+    def call(self, call: ApiCall, values: dict[str, Any] | None = None) -> dict[str, Any]:
+        if not call.read_only and not self.execute:
+            raise DryRunViolation(f"dry run: refusing to call {call.service}:{call.operation}")
+        values = values if values is not None else {}
+        params = call.resolved(values)
+        done = ApiCall(call.service, call.operation, params, call.region or self.aws.region, call.note)
+        self.made.append(done)
+        request = {"service": call.service, "operation": call.operation, "region": done.region,
+                   "params": _audit_params(params)}
+        try:
+            resp = self.aws.invoke(call.service, call.operation, params, call.region)
+        except AwsError as exc:
+            if self.execute:
+                self.store.audit(
+                    f"{call.service}:{call.operation}",
+                    alert_id=self.alert_id,
+                    actor=self.actor,
+                    request=request,
+                    aws_request_id=exc.request_id,
+                    result={"ok": False, "error": exc.code, "message": exc.message},
+                )
+            raise
+        if self.execute:
+            self.store.audit(
+                f"{call.service}:{call.operation}",
+                alert_id=self.alert_id,
+                actor=self.actor,
+                request=request,
+                aws_request_id=request_id(resp),
+                result=_summary(resp, call.read_only),
+            )
+        for name, key in call.binds.items():
+            values[name] = resp[key]
+        return resp
+
+
+def launching_keys(enrichments: dict[str, Any], instance_id: str) -> tuple[list[KeyCandidate], str | None]:
+    """Access keys of the principal that launched the instance, from the ``launch_context`` and
+    ``principal_activity`` enrichment sections; read defensively, as either may be missing or partial."""
+    launch = enrichments.get("launch_context")
+    if not isinstance(launch, dict):
+        return [], "no launch_context enrichment for this alert: run the enrichment with CloudTrail first"
+    summary = launch.get("summary") if isinstance(launch.get("summary"), dict) else {}
+    launches = [x for x in summary.get("launches") or [] if isinstance(x, dict)]
+    mine = [x for x in launches if x.get("instance_id") == instance_id]
+    if not mine:
+        why = launch.get("reason") or f"RunInstances of {instance_id} not found by the enrichment"
+        return [], f"the launching principal is unknown: {why}"
+    keys: dict[str, KeyCandidate] = {}
+    for x in mine:
+        principal = x.get("principal") if isinstance(x.get("principal"), dict) else {}
+        key = x.get("access_key_id")
+        if isinstance(key, str) and key:
+            user = principal.get("user_name") if principal.get("type") == "IAMUser" else None
+            keys[key] = KeyCandidate(key, "launched the instance", principal.get("arn"), user)
+    activity = enrichments.get("principal_activity")
+    if isinstance(activity, dict) and isinstance(activity.get("summary"), dict):
+        principals = activity["summary"].get("principals") or {}
+        for k in principals.get("access_keys") or [] if isinstance(principals, dict) else []:
+            if isinstance(k, dict) and isinstance(k.get("access_key_id"), str) and k["access_key_id"] not in keys:
+                keys[k["access_key_id"]] = KeyCandidate(k["access_key_id"], str(k.get("why") or "tracked principal"))
+    if not keys:
+        return [], "the launch event carries no access key id"
+    if all(k.startswith(TEMPORARY_KEY_PREFIX) for k in keys):
+        arns = sorted({k.principal_arn for k in keys.values() if k.principal_arn})
+        return list(keys.values()), (
+            "the instance was launched with temporary credentials ("
+            + ", ".join(sorted(keys))
+            + (f" of {', '.join(arns)}" if arns else "")
+            + "): revoke the role's active sessions and review who can assume it"
+        )
+    return list(keys.values()), None
+
+
+@dataclass
+class Options:
+    evidence_root: str
+    actor: str
+    incident_id: str | None = None
+    approvals: set[str] = field(default_factory=set)
+    keep_running: bool = False
+    region: str | None = None
+
+
+@dataclass
+class StepReport:
+    id: str
+    status: str
+    message: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "status": self.status, "message": self.message}
+
+
+class Response:
+    """One alert's response: its context, the AWS session and the journal of its steps."""
+
+    def __init__(self, store: StateStore, alert: dict[str, Any], rule: Rule, aws: Aws, options: Options) -> None:
+        self.store = store
+        self.alert = alert
+        self.alert_id = str(alert["alert_id"])
+        self.rule = rule
+        self.aws = aws
+        self.options = options
+        self.journal = J.Journal(store, self.alert_id)
+        key = alert.get("key") or {}
+        fields = alert.get("fields") or {}
+        self.instance_id = str(key.get("instance_id") or fields.get("instance_id") or "")
+        self.region = options.region or fields.get("region") or aws.region
+        aws.region = aws.region or self.region
+        self.account_id = key.get("accountid") or fields.get("accountid")
+        self.enrichments = store.enrichments(self.alert_id)
+        recorded = self.journal.detail("tag").get("incident_id")
+        self.incident_id = options.incident_id or recorded or self.alert_id
+        if not TAG_VALUE.match(self.incident_id):
+            raise ResponseError(f"incident id {self.incident_id!r}: use letters, digits, spaces and _.:/=+-@")
+        self.keys, self.key_reason = launching_keys(self.enrichments, self.instance_id)
+
+    @property
+    def automatable(self) -> str | None:
+        """Why nothing can be automated for this alert, or ``None``."""
+        if not INSTANCE_ID.match(self.instance_id):
+            return f"the alert names no EC2 instance ({self.instance_id or 'no instance_id'}): every step is manual"
+        return None
+
+    def context(self, inv: Inventory | None = None) -> Context:
+        return Context(
+            alert=self.alert,
+            alert_id=self.alert_id,
+            incident_id=self.incident_id,
+            instance_id=self.instance_id,
+            region=self.region,
+            account_id=self.account_id,
+            actor=self.options.actor,
+            evidence=location(self.options.evidence_root, self.alert_id),
+            approvals=set(self.options.approvals),
+            keep_running=self.options.keep_running,
+            keys=self.keys,
+            key_reason=self.key_reason,
+            enrichments=self.enrichments,
+            tag_pending=self.journal.status("tag") != J.DONE,
+        )
+
+    def executor(self, execute: bool) -> Executor:
+        return Executor(self.aws, self.store, self.alert_id, self.options.actor, execute)
+
+    def _check_account(self) -> None:
+        account = self.aws.account_id
+        if self.account_id and account and str(self.account_id) != account:
+            raise ResponseError(
+                f"alert {self.alert_id} is in account {self.account_id} but the credentials are for account "
+                f"{account}: use --profile or --role-arn for that account"
+            )
+
+    def discover(self, ex: Executor) -> Inventory:
+        inv = discover(ex, self.instance_id, self.region, self.alert_id, self.keys)
+        if not inv.found:
+            raise ResponseError(
+                f"instance {self.instance_id} not found in region {self.region} of account {self.aws.account_id}"
+            )
+        return inv
+
+    # -- plan -----------------------------------------------------------------------------------------
+    def plan(self, ex: Executor | None = None) -> Plan:
+        ex = ex or self.executor(execute=False)
+        notes: list[str] = []
+        inv: Inventory | None = None
+        if self.automatable:
+            notes.append(self.automatable)
+        else:
+            self._check_account()
+            inv = self.discover(ex)
+            if inv.gone:
+                notes.append(f"the instance is {inv.state}: nothing left to contain")
+        ctx = self.context(inv)
+        steps: list[Step] = []
+        for item in skeleton(self.rule.response_playbook, self.rule.recommended_actions):
+            if item.action is None:
+                steps.append(Step(id=str(item.manual_id), title=item.title, kind="manual", seed=item.seed))
+                continue
+            steps.append(self._step(item.action, item.seed, inv, ctx))
+        return Plan(
+            alert_id=self.alert_id,
+            rule_id=self.rule.id,
+            incident_id=self.incident_id,
+            instance_id=self.instance_id or None,
+            account_id=self.account_id,
+            region=self.region,
+            steps=steps,
+            evidence_uri=ctx.evidence.uri,
+            notes=notes,
+            discovery=list(inv.reads) if inv else [],
+        )
+
+    def _step(self, action_id: str, seed: list[str], inv: Inventory | None, ctx: Context) -> Step:
+        action = ACTIONS[action_id]
+        status, _detail = self.journal.get(action_id)
+        step = Step(
+            id=action_id,
+            title=action.title,
+            kind="automated",
+            seed=seed,
+            depends_on=list(action.depends_on),
+            requires_approval=action.approval,
+            status=status,
+        )
+        reason = self.automatable or (f"the instance is {inv.state}" if inv and inv.gone else None)
+        if inv is not None and reason is None:
+            reason = action.manual_reason(inv, ctx)
+        if reason:
+            step.kind = "manual"
+            step.notes.append(f"manual: {reason}")
+            return step
+        assert inv is not None
+        step.calls = action.calls(inv, ctx)
+        step.checks = action.checks(inv, ctx)
+        step.notes += action.notes(inv, ctx)
+        if status == J.DONE:
+            step.notes.insert(0, "already done: it will not run again")
+        elif not step.calls and action_id not in ("evidence",):
+            step.notes.insert(0, "nothing to change")
+        return step
+
+    # -- execute --------------------------------------------------------------------------------------
+    def execute(self, only: set[str] | None = None) -> tuple[Plan, list[StepReport]]:
+        ex = self.executor(execute=True)
+        plan = self.plan(ex)
+        self.journal.set("tag", None, incident_id=self.incident_id)
+        reports: list[StepReport] = []
+        finished: dict[str, bool] = {}
+        unknown = (only or set()) - {s.id for s in plan.steps}
+        if unknown:
+            raise ResponseError(f"no step {', '.join(sorted(unknown))} in the plan; steps: "
+                                + ", ".join(s.id for s in plan.automated()))
+        for step in plan.automated():
+            status = self.journal.status(step.id)
+            if status == J.DONE:
+                finished[step.id] = True
+                if only is None or step.id in only:
+                    reports.append(StepReport(step.id, J.DONE, "done earlier; not run again"))
+                continue
+            finished[step.id] = False
+            if only is not None and step.id not in only:
+                continue
+            report = self._run_step(ex, plan, step, finished, explicit=only is not None)
+            finished[step.id] = report.status == J.DONE
+            reports.append(report)
+        return plan, reports
+
+    def _run_step(self, ex: Executor, plan: Plan, step: Step, finished: dict[str, bool], explicit: bool) -> StepReport:
+        action = ACTIONS[step.id]
+        if action.approval and action.approval not in self.options.approvals:
+            status = J.REFUSED if explicit else J.AWAITING
+            msg = f"{step.id} requires approval: re-run with --approve {action.approval}"
+            return self._record(step.id, Outcome(status, msg))
+        blocked = [d for d in action.depends_on if not finished.get(d, self.journal.status(d) == J.DONE)]
+        if blocked and step.id != "terminate":
+            return self._record(step.id, Outcome(J.BLOCKED, f"waiting for {', '.join(blocked)} to finish"))
+        try:
+            inv = self.discover(ex)
+            outcome = action.run(ex, inv, self.context(inv), self.journal)
+        except AwsError as exc:
+            outcome = Outcome(J.FAILED, exc.message)
+        return self._record(step.id, outcome)
+
+    def _record(self, step_id: str, outcome: Outcome) -> StepReport:
+        self.journal.set(step_id, outcome.status, **outcome.detail, message=outcome.message)
+        self.store.audit(
+            f"step:{step_id}",
+            alert_id=self.alert_id,
+            actor=self.options.actor,
+            result={"status": outcome.status, "message": outcome.message},
+        )
+        return StepReport(step_id, outcome.status, outcome.message)
+
+    # -- rollback -------------------------------------------------------------------------------------
+    def rollback_calls(self, inv: Inventory) -> list[ApiCall]:
+        """Calls that restore the recorded security groups and instance profile, given the current state."""
+        calls: list[ApiCall] = []
+        originals: dict[str, list[str]] = self.journal.detail("isolate").get("originals") or {}
+        current = {e.id: e.groups for e in inv.enis}
+        for eni, groups in sorted(originals.items()):
+            if eni in current and current[eni] != groups and groups:
+                calls.append(
+                    ApiCall("ec2", "ModifyNetworkInterfaceAttribute", {"NetworkInterfaceId": eni, "Groups": groups},
+                            inv.region, note="restore the original groups")
+                )
+        profile = self.journal.detail("detach-profile").get("profile")
+        if profile and not inv.profile and profile.get("Arn"):
+            calls.append(
+                ApiCall(
+                    "ec2",
+                    "AssociateIamInstanceProfile",
+                    {"IamInstanceProfile": {"Arn": profile["Arn"]}, "InstanceId": inv.instance_id},
+                    inv.region,
+                    note="restore the detached instance profile",
+                )
+            )
+        return calls
+
+    def rollback(self, execute: bool) -> tuple[list[ApiCall], list[StepReport]]:
+        if self.automatable:
+            raise ResponseError(self.automatable)
+        ex = self.executor(execute=execute)
+        self._check_account()
+        inv = self.discover(ex)
+        calls = self.rollback_calls(inv)
+        recorded = [a for a in ROLLBACK_ACTIONS if self.journal.status(a) in (J.DONE, J.FAILED)]
+        if not execute:
+            return calls, []
+        reports: list[StepReport] = []
+        try:
+            for call in calls:
+                ex.call(call)
+        except AwsError as exc:
+            reports.append(self._record("rollback", Outcome(J.FAILED, exc.message)))
+            return calls, reports
+        for a in recorded:
+            self.journal.set(a, J.ROLLED_BACK)
+        text = f"{len(calls)} call(s): " + ("; ".join(c.render() for c in calls) if calls else "nothing to restore")
+        reports.append(self._record("rollback", Outcome(J.DONE, text)))
+        return calls, reports
