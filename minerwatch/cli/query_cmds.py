@@ -10,6 +10,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import orjson
 import typer
 from rich.table import Table
@@ -124,29 +125,35 @@ def _markup_safe(s: str) -> Any:
 @app.command("query")
 def query_cmd(
     query: str = typer.Argument(..., help="LINQ text, a .linq file, or a rule document."),
-    paths: list[str] = typer.Argument(..., help="GuardDuty inputs: files, folders, '-' for stdin, s3://..."),
+    paths: list[str] = typer.Argument(
+        ..., help="Inputs of the query's table (GuardDuty, CloudTrail, VPC flow, Resolver logs): files, folders, "
+        "'-' for stdin, s3://..."
+    ),
     fmt: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
     engine: Engine = typer.Option(Engine.duckdb, "--engine", "-e", help="Executor."),
 ) -> None:
-    """Run any LINQ query (grouping included) over GuardDuty findings and print the rows."""
+    """Run any LINQ query (grouping included) over the logs of its table and print the rows.
+
+    Tables: cloud.aws.guardduty, cloud.aws.cloudtrail, cloud.aws.vpcflow, cloud.aws.route53resolver."""
     from minerwatch.compile.binder import bind
     from minerwatch.compile.prefilter import make_prefilter
-    from minerwatch.sources.records import ReadStats
+    from minerwatch.sources.records import ReadStats, Reject
 
     stats = ReadStats()
+    rejects: list[Reject] = []
     try:
         bound = bind(load_query(query))
-        if bound.table.name != "cloud.aws.guardduty":
-            fail(f"query: only cloud.aws.guardduty inputs can be read here, not {bound.table.name}")
         if engine is Engine.duckdb:
             from minerwatch.engine.duckdb import run_duckdb_files
 
-            rows = run_duckdb_files(bound, paths, stats=stats)
+            rows = run_duckdb_files(bound, paths, stats=stats, on_reject=rejects.append)
         else:
             from minerwatch.engine.stream import run_batch
-            from minerwatch.sources.guardduty import read_guardduty
+            from minerwatch.sources.registry import read_table
 
-            records = read_guardduty(paths, on_reject=lambda _r: None, stats=stats, prefilter=make_prefilter(bound))
+            records = read_table(
+                bound.table.name, paths, on_reject=rejects.append, stats=stats, prefilter=make_prefilter(bound)
+            )
             rows = run_batch(bound, records)
     except MinerWatchError as exc:
         fail(exc)
@@ -158,6 +165,64 @@ def query_cmd(
     else:
         out.print(result)
     if stats.rejected:
-        err.print(f"{stats.rejected:,} input records rejected", highlight=False)
+        err.print(f"{stats.rejected:,} input records rejected:", highlight=False)
+        for r in rejects[:20]:
+            err.print(f"  {r.file}:{r.line}: {r.reason}", highlight=False, markup=False)
+        if len(rejects) > 20:
+            err.print(f"  … and {len(rejects) - 20:,} more", highlight=False)
     if fmt is Format.table:
         err.print(f"{len(rows):,} rows", highlight=False)
+
+
+@app.command("sql")
+def sql_cmd(
+    sql: str = typer.Argument(..., help="DuckDB SQL over the tables loaded below and 'alerts'."),
+    findings: list[str] = typer.Option([], "--findings", help="GuardDuty inputs → table 'guardduty'."),
+    cloudtrail: list[str] = typer.Option([], "--cloudtrail", help="CloudTrail inputs → table 'cloudtrail'."),
+    flow: list[str] = typer.Option([], "--flow", help="VPC flow log inputs → table 'vpcflow'."),
+    dns: list[str] = typer.Option([], "--dns", help="Route 53 Resolver query logs → table 'route53resolver'."),
+    state: Path | None = typer.Option(None, "--state", help="State store whose alerts become table 'alerts'."),
+    fmt: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
+) -> None:
+    """Join logs in DuckDB with plain SQL. Each table has the flat columns of its catalogue table plus `doc` (JSON);
+    `alerts` has alert_id, rule_id, status, first_seen, last_seen, event_count, key, fields, record (JSON).
+
+    Example — findings per alerted instance:
+    minerwatch sql "SELECT a.alert_id, count(*) FROM alerts a JOIN guardduty g
+    ON g.doc->>'$.resource.instanceDetails.instanceId' = a.key->>'instance_id' GROUP BY ALL"
+    --findings findings/ --state state.db
+    """
+    from minerwatch.alerting.state import StateStore
+    from minerwatch.engine.duckdb import open_workspace
+    from minerwatch.sources.records import ReadStats, Reject
+
+    tables = {
+        view: (table, paths)
+        for view, table, paths in (
+            ("guardduty", "cloud.aws.guardduty", findings),
+            ("cloudtrail", "cloud.aws.cloudtrail", cloudtrail),
+            ("vpcflow", "cloud.aws.vpcflow", flow),
+            ("route53resolver", "cloud.aws.route53resolver", dns),
+        )
+        if paths
+    }
+    stats = ReadStats()
+    rejects: list[Reject] = []
+    try:
+        alerts = StateStore(state).list_alerts() if state else []
+        con = open_workspace(tables, alerts=alerts, on_reject=rejects.append, stats=stats)
+        cur = con.execute(sql)
+    except MinerWatchError as exc:
+        fail(exc)
+    except duckdb.Error as exc:
+        fail(f"sql: {exc}")
+    columns = [d[0] for d in cur.description or []]
+    rows = [dict(zip(columns, r, strict=True)) for r in cur.fetchall()]
+    result = render(rows, columns, fmt)
+    if isinstance(result, str):
+        sys.stdout.write(result)
+    else:
+        out.print(result)
+    if stats.rejected:
+        err.print(f"{stats.rejected:,} input records rejected (first: {rejects[0].file}:{rejects[0].line}: "
+                  f"{rejects[0].reason})", highlight=False, markup=False)

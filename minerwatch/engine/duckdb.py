@@ -17,7 +17,7 @@ from typing import Any
 import duckdb
 import orjson
 
-from minerwatch.catalog.tables import ColType, Table
+from minerwatch.catalog.tables import ColType, Table, get_table
 from minerwatch.compile.binder import VT, BoundQuery, bind
 from minerwatch.compile.sql import compile_sql_plan
 from minerwatch.errors import QueryCompileError
@@ -124,21 +124,58 @@ def run_duckdb_files(
     stats: ReadStats | None = None,
     con: duckdb.DuckDBPyConnection | None = None,
 ) -> list[dict[str, Any]]:
-    """Read GuardDuty input ``paths`` (files, folders, ``-``, ``s3://``) and run ``query`` over them in DuckDB.
+    """Read the query table's input ``paths`` (files, folders, ``-``, ``s3://``) and run ``query`` in DuckDB.
 
     Lines that cannot match the where-clause are skipped before parsing (``stats.prefiltered``).
     """
     from minerwatch.compile.prefilter import make_prefilter
-    from minerwatch.sources.guardduty import read_guardduty
+    from minerwatch.sources.registry import read_table
 
     bound = query if isinstance(query, BoundQuery) else bind(query)
-    if bound.table.name != "cloud.aws.guardduty":
-        raise QueryCompileError(f"files of table {bound.table.name} cannot be read yet; only cloud.aws.guardduty")
     stats = stats if stats is not None else ReadStats()
-    records = read_guardduty(
+    records = read_table(
+        bound.table.name,
         list(paths),
         on_reject=on_reject or (lambda _r: None),
         stats=stats,
         prefilter=make_prefilter(bound),
     )
     return run_duckdb(bound, records, con)
+
+
+def open_workspace(
+    tables: dict[str, tuple[str, Sequence[str]]],
+    *,
+    alerts: Iterable[dict[str, Any]] = (),
+    on_reject: Callable[[Reject], None] | None = None,
+    stats: ReadStats | None = None,
+) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with one table per input (view name → (catalogue table, paths)) plus ``alerts``.
+
+    Lets an analyst join logs in SQL, e.g. flow logs against the ENIs of alerted instances.
+    """
+    from minerwatch.sources.registry import read_table
+
+    con = duckdb.connect()
+    stats = stats if stats is not None else ReadStats()
+    for view, (table_name, paths) in tables.items():
+        table = get_table(table_name)
+        if table is None:
+            raise QueryCompileError(f"unknown table {table_name!r}")
+        records = read_table(table_name, list(paths), on_reject=on_reject or (lambda _r: None), stats=stats)
+        load_records(con, table, records, view)
+    con.execute(
+        "CREATE TABLE alerts (alert_id VARCHAR, rule_id VARCHAR, status VARCHAR, first_seen TIMESTAMP, "
+        "last_seen TIMESTAMP, event_count BIGINT, key JSON, fields JSON, record JSON)"
+    )
+    rows = [
+        (
+            a["alert_id"], a["rule_id"], a["status"], a["first_seen"].rstrip("Z"), a["last_seen"].rstrip("Z"),
+            a["event_count"], orjson.dumps(a["key"]).decode(), orjson.dumps(a["fields"]).decode(),
+            orjson.dumps(a).decode(),
+        )
+        for a in alerts
+    ]
+    if rows:
+        con.executemany("INSERT INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    return con
