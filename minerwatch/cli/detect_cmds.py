@@ -80,7 +80,7 @@ def detect_cmd(
         "Default: the bundled sample data.",
     ),
     rule: Path = typer.Option(DEFAULT_RULE, "--rule", "-r", help="Rule document to run."),
-    allowlist: Path | None = typer.Option(None, "--allowlist", "-a", help="Allowlist YAML (DESIGN §6)."),
+    allowlist: Path | None = typer.Option(None, "--allowlist", "-a", help="Allowlist YAML: entries with a reason, optional expiry, column values and tags (see README)."),
     state: Path = typer.Option(Path(DEFAULT_STATE), "--state", help="SQLite state store (created if missing)."),
     out_file: Path | None = typer.Option(
         None, "--out", "-o", help="Append one JSON line per alert created or updated by this run."
@@ -212,24 +212,34 @@ def alerts_show(
         out.print(f"  {e['time']:<24}  {e['section']:<18}  {e['what']}", highlight=False, markup=False)
 
 
-def _set_status(alert_id: str, state: Path, status: str) -> None:
-    store = StateStore(state)
-    record = store.set_status(alert_id, status)
+def _set_status(alert_id: str, state: Path, status: str, config: Path | None = None) -> None:
+    # With a notification config (--config, $MINERWATCH_CONFIG or ./minerwatch.yaml) the status change also
+    # queues an acknowledge / resolve for destinations that follow it (PagerDuty, webhooks), in one transaction.
+    from minerwatch.cli.notify_cmds import set_status_and_notify
+
+    record = set_status_and_notify(state, alert_id, status, config)
     if record is None:
         fail(f"no alert {alert_id!r} in {state}", 1)
     print(f"{record['alert_id']}: {status}")
 
 
+_NOTIFY_CONFIG = typer.Option(None, "--config", help="minerwatch.yaml for notifications (default: ./minerwatch.yaml).")
+
+
 @alerts_app.command("ack")
-def alerts_ack(alert_id: str, state: Path = typer.Option(Path(DEFAULT_STATE), "--state")) -> None:
-    """Mark an alert acknowledged."""
-    _set_status(alert_id, state, "acknowledged")
+def alerts_ack(
+    alert_id: str, state: Path = typer.Option(Path(DEFAULT_STATE), "--state"), config: Path | None = _NOTIFY_CONFIG
+) -> None:
+    """Mark an alert acknowledged (and tell destinations that follow status changes)."""
+    _set_status(alert_id, state, "acknowledged", config)
 
 
 @alerts_app.command("close")
-def alerts_close(alert_id: str, state: Path = typer.Option(Path(DEFAULT_STATE), "--state")) -> None:
-    """Mark an alert closed."""
-    _set_status(alert_id, state, "closed")
+def alerts_close(
+    alert_id: str, state: Path = typer.Option(Path(DEFAULT_STATE), "--state"), config: Path | None = _NOTIFY_CONFIG
+) -> None:
+    """Mark an alert closed (and resolve it in PagerDuty, tell webhooks)."""
+    _set_status(alert_id, state, "closed", config)
 
 
 @app.command("test")
