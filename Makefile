@@ -28,6 +28,7 @@ lint: $(VENV)/.test-deps
 # The whole suite: ruff, then pytest on both cores.
 test: $(VENV)/.test-deps
 	$(BIN)/ruff check minerwatch tests bench
+	./scripts/install-chromium.sh
 	$(BIN)/python -m pytest -n 2 -p no:cacheprovider
 
 clean:

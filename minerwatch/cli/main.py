@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import sys
 
-from minerwatch.cli import detect_cmds, enrich_cmds, gen_cmds, ioc_cmds, lang_cmds, notify_cmds, query_cmds  # noqa: F401
+from minerwatch.cli import (  # noqa: F401
+    detect_cmds,
+    enrich_cmds,
+    gen_cmds,
+    hunt_cmds,
+    ioc_cmds,
+    lang_cmds,
+    notify_cmds,
+    query_cmds,
+    report_cmds,
+    respond_cmds,
+    watch_cmds,
+)
 from minerwatch.cli.app import app
 from minerwatch.errors import MinerWatchError
 
