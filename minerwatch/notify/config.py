@@ -87,9 +87,6 @@ class SecretRef(_Model):
             return value
         raise SecretError("no secret configured")
 
-    def describe(self) -> str:
-        return f"${self.env}" if self.env else f"file {self.file}"
-
 
 class RetryPolicy(_Model):
     """Exponential backoff: attempt n waits up to min(max_delay, base_delay · 2^(n-1)); ``full`` jitter draws
@@ -329,11 +326,29 @@ def redact_url(url: str) -> str:
     return f"{parts.scheme or '?'}://{host}{port}{tail}"
 
 
+def _secret_pieces(secret: str) -> list[str]:
+    """A secret and, for a URL, the parts of it a server might echo back (path, query, long path segments)."""
+    pieces = [secret]
+    if "://" in secret:
+        try:
+            parts = urlsplit(secret)
+        except ValueError:
+            return pieces
+        pieces += [parts.path + ("?" + parts.query if parts.query else ""), parts.path, parts.query]
+        pieces += [seg for seg in parts.path.split("/") if len(seg) >= 8]
+        if parts.password:
+            pieces.append(parts.password)
+    return [p for p in pieces if len(p) >= 4 and p != "/"]
+
+
 def scrub(text: str, secrets: list[str]) -> str:
-    """Replace every known secret value (and URL-redact any URL that is one) inside ``text``."""
-    for s in sorted((s for s in secrets if s), key=len, reverse=True):
-        if s in text:
-            text = text.replace(s, redact_url(s) if "://" in s else "***")
+    """Replace every known secret value — and the path, query and long segments of a secret URL — in ``text``."""
+    for secret in secrets:
+        if not secret:
+            continue
+        for piece in sorted(_secret_pieces(secret), key=len, reverse=True):
+            if piece in text:
+                text = text.replace(piece, redact_url(piece) if piece == secret and "://" in piece else "***")
     return text
 
 

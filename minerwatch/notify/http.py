@@ -8,6 +8,8 @@ Error messages name the URL only as ``scheme://host:port/…``: webhook paths an
 from __future__ import annotations
 
 import email.utils
+import logging
+import re
 import time
 from typing import Any
 
@@ -18,6 +20,27 @@ from minerwatch.notify.base import DeliveryError, clean, cut
 from minerwatch.notify.config import redact_url
 
 USER_AGENT = f"MinerWatch/{__version__}"
+
+
+class _RedactUrls(logging.Filter):
+    """httpx logs every request with its full URL at INFO; a webhook URL is a secret. Keep the log line, drop
+    the secret parts of any URL in it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and record.args:
+            record.args = tuple(
+                redact_url(str(a)) if isinstance(a, httpx.URL) or (isinstance(a, str) and "://" in a) else a
+                for a in record.args
+            )
+        elif isinstance(record.msg, str) and "://" in record.msg:
+            record.msg = _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), record.msg)
+        return True
+
+
+_URL_IN_TEXT = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s\"'<>]+")
+for _name in ("httpx", "httpcore"):
+    if not any(isinstance(f, _RedactUrls) for f in logging.getLogger(_name).filters):
+        logging.getLogger(_name).addFilter(_RedactUrls())
 _TRANSIENT_STATUS = {408, 425, 429}
 
 

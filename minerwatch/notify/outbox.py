@@ -42,6 +42,7 @@ from minerwatch.notify.config import AnyDestination, DestinationConfig, NotifyCo
 from minerwatch.rules.model import Rule
 
 log = logging.getLogger("minerwatch.notify")
+CLAIM_CHUNK = 5
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS notify_outbox (
@@ -148,7 +149,7 @@ def _plan(db: sqlite3.Connection, dest: DestinationConfig, record: dict[str, Any
     if rows and rows[-1][3] == status:
         # Same status, more events (a closed alert that keeps receiving findings). PagerDuty would re-open the
         # incident on a trigger, so it gets nothing; the others get an update if they take them.
-        if dest.updates and dest.type != "pagerduty":  # type: ignore[attr-defined]
+        if dest.updates and getattr(dest, "type", "") != "pagerduty":
             return "update", [r[0] for r in waiting if r[1] == "update"]
         return None
     if not dest.status_changes:
@@ -258,6 +259,8 @@ def list_rows(
         args.append(alert_id)
     if ids is not None:
         id_list = list(ids)
+        if not id_list:
+            return []
         sql += f" AND id IN ({','.join('?' * len(id_list))})"
         args += id_list
     sql += " ORDER BY id"
@@ -422,7 +425,8 @@ class _Lane:
         self.d = dispatcher
         self.dest = dest
         self.retry = dispatcher.config.retry_for(dest)
-        self.lease = float(dest.timeout) * 2 + 5
+        self.lease = float(dest.timeout) + 5
+        """Seconds a claimed row is reserved per row in its claim (each send takes at most ``timeout``)."""
         self.lock = threading.Lock()
         self.wake = threading.Event()
         self._sender: Sender | None = None
@@ -440,7 +444,7 @@ class _Lane:
             self._sender = make_sender(self.dest, self.d.actions, self.d.config)
         return self._sender
 
-    def _claim(self, now: float, ids: set[int] | None, alert_id: str | None) -> list[OutboxRow]:
+    def _claim(self, now: float, ids: set[int] | None, alert_id: str | None, limit: int) -> list[OutboxRow]:
         db = self.db
         sql = (
             f"SELECT {_COLUMNS} FROM notify_outbox o WHERE destination=? AND status='pending' "  # noqa: S608
@@ -455,13 +459,13 @@ class _Lane:
         if ids is not None:
             sql += f" AND id IN ({','.join('?' * len(ids)) or 'NULL'})"
             args += sorted(ids)
-        sql += f" ORDER BY id LIMIT {int(self.d.batch)}"
+        sql += f" ORDER BY id LIMIT {int(limit)}"
         db.execute("BEGIN IMMEDIATE")
         try:
             claimed = [OutboxRow.from_row(r) for r in db.execute(sql, args)]
             db.executemany(
                 "UPDATE notify_outbox SET lease_until=?, lease_owner=? WHERE id=?",
-                [(now + self.lease, self.d.owner, r.id) for r in claimed],
+                [(now + self.lease * len(claimed), self.d.owner, r.id) for r in claimed],
             )
             db.execute("COMMIT")
         except BaseException:
@@ -470,31 +474,41 @@ class _Lane:
         return claimed
 
     def pass_once(self, ids: set[int] | None = None, alert_id: str | None = None) -> LaneStats:
+        """Send this destination's due rows (at most ``batch``), a few claimed at a time so that every lease
+        outlives the sends it covers; stop at the first failure."""
         stats = LaneStats()
         with self.lock:
-            claimed = self._claim(self.d.clock(), ids, alert_id)
-            for i, row in enumerate(claimed):
-                if self.d.stopping.is_set():
-                    self._release(claimed[i:])
+            while stats.attempted < self.d.batch and not self.d.stopping.is_set():
+                claimed = self._claim(self.d.clock(), ids, alert_id, min(CLAIM_CHUNK, self.d.batch - stats.attempted))
+                if not claimed:
                     break
-                stats.attempted += 1
-                delivery = Delivery(
-                    row.id, row.destination, row.alert_id, row.version, row.key, row.event, row.record, row.attempts + 1
-                )
-                try:
-                    self.sender.send(delivery)
-                except DeliveryError as exc:
-                    self._failed(row, exc, stats)
-                    # The destination is failing: leave its other rows for later instead of waiting on each.
-                    self._release(claimed[i + 1 :])
+                if not self._send_all(claimed, stats):
                     break
-                except Exception as exc:  # a bug in rendering must not kill the lane; park the row, keep going
-                    internal = DeliveryError(f"internal error: {exc.__class__.__name__}: {exc}", transient=False)
-                    self._failed(row, internal, stats)
-                else:
-                    self._delivered(row)
-                    stats.delivered += 1
         return stats
+
+    def _send_all(self, claimed: list[OutboxRow], stats: LaneStats) -> bool:
+        for i, row in enumerate(claimed):
+            if self.d.stopping.is_set():
+                self._release(claimed[i:])
+                return False
+            stats.attempted += 1
+            delivery = Delivery(
+                row.id, row.destination, row.alert_id, row.version, row.key, row.event, row.record, row.attempts + 1
+            )
+            try:
+                self.sender.send(delivery)
+            except DeliveryError as exc:
+                self._failed(row, exc, stats)
+                # The destination is failing: leave its other rows for later instead of waiting on each.
+                self._release(claimed[i + 1 :])
+                return False
+            except Exception as exc:  # a bug in rendering must not kill the lane; park the row, keep going
+                internal = DeliveryError(f"internal error: {exc.__class__.__name__}: {exc}", transient=False)
+                self._failed(row, internal, stats)
+            else:
+                self._delivered(row)
+                stats.delivered += 1
+        return True
 
     def _release(self, rows_: list[OutboxRow]) -> None:
         if rows_:
@@ -573,7 +587,10 @@ class _Lane:
                 stats = self.pass_once()
             except sqlite3.Error as exc:  # a locked or busy store: try again shortly, never die
                 log.warning("outbox lane %s: %s", self.dest.name, exc)
-                stats = LaneStats()
+                stats = LaneStats(errors=[str(exc)])
+            except Exception:  # a lane must outlive any bug; the rows stay in the outbox
+                log.exception("outbox lane %s failed; retrying", self.dest.name)
+                stats = LaneStats(errors=["internal error"])
             if stats.delivered and not stats.errors:
                 continue  # there may be more
             due = self.next_due()
@@ -638,6 +655,24 @@ class Dispatcher:
         for name, fut in futures.items():
             stats.add(name, fut.result())
         return stats
+
+    def retry(self, target: str | int | None = None) -> dict[str, list[int]]:
+        """``requeue`` parked rows (a row id, destination, alert id or everything) and wake the lanes."""
+        db = open_outbox(self.state_path)
+        try:
+            result = requeue(db, target)
+        finally:
+            db.close()
+        self.wake()
+        return result
+
+    def summary(self) -> dict[str, dict[str, Any]]:
+        """Per-destination counts and oldest pending age, for health checks and metrics."""
+        db = open_outbox(self.state_path)
+        try:
+            return summary(db)
+        finally:
+            db.close()
 
     def wake(self) -> None:
         for lane in self.lanes.values():
