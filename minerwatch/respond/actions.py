@@ -102,7 +102,9 @@ class TagProtect(Action):
         missing = {k: v for k, v in want.items() if inv.tags.get(k) != v}
         out = []
         if missing:
-            out.append(ApiCall("ec2", "CreateTags", {"Resources": [inv.instance_id], "Tags": _tags(missing)}, inv.region))
+            out.append(
+                ApiCall("ec2", "CreateTags", {"Resources": [inv.instance_id], "Tags": _tags(missing)}, inv.region)
+            )
         if not inv.termination_protected:
             out.append(
                 ApiCall(
@@ -222,13 +224,23 @@ class Isolate(Action):
             else:
                 if q.ingress:
                     out.append(
-                        ApiCall("ec2", "RevokeSecurityGroupIngress", {"GroupId": gid, "IpPermissions": _rules(q.ingress)},
-                                r, note="rules found on the quarantine group")
+                        ApiCall(
+                            "ec2",
+                            "RevokeSecurityGroupIngress",
+                            {"GroupId": gid, "IpPermissions": _rules(q.ingress)},
+                            r,
+                            note="rules found on the quarantine group",
+                        )
                     )
                 if q.egress:
                     out.append(
-                        ApiCall("ec2", "RevokeSecurityGroupEgress", {"GroupId": gid, "IpPermissions": _rules(q.egress)},
-                                r, note="rules found on the quarantine group")
+                        ApiCall(
+                            "ec2",
+                            "RevokeSecurityGroupEgress",
+                            {"GroupId": gid, "IpPermissions": _rules(q.egress)},
+                            r,
+                            note="rules found on the quarantine group",
+                        )
                     )
             for eni in inv.enis:
                 if eni.vpc_id == vpc and eni.groups != [gid]:
@@ -297,8 +309,12 @@ class Isolate(Action):
             ApiCall(
                 "ec2",
                 "DescribeSecurityGroups",
-                {"Filters": [{"Name": "group-name", "Values": [create.params["GroupName"]]},
-                             {"Name": "vpc-id", "Values": [vpc]}]},
+                {
+                    "Filters": [
+                        {"Name": "group-name", "Values": [create.params["GroupName"]]},
+                        {"Name": "vpc-id", "Values": [vpc]},
+                    ]
+                },
                 create.region,
             )
         )
@@ -306,19 +322,28 @@ class Isolate(Action):
         if group is None:
             raise AwsError(f"security group {create.params['GroupName']} reported as duplicate but not found")
         values[f"quarantine-sg/{vpc}"] = group["GroupId"]
-        ex.call(ApiCall("ec2", "CreateTags", {"Resources": [group["GroupId"]], "Tags": _tags({QUARANTINE_TAG: vpc})},
-                        create.region))
+        ex.call(
+            ApiCall(
+                "ec2",
+                "CreateTags",
+                {"Resources": [group["GroupId"]], "Tags": _tags({QUARANTINE_TAG: vpc})},
+                create.region,
+            )
+        )
 
     def _verify(self, ex: Caller, checks: list[ApiCall], values: dict[str, Any], groups: dict[str, str]) -> list[str]:
         problems: list[str] = []
         sgs = ex.read(ApiCall(checks[0].service, checks[0].operation, checks[0].resolved(values), checks[0].region))
         for g in sgs.get("SecurityGroups") or []:
-            for key, op in (("IpPermissions", "RevokeSecurityGroupIngress"), ("IpPermissionsEgress",
-                                                                              "RevokeSecurityGroupEgress")):
+            for key, op in (
+                ("IpPermissions", "RevokeSecurityGroupIngress"),
+                ("IpPermissionsEgress", "RevokeSecurityGroupEgress"),
+            ):
                 if g.get(key):
                     # A rule added between our look and our change: remove it too, then report if it stays.
-                    ex.call(ApiCall("ec2", op, {"GroupId": g["GroupId"], "IpPermissions": _rules(g[key])},
-                                    checks[0].region))
+                    ex.call(
+                        ApiCall("ec2", op, {"GroupId": g["GroupId"], "IpPermissions": _rules(g[key])}, checks[0].region)
+                    )
         again = ex.read(ApiCall(checks[0].service, checks[0].operation, checks[0].resolved(values), checks[0].region))
         for g in again.get("SecurityGroups") or []:
             if g.get("IpPermissions") or g.get("IpPermissionsEgress"):
@@ -466,8 +491,9 @@ class DeactivateKeys(Action):
         for call in self.calls(inv, ctx):
             ex.call(call)
             done.append(call.params["AccessKeyId"])
-        return Outcome(J.DONE, f"deactivated {', '.join(done)}" if done else "keys already inactive",
-                       {"deactivated": done})
+        return Outcome(
+            J.DONE, f"deactivated {', '.join(done)}" if done else "keys already inactive", {"deactivated": done}
+        )
 
 
 class Stop(Action):
@@ -521,6 +547,8 @@ class Terminate(Action):
         status, detail = journal.get("evidence")
         if status != J.DONE or not detail.get("complete"):
             return "evidence capture is not complete (run the evidence step first)"
+        if not inv.volumes:
+            return None
         if journal.status("snapshot") != J.DONE:
             return "the volumes are not snapshotted (run the snapshot step first)"
         found = ex.read(self.checks(inv, ctx)[0])
@@ -536,7 +564,37 @@ class Terminate(Action):
             return Outcome(J.REFUSED, f"terminate refused: {why}")
         for call in self.calls(inv, ctx):
             ex.call(call)
-        return Outcome(J.DONE, f"{inv.instance_id} terminating" if not inv.gone else f"{inv.instance_id} is {inv.state}")
+        return Outcome(
+            J.DONE, f"{inv.instance_id} terminating" if not inv.gone else f"{inv.instance_id} is {inv.state}"
+        )
+
+
+def rollback_calls(inv: Inventory, originals: dict[str, list[str]], profile: dict[str, Any] | None) -> list[ApiCall]:
+    """Calls that put back the recorded security groups and instance profile, given the current state."""
+    calls: list[ApiCall] = []
+    current = {e.id: e.groups for e in inv.enis}
+    for eni, groups in sorted(originals.items()):
+        if eni in current and current[eni] != groups and groups:
+            calls.append(
+                ApiCall(
+                    "ec2",
+                    "ModifyNetworkInterfaceAttribute",
+                    {"NetworkInterfaceId": eni, "Groups": groups},
+                    inv.region,
+                    note="restore the original groups",
+                )
+            )
+    if profile and profile.get("Arn") and not inv.profile:
+        calls.append(
+            ApiCall(
+                "ec2",
+                "AssociateIamInstanceProfile",
+                {"IamInstanceProfile": {"Arn": profile["Arn"]}, "InstanceId": inv.instance_id},
+                inv.region,
+                note="restore the detached instance profile",
+            )
+        )
+    return calls
 
 
 ACTIONS: dict[str, Action] = {

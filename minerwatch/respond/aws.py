@@ -46,6 +46,10 @@ class AwsError(MinerWatchError):
         self.operation = operation
         self.request_id = request_id
 
+    def format(self) -> str:
+        # Not about a file: no "<input>:" location in front.
+        return self.message
+
 
 def request_id(response: dict[str, Any]) -> str | None:
     """The AWS request id of a response (``ResponseMetadata.RequestId``, else the request-id headers)."""
@@ -79,6 +83,7 @@ class Aws:
     _session: Any = field(default=None, init=False, repr=False)
     _clients: dict[tuple[str, str], Any] = field(default_factory=dict, init=False, repr=False)
     _identity: dict[str, Any] | None = field(default=None, init=False, repr=False)
+    assume_request_id: str | None = field(default=None, init=False)
 
     def _config(self) -> Config:
         return Config(retries={"mode": "standard", "max_attempts": 5}, user_agent_extra="minerwatch")
@@ -96,7 +101,9 @@ class Aws:
                 if self.external_id:
                     params["ExternalId"] = self.external_id
                 sts = base.client("sts", region_name=self.region, endpoint_url=self.endpoint_url, config=self._config())
-                creds = _call(sts, "AssumeRole", params)["Credentials"]
+                assumed = call_api(sts, "AssumeRole", params)
+                self.assume_request_id = request_id(assumed)
+                creds = assumed["Credentials"]
                 base = boto3.Session(
                     aws_access_key_id=creds["AccessKeyId"],
                     aws_secret_access_key=creds["SecretAccessKey"],
@@ -118,7 +125,7 @@ class Aws:
 
     def invoke(self, service: str, operation: str, params: dict[str, Any], region: str | None = None) -> dict[str, Any]:
         """Call ``operation`` (the API name) of ``service``; raises :class:`AwsError` on any failure."""
-        return _call(self.client(service, region), operation, params)
+        return call_api(self.client(service, region), operation, params)
 
     def identity(self) -> dict[str, Any]:
         """``sts:GetCallerIdentity`` of the effective credentials (cached)."""
@@ -131,7 +138,7 @@ class Aws:
         return str(self.identity().get("Account") or "")
 
 
-def _call(client: Any, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+def call_api(client: Any, operation: str, params: dict[str, Any]) -> dict[str, Any]:
     try:
         return dict(getattr(client, xform_name(operation))(**params))
     except botocore.exceptions.ClientError as exc:

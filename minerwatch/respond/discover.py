@@ -174,8 +174,12 @@ def discover(
     attr = _read(
         reader,
         inv,
-        ApiCall("ec2", "DescribeInstanceAttribute", {"InstanceId": instance_id, "Attribute": "disableApiTermination"},
-                region),
+        ApiCall(
+            "ec2",
+            "DescribeInstanceAttribute",
+            {"InstanceId": instance_id, "Attribute": "disableApiTermination"},
+            region,
+        ),
     )
     inv.termination_protected = bool((attr.get("DisableApiTermination") or {}).get("Value"))
 

@@ -117,8 +117,10 @@ def evidence_reads(inv: Inventory) -> list[tuple[str, list[ApiCall]]]:
         profile_calls.append(ApiCall("iam", "GetInstanceProfile", {"InstanceProfileName": name}))
     files.append(("instance-profile.json", profile_calls))
     files.append(
-        ("user-data.json", [ApiCall("ec2", "DescribeInstanceAttribute", {"InstanceId": iid, "Attribute": "userData"},
-                                    r)])
+        (
+            "user-data.json",
+            [ApiCall("ec2", "DescribeInstanceAttribute", {"InstanceId": iid, "Attribute": "userData"}, r)],
+        )
     )
     files.append(("console-output.json", [ApiCall("ec2", "GetConsoleOutput", {"InstanceId": iid}, r)]))
     return files

@@ -20,10 +20,10 @@ from typing import Any
 from minerwatch.alerting.state import StateStore
 from minerwatch.errors import MinerWatchError
 from minerwatch.respond import journal as J
-from minerwatch.respond.actions import ACTIONS, Context, Outcome
+from minerwatch.respond.actions import ACTIONS, Context, Outcome, rollback_calls
 from minerwatch.respond.aws import Aws, AwsError, request_id
 from minerwatch.respond.discover import TEMPORARY_KEY_PREFIX, Inventory, KeyCandidate, discover
-from minerwatch.respond.evidence import location
+from minerwatch.respond.evidence import location, sha256
 from minerwatch.respond.plan import ApiCall, Plan, Step, skeleton
 from minerwatch.rules.model import Rule
 
@@ -35,6 +35,9 @@ ROLLBACK_ACTIONS = ("isolate", "detach-profile")
 
 class ResponseError(MinerWatchError):
     """The response cannot be planned or run (unknown alert, wrong account, refused step ...)."""
+
+    def format(self) -> str:
+        return self.message
 
 
 class DryRunViolation(ResponseError):
@@ -50,8 +53,6 @@ def _summary(resp: dict[str, Any], read: bool) -> dict[str, Any]:
 
 
 def _audit_params(params: dict[str, Any]) -> dict[str, Any]:
-    from minerwatch.respond.evidence import sha256
-
     out = dict(params)
     if isinstance(out.get("Body"), bytes):
         out["Body"] = {"bytes": len(out["Body"]), "sha256": sha256(out["Body"])}
@@ -81,8 +82,12 @@ class Executor:
         params = call.resolved(values)
         done = ApiCall(call.service, call.operation, params, call.region or self.aws.region, call.note)
         self.made.append(done)
-        request = {"service": call.service, "operation": call.operation, "region": done.region,
-                   "params": _audit_params(params)}
+        request = {
+            "service": call.service,
+            "operation": call.operation,
+            "region": done.region,
+            "params": _audit_params(params),
+        }
         try:
             resp = self.aws.invoke(call.service, call.operation, params, call.region)
         except AwsError as exc:
@@ -191,6 +196,7 @@ class Response:
         if not TAG_VALUE.match(self.incident_id):
             raise ResponseError(f"incident id {self.incident_id!r}: use letters, digits, spaces and _.:/=+-@")
         self.keys, self.key_reason = launching_keys(self.enrichments, self.instance_id)
+        self._account: str | None = None
 
     @property
     def automatable(self) -> str | None:
@@ -220,19 +226,22 @@ class Response:
     def executor(self, execute: bool) -> Executor:
         return Executor(self.aws, self.store, self.alert_id, self.options.actor, execute)
 
-    def _check_account(self) -> None:
-        account = self.aws.account_id
+    def _check_account(self, ex: Executor) -> str:
+        if self._account is None:
+            self._account = str(ex.read(ApiCall("sts", "GetCallerIdentity", {})).get("Account") or "")
+        account = self._account
         if self.account_id and account and str(self.account_id) != account:
             raise ResponseError(
                 f"alert {self.alert_id} is in account {self.account_id} but the credentials are for account "
                 f"{account}: use --profile or --role-arn for that account"
             )
+        return account
 
     def discover(self, ex: Executor) -> Inventory:
         inv = discover(ex, self.instance_id, self.region, self.alert_id, self.keys)
         if not inv.found:
             raise ResponseError(
-                f"instance {self.instance_id} not found in region {self.region} of account {self.aws.account_id}"
+                f"instance {self.instance_id} not found in region {self.region} of account {self._account or '?'}"
             )
         return inv
 
@@ -244,7 +253,7 @@ class Response:
         if self.automatable:
             notes.append(self.automatable)
         else:
-            self._check_account()
+            self._check_account(ex)
             inv = self.discover(ex)
             if inv.gone:
                 notes.append(f"the instance is {inv.state}: nothing left to contain")
@@ -288,6 +297,8 @@ class Response:
             step.notes.append(f"manual: {reason}")
             return step
         assert inv is not None
+        if not seed:
+            step.notes.append("added before the playbook's containment steps, so the state is recorded first")
         step.calls = action.calls(inv, ctx)
         step.checks = action.checks(inv, ctx)
         step.notes += action.notes(inv, ctx)
@@ -300,14 +311,17 @@ class Response:
     # -- execute --------------------------------------------------------------------------------------
     def execute(self, only: set[str] | None = None) -> tuple[Plan, list[StepReport]]:
         ex = self.executor(execute=True)
+        self._audit_assume_role(True)
         plan = self.plan(ex)
         self.journal.set("tag", None, incident_id=self.incident_id)
         reports: list[StepReport] = []
         finished: dict[str, bool] = {}
         unknown = (only or set()) - {s.id for s in plan.steps}
         if unknown:
-            raise ResponseError(f"no step {', '.join(sorted(unknown))} in the plan; steps: "
-                                + ", ".join(s.id for s in plan.automated()))
+            raise ResponseError(
+                f"no step {', '.join(sorted(unknown))} in the plan; steps: " + ", ".join(s.id for s in plan.automated())
+            )
+        automated = {s.id for s in plan.automated()}
         for step in plan.automated():
             status = self.journal.status(step.id)
             if status == J.DONE:
@@ -318,18 +332,24 @@ class Response:
             finished[step.id] = False
             if only is not None and step.id not in only:
                 continue
-            report = self._run_step(ex, plan, step, finished, explicit=only is not None)
+            report = self._run_step(ex, automated, step, finished, explicit=only is not None)
             finished[step.id] = report.status == J.DONE
             reports.append(report)
         return plan, reports
 
-    def _run_step(self, ex: Executor, plan: Plan, step: Step, finished: dict[str, bool], explicit: bool) -> StepReport:
+    def _run_step(
+        self, ex: Executor, automated: set[str], step: Step, finished: dict[str, bool], explicit: bool
+    ) -> StepReport:
         action = ACTIONS[step.id]
         if action.approval and action.approval not in self.options.approvals:
             status = J.REFUSED if explicit else J.AWAITING
             msg = f"{step.id} requires approval: re-run with --approve {action.approval}"
             return self._record(step.id, Outcome(status, msg))
-        blocked = [d for d in action.depends_on if not finished.get(d, self.journal.status(d) == J.DONE)]
+        # A dependency that is a manual item here (no volume to snapshot) does not hold a step back.
+        blocked = [
+            d for d in action.depends_on if d in automated and not finished.get(d, self.journal.status(d) == J.DONE)
+        ]
+        # Terminate is not merely blocked: it checks evidence and snapshots itself and refuses with the reason.
         if blocked and step.id != "terminate":
             return self._record(step.id, Outcome(J.BLOCKED, f"waiting for {', '.join(blocked)} to finish"))
         try:
@@ -349,36 +369,29 @@ class Response:
         )
         return StepReport(step_id, outcome.status, outcome.message)
 
+    def _audit_assume_role(self, execute: bool) -> None:
+        if execute and self.aws.role_arn:
+            self.aws.session  # noqa: B018 (assumes the role now, so the audit entry comes first)
+            self.store.audit(
+                "sts:AssumeRole",
+                alert_id=self.alert_id,
+                actor=self.options.actor,
+                request={"service": "sts", "operation": "AssumeRole", "params": {"RoleArn": self.aws.role_arn}},
+                aws_request_id=self.aws.assume_request_id,
+                result={"ok": True},
+            )
+
     # -- rollback -------------------------------------------------------------------------------------
     def rollback_calls(self, inv: Inventory) -> list[ApiCall]:
-        """Calls that restore the recorded security groups and instance profile, given the current state."""
-        calls: list[ApiCall] = []
-        originals: dict[str, list[str]] = self.journal.detail("isolate").get("originals") or {}
-        current = {e.id: e.groups for e in inv.enis}
-        for eni, groups in sorted(originals.items()):
-            if eni in current and current[eni] != groups and groups:
-                calls.append(
-                    ApiCall("ec2", "ModifyNetworkInterfaceAttribute", {"NetworkInterfaceId": eni, "Groups": groups},
-                            inv.region, note="restore the original groups")
-                )
-        profile = self.journal.detail("detach-profile").get("profile")
-        if profile and not inv.profile and profile.get("Arn"):
-            calls.append(
-                ApiCall(
-                    "ec2",
-                    "AssociateIamInstanceProfile",
-                    {"IamInstanceProfile": {"Arn": profile["Arn"]}, "InstanceId": inv.instance_id},
-                    inv.region,
-                    note="restore the detached instance profile",
-                )
-            )
-        return calls
+        originals = self.journal.detail("isolate").get("originals") or {}
+        return rollback_calls(inv, originals, self.journal.detail("detach-profile").get("profile"))
 
     def rollback(self, execute: bool) -> tuple[list[ApiCall], list[StepReport]]:
         if self.automatable:
             raise ResponseError(self.automatable)
         ex = self.executor(execute=execute)
-        self._check_account()
+        self._audit_assume_role(execute)
+        self._check_account(ex)
         inv = self.discover(ex)
         calls = self.rollback_calls(inv)
         recorded = [a for a in ROLLBACK_ACTIONS if self.journal.status(a) in (J.DONE, J.FAILED)]

@@ -39,7 +39,7 @@ APPROVALS: tuple[str, ...] = ("terminate", "deactivate-keys")
 
 # What a playbook line asks for; first match wins per pattern, a line may ask for several actions.
 _LINE_ACTIONS: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...] = (
-    (re.compile(r"\b(isolat|contain|quarantin)", re.I), ("isolate",)),
+    (re.compile(r"\b(isolat|contain\b|containment\b|quarantin)", re.I), ("isolate",)),
     (re.compile(r"\bevidence\b", re.I), ("evidence",)),
     (re.compile(r"\bsnapshot", re.I), ("snapshot",)),
     (re.compile(r"\bterminat|\bremove the compromised", re.I), ("stop", "terminate")),
@@ -193,6 +193,9 @@ class Plan:
         if self.evidence_uri:
             lines.append(f"evidence: {self.evidence_uri}")
         lines += [f"note: {n}" for n in self.notes]
+        if self.discovery:
+            ops = sorted({f"{c.service}:{c.operation}" for c in self.discovery})
+            lines.append(f"read to build this plan ({len(self.discovery)} calls): {', '.join(ops)}")
         for n, s in enumerate(self.steps, 1):
             tag = "auto  " if s.kind == "automated" else "manual"
             extra = []
@@ -208,10 +211,10 @@ class Plan:
                 lines.append(f"      from {src}")
             for note in s.notes:
                 lines.append(f"      note: {note}")
-            for c in s.checks:
-                lines.append(f"      read   {c.render()}")
             for c in s.calls:
                 lines.append(f"      {'read  ' if c.read_only else 'CALL  '} {c.render()}")
+            for c in s.checks:
+                lines.append(f"      check  {c.render()}")
         return "\n".join(lines)
 
 

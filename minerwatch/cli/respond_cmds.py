@@ -1,0 +1,245 @@
+"""Commands that act on the account: ``respond`` (playbook plan, execution, rollback, IAM policy) and
+``posture`` (the rule's prevention measures checked against an account)."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from minerwatch.alerting.state import StateStore
+from minerwatch.cli.app import app, err, fail, out
+from minerwatch.errors import MinerWatchError
+from minerwatch.posture.checks import CHECKS, PostureOptions, run_posture
+from minerwatch.respond import journal as J
+from minerwatch.respond.aws import Aws
+from minerwatch.respond.execute import Options, Response, StepReport
+from minerwatch.respond.plan import APPROVALS
+from minerwatch.respond.policy import iam_policy
+from minerwatch.rules.loader import load_rule
+from minerwatch.rules.model import Rule
+from minerwatch.rules.shipped import DEFAULT_RULE, shipped_rules
+
+DEFAULT_STATE = ".minerwatch/state.db"
+_BAD = (J.FAILED, J.BLOCKED, J.REFUSED)
+
+
+def _actor(value: str | None) -> str:
+    if value:
+        return value
+    try:
+        return os.environ.get("USER") or getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _rule_for(rule_id: str, rule_path: Path | None) -> Rule:
+    if rule_path is not None:
+        return load_rule(rule_path)
+    for path in shipped_rules():
+        rule = load_rule(path)
+        if rule.id == rule_id:
+            return rule
+    raise MinerWatchError(f"no shipped rule has id {rule_id!r}: name the rule document with --rule")
+
+
+def _reports_table(reports: list[StepReport]) -> Table:
+    table = Table("step", "status", "result")
+    for column in table.columns:
+        column.overflow = "fold"
+    for r in reports:
+        style = {J.DONE: "green", J.FAILED: "red", J.BLOCKED: "red", J.REFUSED: "red"}.get(r.status, "yellow")
+        # Messages carry names and error text from the account: shown as text, never as markup.
+        table.add_row(r.id, Text(r.status, style=style), Text(r.message))
+    return table
+
+
+def _print_audit(store: StateStore, alert_id: str, as_json: bool) -> None:
+    entries = store.audit_log(alert_id)
+    if as_json:
+        for e in entries:
+            print(json.dumps(e, ensure_ascii=False, default=str))
+        return
+    table = Table("seq", "time", "actor", "action", "aws request id", "result")
+    for column in table.columns:
+        column.overflow = "fold"
+    for e in entries:
+        result = e["result"] or {}
+        status = result.get("status") or ("ok" if result.get("ok") else result.get("error") or "")
+        when = datetime.fromtimestamp(e["time"], UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        cells = (str(e["seq"]), when, e["actor"] or "", e["action"], e["aws_request_id"] or "", str(status))
+        table.add_row(*(Text(c) for c in cells))
+    out.print(table)
+    err.print(f"{len(entries)} audit entr{'y' if len(entries) == 1 else 'ies'}", highlight=False)
+
+
+@app.command("respond")
+def respond_cmd(
+    alert_id: str | None = typer.Argument(None, help="Alert id (an unambiguous prefix is enough)."),
+    plan_only: bool = typer.Option(False, "--plan", help="Print the plan and the exact calls (the default)."),
+    execute: bool = typer.Option(False, "--execute", help="Run the automated steps."),
+    rollback: bool = typer.Option(
+        False, "--rollback", help="Restore the original security groups and instance profile (with --plan: show how)."
+    ),
+    iam: bool = typer.Option(False, "--iam-policy", help="Print the least-privilege IAM policy of the actions."),
+    audit: bool = typer.Option(False, "--audit", help="Print the alert's audit log."),
+    approve: list[str] = typer.Option(
+        None, "--approve", help=f"Approve a step that needs it: {', '.join(APPROVALS)} (repeatable)."
+    ),
+    step: list[str] = typer.Option(None, "--step", help="Run only these steps (repeatable)."),
+    evidence: str | None = typer.Option(
+        None, "--evidence", help="Evidence root: a folder or s3://bucket/prefix. Default: evidence/ beside the state."
+    ),
+    incident_id: str | None = typer.Option(None, "--incident-id", help="Incident id for the tags (default: alert id)."),
+    keep_running: bool = typer.Option(False, "--keep-running", help="Do not stop the instance."),
+    state: Path = typer.Option(Path(DEFAULT_STATE), "--state", help="SQLite state store."),
+    rule: Path | None = typer.Option(None, "--rule", "-r", help="Rule document (default: the alert's shipped rule)."),
+    region: str | None = typer.Option(None, "--region", help="AWS region (default: the alert's region)."),
+    profile: str | None = typer.Option(None, "--profile", help="AWS profile."),
+    role_arn: str | None = typer.Option(None, "--role-arn", help="Assume this role first (another account)."),
+    external_id: str | None = typer.Option(None, "--external-id", help="External id for --role-arn."),
+    actor: str | None = typer.Option(None, "--actor", help="Who acts, for the audit log (default: $USER)."),
+    as_json: bool = typer.Option(False, "--json", help="JSON output."),
+) -> None:
+    """Answer an alert with its rule's response playbook: a dry run by default, --execute to act.
+
+    The dry run reads the account (Describe/Get/List only) and prints every step with the exact API calls it
+    would make. --execute runs them, writing each call to the audit log in the state store; finished steps are
+    not repeated and a re-run resumes after a failure.
+    """
+    approvals = set(approve or [])
+    unknown = approvals - set(APPROVALS)
+    if unknown:
+        fail(f"--approve takes {', '.join(APPROVALS)}; not {', '.join(sorted(unknown))}")
+    if iam:
+        print(json.dumps(iam_policy(evidence or "evidence"), indent=2))
+        return
+    if alert_id is None:
+        fail("respond needs an ALERT_ID (or --iam-policy)")
+    if execute and plan_only:
+        fail("--plan and --execute exclude each other")
+    store = StateStore(state)
+    record = store.get_alert(alert_id)
+    if record is None:
+        fail(f"no alert {alert_id!r} in {state}", 1)
+    if audit:
+        _print_audit(store, record["alert_id"], as_json)
+        return
+    who = _actor(actor)
+    try:
+        loaded = _rule_for(record["rule_id"], rule)
+        aws = Aws(region=region, profile=profile, role_arn=role_arn, external_id=external_id, actor=who)
+        options = Options(
+            evidence_root=evidence or str(state.parent / "evidence"),
+            actor=who,
+            incident_id=incident_id,
+            approvals=approvals,
+            keep_running=keep_running,
+            region=region,
+        )
+        response = Response(store, record, loaded, aws, options)
+        if rollback:
+            _rollback(response, execute=not plan_only, as_json=as_json)
+            return
+        if not execute:
+            plan = response.plan()
+            print(json.dumps(plan.to_json(), indent=2, default=str) if as_json else plan.render())
+            return
+        plan, reports = response.execute(set(step) if step else None)
+    except MinerWatchError as exc:
+        fail(exc)
+    manual = [s for s in plan.steps if s.kind == "manual"]
+    if as_json:
+        doc = {"plan": plan.to_json(), "results": [r.to_json() for r in reports]}
+        print(json.dumps(doc, indent=2, default=str))
+    else:
+        out.print(_reports_table(reports))
+        if manual and not step:
+            out.print("manual checklist:", highlight=False)
+            for s in manual:
+                note = f"  ({s.notes[0]})" if s.notes else ""
+                out.print(f"  [ ] {s.title}{note}", highlight=False, markup=False)
+        err.print(f"audit log: minerwatch respond {record['alert_id']} --audit --state {state}", highlight=False)
+    if any(r.status in _BAD for r in reports):
+        raise typer.Exit(1)
+
+
+def _rollback(response: Response, execute: bool, as_json: bool) -> None:
+    calls, reports = response.rollback(execute)
+    if as_json:
+        doc: dict[str, Any] = {"calls": [c.to_json() for c in calls], "results": [r.to_json() for r in reports]}
+        print(json.dumps(doc, indent=2, default=str))
+    else:
+        if not calls:
+            print("nothing to roll back: no recorded change is in place")
+        for c in calls:
+            print(("CALL   " if execute else "would  ") + c.render())
+        if reports:
+            out.print(_reports_table(reports))
+    if any(r.status in _BAD for r in reports):
+        raise typer.Exit(1)
+
+
+@app.command("posture")
+def posture_cmd(
+    regions: str = typer.Option("all", "--regions", help="all (every enabled region) or a comma-separated list."),
+    checks: str | None = typer.Option(
+        None, "--checks", help=f"Only these checks, comma-separated: {', '.join(c.id for c in CHECKS)}."
+    ),
+    rule: Path = typer.Option(DEFAULT_RULE, "--rule", "-r", help="Rule whose Prevention Measures are checked."),
+    region: str | None = typer.Option(None, "--region", help="Region for account-wide calls (default: profile's)."),
+    profile: str | None = typer.Option(None, "--profile", help="AWS profile."),
+    role_arn: str | None = typer.Option(None, "--role-arn", help="Assume this role first (another account)."),
+    external_id: str | None = typer.Option(None, "--external-id", help="External id for --role-arn."),
+    as_json: bool = typer.Option(False, "--json", help="JSON output."),
+    show_passed: bool = typer.Option(False, "--passed", help="List passing resources too, not only failures."),
+) -> None:
+    """Check the rule's Prevention Measures against an account. Exit 1 when any check fails (for CI)."""
+    try:
+        loaded = load_rule(rule)
+        aws = Aws(region=region, profile=profile, role_arn=role_arn, external_id=external_id, actor=_actor(None))
+        wanted = [c.strip() for c in checks.split(",") if c.strip()] if checks else None
+        report = run_posture(aws, PostureOptions(regions=regions, checks=wanted), loaded)
+    except MinerWatchError as exc:
+        fail(exc)
+    if as_json:
+        print(json.dumps(report.to_json(), indent=2, default=str))
+    else:
+        _print_posture(report, show_passed)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _print_posture(report: Any, show_passed: bool) -> None:
+    summary = Table("check", "prevention measure", "passed", "failed", "errors")
+    for c in report.summary():
+        style = "green" if not c["failed"] and not c["errors"] else "red"
+        summary.add_row(
+            Text(c["id"], style=style), Text(c["measure"]), str(c["passed"]), str(c["failed"]), str(c["errors"])
+        )
+    out.print(summary)
+    rows = [r for r in report.results if show_passed or r.status != "pass"]
+    if rows:
+        table = Table("check", "region", "resource", "status", "detail", "fix")
+        for column in table.columns:
+            column.overflow = "fold"
+        for r in rows:
+            cells = (r.check, r.region or "-", r.resource or "-", r.status, r.detail, r.remediation or "")
+            table.add_row(*(Text(c) for c in cells))
+        out.print(table)
+    for m in report.not_checked:
+        out.print(f"not checked (manual): {m}", highlight=False, markup=False)
+    verdict = "PASS" if report.ok else "FAIL"
+    err.print(
+        f"posture {verdict}: account {report.account or '?'}, {len(report.regions)} region(s), "
+        f"{sum(1 for r in report.results if r.status == 'fail')} failure(s), "
+        f"{sum(1 for r in report.results if r.status == 'error')} error(s)",
+        highlight=False,
+    )

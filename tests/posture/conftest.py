@@ -1,0 +1,10 @@
+"""moto's server fixtures, shared with the respond tests (``tests/respond/respond_env.py``)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "respond"))
+
+from respond_env import aws, moto_url  # noqa: E402, F401
