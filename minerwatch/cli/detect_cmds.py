@@ -250,7 +250,13 @@ def test_cmd(
     failed = 0
     for path in rules or shipped_rules():
         try:
-            results = run_rule_tests(load_rule(path))
+            loaded = load_rule(path)
+            if loaded.table == "cloud.aws.guardduty":
+                results = run_rule_tests(loaded)
+            else:  # hunting rules over flow / DNS logs replay through the hunt
+                from minerwatch.hunt.rule_tests import run_hunt_rule_tests
+
+                results = run_hunt_rule_tests(loaded)
         except MinerWatchError as exc:
             fail(exc)
         if not results:

@@ -24,7 +24,6 @@ import ipaddress
 import os
 import random
 import zlib
-from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
@@ -34,7 +33,10 @@ from typing import Any
 FORMAT_VERSION = 1
 """Bumped whenever the same arguments would write different bytes, so cached benchmark files are rebuilt."""
 
-HEADER = b"version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status\n"
+HEADER = (
+    b"version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action "
+    b"log-status\n"
+)
 START = 1_741_564_800  # 2025-03-10T00:00:00Z; file k holds hour k
 ACCOUNTS = 12
 ENIS = 4000
@@ -279,4 +281,4 @@ def miner_enis(meta: dict[str, Any]) -> set[tuple[str, str]]:
     return {(m["account"], m["eni"]) for m in meta["miners"]}
 
 
-__all__: Sequence[str] = ("FORMAT_VERSION", "FlowPlan", "Miner", "miner_enis", "plan", "write_flow_files")
+__all__ = ["FORMAT_VERSION", "FlowPlan", "Miner", "miner_enis", "plan", "write_flow_files"]

@@ -14,9 +14,12 @@ match comes from (``flow``, ``dns``, ``finding``), ``kind`` and ``indicator`` wh
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
+
+from minerwatch.alerting.alerts import iso as alert_iso
 
 Evidence = Literal["flow", "dns", "finding"]
 EntityType = Literal["instance", "eni", "address", "resource", "account"]
@@ -26,13 +29,8 @@ SAMPLE_LIMIT = 20
 
 
 def iso(ts: datetime | None) -> str | None:
-    """ISO 8601 UTC with a trailing Z (seconds, or milliseconds when there are fractions)."""
-    if ts is None:
-        return None
-    ts = ts.astimezone(UTC)
-    if ts.microsecond:
-        return ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
-    return ts.strftime("%Y-%m-%dT%H:%M:%SZ")
+    """ISO 8601 UTC with a trailing Z, as alerts write times; None stays None."""
+    return None if ts is None else alert_iso(ts)
 
 
 def from_epoch(seconds: int | None) -> datetime | None:
@@ -45,8 +43,9 @@ def from_epoch(seconds: int | None) -> datetime | None:
 
 
 class Sample:
-    """Distinct values in first-seen order, at most ``SAMPLE_LIMIT`` kept; ``total`` counts every distinct one
-    up to a bound, so an output can say "and N more"."""
+    """Distinct values: the ``SAMPLE_LIMIT`` smallest are kept, so the same values give the same sample
+    whatever order they come in; ``total`` counts the distinct ones (up to a bound), so an output can say
+    how many there were."""
 
     __slots__ = ("_seen", "values")
 
@@ -57,11 +56,18 @@ class Sample:
         self._seen: set[Any] = set()
 
     def add(self, value: Any) -> None:
-        if value is None or value in self._seen or len(self._seen) >= self._BOUND:
+        if value is None or value in self._seen:
             return
-        self._seen.add(value)
+        if len(self._seen) < self._BOUND:
+            self._seen.add(value)
+        elif value in self.values:
+            return
+        key = _order(value)
         if len(self.values) < SAMPLE_LIMIT:
-            self.values.append(value)
+            bisect.insort(self.values, value, key=_order)
+        elif key < _order(self.values[-1]):
+            self.values.pop()
+            bisect.insort(self.values, value, key=_order)
 
     def update(self, values: Any) -> None:
         for v in values:
@@ -72,7 +78,11 @@ class Sample:
         return len(self._seen)
 
     def sorted(self) -> list[Any]:
-        return sorted(self.values, key=str)
+        return list(self.values)
+
+
+def _order(value: Any) -> tuple[int, Any]:
+    return (0, value) if isinstance(value, int) else (1, str(value))
 
 
 @dataclass
@@ -205,7 +215,7 @@ class Entity:
             "first_seen": iso(self.first_seen),
             "last_seen": iso(self.last_seen),
             "peers": self.peers.sorted(),
-            "ports": sorted(self.ports.values),
+            "ports": self.ports.sorted(),
             "query_names": self.query_names.sorted(),
             "finding_ids": self.finding_ids.sorted(),
             "finding_types": self.finding_types.sorted(),

@@ -1,0 +1,215 @@
+"""``minerwatch hunt``: sweep the fleet's logs for mining-pool IOCs, per instance / ENI / address / account."""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from minerwatch.cli.app import app, err, fail, out
+from minerwatch.errors import MinerWatchError
+
+if TYPE_CHECKING:
+    from minerwatch.hunt.alerts import HuntAlertStats
+    from minerwatch.hunt.model import HuntResult
+
+DEFAULT_STATE = ".minerwatch/state.db"
+HUNT_RULE_NAME = "aws-ioc-hunt-crypto-mining.md"
+
+
+class HuntFormat(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+class HuntEngine(StrEnum):
+    duckdb = "duckdb"
+    python = "python"
+
+
+_HELP = "\n\n".join(
+    [
+        "Sweep flow logs, Route 53 Resolver query logs and GuardDuty findings for mining-pool IOCs.",
+        "Indicators: the hunting rule's list (--rule, default rules/aws-ioc-hunt-crypto-mining.md), the bundled "
+        "mining-pool domains and Stratum ports, and any --ioc files. For each instance (or ENI, source address, "
+        "resource, account when the logs do not name the instance): what matched, how much (flows, bytes, "
+        "queries, findings), first and last seen. Domains match on whole labels: notnanopool.org is not "
+        "nanopool.org.",
+        "Flow logs are swept with DuckDB (CloudWatch Logs export lines, files with rejected lines, stdin and S3 go "
+        "through the per-record reader). ENIs and addresses are tied to instances with GuardDuty findings, "
+        "--cloudtrail RunInstances events and Resolver query sources.",
+        "--open-alerts turns the hits into alerts in the state store (--state), one per entity per the rule's "
+        "throttle window; `minerwatch alerts list --state DB` shows them.",
+        "Exit status: 0 after a hunt (with or without hits), 2 on an error.",
+    ]
+)
+
+
+@app.command("hunt", help=_HELP)
+def hunt_cmd(
+    flow: list[str] | None = typer.Option(
+        None, "--flow", help="VPC flow logs: files, folders (S3 layout too), .gz, Parquet, s3://..., - (repeatable)."
+    ),
+    dns: list[str] | None = typer.Option(None, "--dns", help="Route 53 Resolver query logs (repeatable)."),
+    findings: list[str] | None = typer.Option(None, "--findings", help="GuardDuty findings (repeatable)."),
+    cloudtrail: list[str] | None = typer.Option(
+        None, "--cloudtrail", help="CloudTrail logs, read only to tie ENIs and addresses to instances (repeatable)."
+    ),
+    ioc: list[Path] | None = typer.Option(
+        None, "--ioc", help="IOC file (one value a line, or CSV with type,value[,description]); repeatable."
+    ),
+    rule: Path | None = typer.Option(
+        None, "--rule", "-r", help="Hunting rule: its IOCs and alert configuration (default: the shipped one)."
+    ),
+    no_bundled: bool = typer.Option(
+        False, "--no-bundled", help="Leave out the bundled mining-pool domains and default Stratum ports."
+    ),
+    fmt: HuntFormat = typer.Option(HuntFormat.table, "--format", "-f", help="Output: table, json or csv."),
+    out_file: Path | None = typer.Option(None, "--out", "-o", help="Write the output here instead of stdout."),
+    engine: HuntEngine = typer.Option(
+        HuntEngine.duckdb, "--engine", help="Flow sweep: duckdb (bulk) or python (every record read one by one)."
+    ),
+    resolved_ips: bool = typer.Option(
+        False, "--resolved-ips", help="Also hunt flows to the addresses that matching DNS queries resolved to."
+    ),
+    include_samples: bool = typer.Option(
+        False, "--include-samples", help="Hunt AWS-generated sample findings too (left out by default)."
+    ),
+    rejects: Path | None = typer.Option(
+        None, "--rejects", help="Append rejected records here (JSON Lines: source, file, line, reason)."
+    ),
+    stats_json: Path | None = typer.Option(None, "--stats-json", help="Write the hunt's statistics as JSON here."),
+    open_alerts_flag: bool = typer.Option(
+        False, "--open-alerts", help="Turn hits into alerts in the state store, through the rule's throttle."
+    ),
+    state: Path = typer.Option(Path(DEFAULT_STATE), "--state", help="SQLite state store for --open-alerts."),
+    alerts_out: Path | None = typer.Option(
+        None, "--alerts-out", help="With --open-alerts: append each alert created or updated as a JSON line."
+    ),
+    threads: int | None = typer.Option(None, "--threads", help="DuckDB threads (default: every core).", min=1),
+) -> None:
+    if not (flow or dns or findings):
+        fail("nothing to hunt in: give --flow, --dns or --findings")
+    from minerwatch.enrich.iocs import bundled, from_rule, load_ioc_file, merge
+    from minerwatch.hunt.sweep import HuntOptions, hunt
+    from minerwatch.rules.loader import load_rule
+    from minerwatch.rules.shipped import RULES_DIR
+
+    try:
+        loaded = load_rule(rule or RULES_DIR / HUNT_RULE_NAME)
+        sets = [from_rule(loaded)]
+        if not no_bundled:
+            sets.append(bundled())
+        sets += [load_ioc_file(p) for p in ioc or []]
+        iocs = merge(*sets)
+        options = HuntOptions(
+            flow=list(flow or []),
+            dns=list(dns or []),
+            findings=list(findings or []),
+            cloudtrail=list(cloudtrail or []),
+            engine=engine.value,  # type: ignore[arg-type]
+            resolved_ips=resolved_ips,
+            include_samples=include_samples,
+            rejects=str(rejects) if rejects else None,
+            threads=threads,
+        )
+        result = hunt(iocs, options)
+    except MinerWatchError as exc:
+        fail(exc)
+    _write(result, fmt, out_file)
+    _summary(result)
+    if stats_json:
+        stats_json.parent.mkdir(parents=True, exist_ok=True)
+        stats_json.write_text(json.dumps(result.stats.to_json(), indent=2) + "\n")
+    if open_alerts_flag:
+        from minerwatch.hunt.alerts import open_alerts
+
+        inputs = [*options.flow, *options.dns, *options.findings]
+        try:
+            alert_stats = open_alerts(result, loaded, state, inputs, str(alerts_out) if alerts_out else None)
+        except MinerWatchError as exc:
+            fail(exc)
+        _alert_summary(alert_stats, state)
+
+
+def _write(result: HuntResult, fmt: HuntFormat, out_file: Path | None) -> None:
+    from minerwatch.hunt.output import to_csv_text, to_json_text
+
+    if fmt is HuntFormat.table:
+        if out_file is None:
+            out.print(_table(result))
+            return
+        from rich.console import Console
+
+        with open(out_file, "w", encoding="utf-8") as fh:
+            Console(file=fh, width=200, soft_wrap=True).print(_table(result))
+        return
+    text = to_json_text(result) if fmt is HuntFormat.json else to_csv_text(result)
+    if out_file is None:
+        sys.stdout.write(text)
+    else:
+        out_file.parent.mkdir(parents=True, exist_ok=True)
+        out_file.write_text(text, encoding="utf-8")
+
+
+def _table(result: HuntResult) -> object:
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table("account", "entity", "type", "via", "matched", "flows", "bytes", "queries", "findings",
+                  "first_seen", "last_seen")
+    for column in table.columns:
+        column.overflow = "fold"
+    for e in result.entities:
+        matched = "\n".join(f"{m.evidence} {m.kind} {m.indicator} ×{m.records}" for m in e.sorted_matches())
+        # Log values are attacker data: plain Text, never console markup.
+        table.add_row(
+            Text(e.account or "-"),
+            Text(e.entity),
+            Text(e.entity_type),
+            Text(e.mapped_by or "-"),
+            Text(matched),
+            f"{e.flows:,}",
+            f"{e.bytes:,}",
+            f"{e.queries:,}",
+            f"{e.findings:,}",
+            Text(_iso(e.first_seen)),
+            Text(_iso(e.last_seen)),
+        )
+    return table
+
+
+def _iso(ts: object) -> str:
+    from minerwatch.hunt.model import iso
+
+    return iso(ts) or "-"  # type: ignore[arg-type]
+
+
+def _summary(result: HuntResult) -> None:
+    parts = []
+    for name, s in result.stats.sources().items():
+        records = "?" if s.records is None else f"{s.records:,}"
+        engine = f" via {s.engine}" if s.engine else ""
+        parts.append(f"{name}: {records} records in {s.files} files{engine}, {s.matched:,} matched, "
+                     f"{s.rejected:,} rejected")
+    err.print(
+        f"{len(result.entities)} entities matched; " + "; ".join(parts) + f"  ({result.stats.seconds:.2f} s)",
+        highlight=False,
+        markup=False,
+    )
+    if result.stats.rejects_file:
+        err.print(f"  rejects written to {result.stats.rejects_file}", highlight=False, markup=False)
+
+
+def _alert_summary(stats: HuntAlertStats, state: Path) -> None:
+    err.print(
+        f"alerts: {stats.alerts_new} new, {stats.alerts_updated} updated from {stats.rows} hit rows "
+        f"({stats.duplicates} already in {state})",
+        highlight=False,
+        markup=False,
+    )
