@@ -1,3 +1,3 @@
-from minerwatch.cli.main import main
+from minerwatch.cli.entry import main
 
 main()

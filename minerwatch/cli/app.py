@@ -20,6 +20,14 @@ app = typer.Typer(
 )
 
 # Pipes and CI logs get wide tables instead of rich's 80-column default.
+
+
+@app.callback()
+def _group() -> None:
+    """Detect, triage and answer crypto-mining on AWS."""
+    # A callback keeps the app a command group even when only one command module is loaded (see cli/entry.py).
+
+
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 180)
 err = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 180)
 
@@ -29,3 +37,12 @@ def fail(exc: MinerWatchError | str, code: int = 2) -> NoReturn:
     text = exc.format() if isinstance(exc, MinerWatchError) else exc
     print(text, file=sys.stderr)
     raise typer.Exit(code)
+
+
+def run() -> None:
+    """Run the app; a MinerWatchError that escapes a command is printed as ``file:line:col: message``."""
+    try:
+        app()
+    except MinerWatchError as exc:
+        print(exc.format(), file=sys.stderr)
+        sys.exit(2)

@@ -80,7 +80,10 @@ def detect_cmd(
         "Default: the bundled sample data.",
     ),
     rule: Path = typer.Option(DEFAULT_RULE, "--rule", "-r", help="Rule document to run."),
-    allowlist: Path | None = typer.Option(None, "--allowlist", "-a", help="Allowlist YAML: entries with a reason, optional expiry, column values and tags (see README)."),
+    allowlist: Path | None = typer.Option(
+        None, "--allowlist", "-a",
+        help="Allowlist YAML: entries with a reason, optional expiry, column values and tags (see README).",
+    ),
     state: Path = typer.Option(Path(DEFAULT_STATE), "--state", help="SQLite state store (created if missing)."),
     out_file: Path | None = typer.Option(
         None, "--out", "-o", help="Append one JSON line per alert created or updated by this run."

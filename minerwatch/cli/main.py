@@ -1,8 +1,9 @@
-"""`minerwatch` entry point. Importing the command modules registers their commands on the shared app."""
+"""The whole CLI: importing this module registers every command on the shared app (tests and ``--help``).
+
+The console script goes through ``minerwatch.cli.entry``, which imports only the module a command needs.
+"""
 
 from __future__ import annotations
-
-import sys
 
 from minerwatch.cli import (  # noqa: F401
     detect_cmds,
@@ -17,16 +18,11 @@ from minerwatch.cli import (  # noqa: F401
     respond_cmds,
     watch_cmds,
 )
-from minerwatch.cli.app import app
-from minerwatch.errors import MinerWatchError
+from minerwatch.cli.app import app, run
 
 
 def main() -> None:
-    try:
-        app()
-    except MinerWatchError as exc:
-        print(exc.format(), file=sys.stderr)
-        sys.exit(2)
+    run()
 
 
-__all__ = ["app", "main"]
+__all__ = ["app", "main", "run"]

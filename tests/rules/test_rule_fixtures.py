@@ -180,9 +180,8 @@ def test_every_fixture_file_is_used() -> None:
     used = {test.fixture_path(p).resolve() for p, test in CASES}
     used |= {a.resolve() for p, test in CASES if (a := test.allowlist_path(p)) is not None}
     rule_ids = {load_rule(p).id for p in SHIPPED}
-    on_disk = {
-        f.resolve() for f in (RULES / "fixtures").rglob("*") if f.is_file() and f.relative_to(RULES / "fixtures").parts[0] in rule_ids
-    }
+    fixtures = RULES / "fixtures"
+    on_disk = {f.resolve() for f in fixtures.rglob("*") if f.is_file() and f.relative_to(fixtures).parts[0] in rule_ids}
     assert on_disk == used
 
 

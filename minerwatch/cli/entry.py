@@ -1,0 +1,41 @@
+"""The console-script entry point: imports only the command module a command line needs.
+
+Loading every command module (boto3, Jinja2, DuckDB, pydantic models) costs about half a second, which a
+benchmark or a shell loop pays on every call; ``minerwatch --help`` and unknown commands still load them all.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# Top-level command (or group) → the module that registers it. tests/cli checks this covers every command.
+COMMAND_MODULES = {
+    "detect": "detect_cmds",
+    "test": "detect_cmds",
+    "alerts": "detect_cmds",
+    "enrich": "enrich_cmds",
+    "generate": "gen_cmds",
+    "hunt": "hunt_cmds",
+    "ioc": "ioc_cmds",
+    "lint": "lang_cmds",
+    "rules": "lang_cmds",
+    "outbox": "notify_cmds",
+    "notify": "notify_cmds",
+    "compile": "query_cmds",
+    "query": "query_cmds",
+    "sql": "query_cmds",
+    "report": "report_cmds",
+    "respond": "respond_cmds",
+    "posture": "respond_cmds",
+    "watch": "watch_cmds",
+}
+
+
+def main() -> None:
+    command = sys.argv[1] if len(sys.argv) > 1 else None
+    module = COMMAND_MODULES.get(command or "")
+    importlib.import_module(f"minerwatch.cli.{module}" if module else "minerwatch.cli.main")
+    from minerwatch.cli.app import run
+
+    run()

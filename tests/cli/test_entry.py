@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+
+import typer.main
+
+from minerwatch.cli.entry import COMMAND_MODULES
+from minerwatch.cli.main import app
+
+
+def _registered() -> dict[str, str]:
+    """Top-level command or group name → the module whose code registered it."""
+    names: dict[str, str] = {}
+    for cmd in app.registered_commands:
+        names[cmd.name or cmd.callback.__name__] = cmd.callback.__module__
+    for group in app.registered_groups:
+        callbacks = [c.callback for c in group.typer_instance.registered_commands]
+        names[group.name] = callbacks[0].__module__
+    return names
+
+
+def test_every_command_maps_to_the_module_that_registers_it():
+    registered = _registered()
+    assert set(COMMAND_MODULES) == set(registered)
+    for name, module in registered.items():
+        assert f"minerwatch.cli.{COMMAND_MODULES[name]}" == module, name
+        importlib.import_module(module)
+
+
+def test_console_entry_runs_one_command_without_loading_the_others():
+    code = (
+        "import sys; sys.argv=['minerwatch','lint','--help']\n"
+        "from minerwatch.cli.entry import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print('LOADED', sorted(m for m in sys.modules if m.startswith('minerwatch.cli.')))"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = res.stdout.split("LOADED", 1)[1]
+    assert "lang_cmds" in loaded and "respond_cmds" not in loaded and "watch_cmds" not in loaded
+    assert "Check rules and queries" in res.stdout
+    typer.main  # noqa: B018 (typer is what registers the commands)
+
+
+def test_a_module_with_one_command_still_parses_the_command_name():
+    code = (
+        "import sys; sys.argv=['minerwatch','hunt','--help']\n"
+        "from minerwatch.cli.entry import main\n"
+        "main()\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert "Usage: minerwatch hunt" in res.stdout
