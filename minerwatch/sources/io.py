@@ -24,8 +24,10 @@ as soon as it arrives rather than when a whole block has filled.
 from __future__ import annotations
 
 import os
+import queue
 import stat
 import sys
+import threading
 import zlib
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
@@ -166,12 +168,59 @@ def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
 def _file_chunks(f: BinaryIO, stats: ReadStats) -> Iterator[bytes]:
     """Blocks of an open binary file, closing it when done (or when the consumer stops early)."""
     try:
-        regular = stat.S_ISREG(os.fstat(f.fileno()).st_mode)
-        # read1 returns what is available now: an interactive pipe is not held back until a block fills.
-        read = f.read if regular else getattr(f, "read1", f.read)
-        yield from _maybe_gunzip(_read_blocks(read, BLOCK_SIZE, stats))
+        if stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            yield from _ahead(_maybe_gunzip(_read_blocks(f.read, BLOCK_SIZE, stats)))
+        else:
+            # read1 returns what is available now: an interactive pipe is not held back until a block fills.
+            yield from _maybe_gunzip(_read_blocks(getattr(f, "read1", f.read), BLOCK_SIZE, stats))
     finally:
         f.close()
+
+
+_AHEAD = 2
+"""Blocks read ahead of the consumer (each at most BLOCK_SIZE)."""
+_END = object()
+
+
+def _ahead(blocks: Iterator[bytes]) -> Iterator[bytes]:
+    """``blocks``, produced by a helper thread up to :data:`_AHEAD` blocks ahead of the consumer.
+
+    Reading (a system call) and gunzip (zlib) release the GIL, so they overlap with the consumer's work on
+    another core. Errors come out of this iterator at the place they happened. When the consumer stops early
+    the thread is stopped and joined before this returns, so the caller may then close the file.
+    """
+    slots: queue.Queue[Any] = queue.Queue(_AHEAD)
+    stop = threading.Event()
+
+    def produce() -> None:
+        # After ``stop`` is set this puts at most one more item, and the consumer makes room for it.
+        try:
+            for block in blocks:
+                slots.put(block)
+                if stop.is_set():
+                    return
+            slots.put(_END)
+        except BaseException as exc:  # handed over, raised in the consumer
+            slots.put(exc)
+
+    thread = threading.Thread(target=produce, name="minerwatch-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = slots.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():
+            try:
+                slots.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        thread.join()
 
 
 def _stdin_chunks(stats: ReadStats) -> Iterator[bytes]:

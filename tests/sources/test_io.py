@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import threading
 import zlib
 from collections.abc import Iterator
 
@@ -11,10 +12,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from minerwatch.sources.io import (
+    _AHEAD,
     BrokenLine,
     LineBlock,
     LongLine,
     SourceError,
+    _ahead,
     gunzip,
     iter_line_blocks,
     iter_lines,
@@ -170,3 +173,29 @@ def test_long_line_excerpt_does_not_depend_on_the_reads() -> None:
     whole = list(iter_lines(iter([line + b"\nok"]), 100))
     pieces = list(iter_lines(_chunked(line + b"\nok", list(range(0, 5300, 7))), 100))
     assert whole == pieces == [(1, LongLine(len(line), line[:2000])), (2, b"ok")]
+
+
+def test_read_ahead_gives_every_block_then_the_error_in_order() -> None:
+    error = SourceError("read error", "disk gone")
+    got: list[bytes] = []
+    with pytest.raises(SourceError) as info:
+        for block in _ahead(_failing(iter([b"a", b"b", b"c"]), error)):
+            got.append(block)
+    assert got == [b"a", b"b", b"c"] and info.value is error
+    assert list(_ahead(iter([]))) == [] and list(_ahead(iter([b"x"] * 10))) == [b"x"] * 10
+
+
+def test_read_ahead_stops_reading_when_the_consumer_stops() -> None:
+    pulled: list[int] = []
+
+    def blocks() -> Iterator[bytes]:
+        for i in range(1000):
+            pulled.append(i)
+            yield b"%d" % i
+
+    before = threading.active_count()
+    it = _ahead(blocks())
+    assert next(it) == b"0"
+    it.close()  # joins the helper thread: nothing reads the file after this
+    assert threading.active_count() == before
+    assert len(pulled) <= 1 + _AHEAD + 2
