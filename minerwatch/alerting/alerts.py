@@ -50,6 +50,12 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+def jsonable_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A projected row as JSON. Only flat columns are timestamps, and they sit at the top level; values read from
+    the JSON document are JSON already, so the hot path need not walk them."""
+    return {k: iso(v) if isinstance(v, datetime) else v for k, v in row.items()}
+
+
 def make_alert_id(rule_id: str, key: dict[str, Any], first_seen: datetime) -> str:
     """Deterministic: the same rule, key and first event time give the same id in every run."""
     material = orjson.dumps([rule_id, jsonable(key), iso(first_seen)], option=orjson.OPT_SORT_KEYS)

@@ -8,6 +8,8 @@ between the two is repaired by the next run (at-least-once lines, the last line 
 
 from __future__ import annotations
 
+import itertools
+import multiprocessing
 import os
 import sqlite3
 import tempfile
@@ -20,7 +22,7 @@ from typing import IO, Any
 
 import orjson
 
-from minerwatch.alerting.alerts import iso, jsonable
+from minerwatch.alerting.alerts import iso, jsonable_row
 from minerwatch.alerting.allowlist import Allowlist
 from minerwatch.alerting.state import StateStore
 from minerwatch.alerting.throttle import Throttler
@@ -30,12 +32,14 @@ from minerwatch.lang.ast import Path as PathNode
 from minerwatch.lang.ast import to_text
 from minerwatch.lang.parser import parse_query
 from minerwatch.rules.model import Rule
-from minerwatch.sources.guardduty import read_guardduty
+from minerwatch.sources.guardduty import is_plain_json_lines, read_guardduty, read_guardduty_range
+from minerwatch.sources.io import count_newlines, line_aligned_ranges
 from minerwatch.sources.records import ReadStats, Record, Reject
 
 SAMPLE_REASON = "aws-sample-finding"
 BATCH_ROWS = 2000
 SPILL_ROWS = 100_000
+PARALLEL_MIN_BYTES = 64 * 1024 * 1024
 
 
 @dataclass
@@ -71,6 +75,10 @@ class DetectOptions:
     prefilter: bool = True
     batch_rows: int = BATCH_ROWS
     """Matched rows per transaction in batch runs."""
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    """Processes that read large plain JSON Lines files in parallel byte ranges (batch runs; 1 = none)."""
+    parallel_min_bytes: int = PARALLEL_MIN_BYTES
+    """Files at least this large are split across the workers."""
     on_alert: Callable[[dict[str, Any]], None] | None = None
     """Called with each alert record after it is committed (created or updated)."""
     in_transaction: Callable[[StateStore, list[dict[str, Any]]], None] | None = None
@@ -155,7 +163,7 @@ class Detector:
     def match(self, record: Record) -> _Match | None:
         if not self.compiled.predicate(record):
             return None
-        row = jsonable(self.compiled.project(record))
+        row = jsonable_row(self.compiled.project(record))
         doc = record.doc
         return _Match(record.flat["eventdate"], str(doc.get("id")), _delivery_time(doc), record.sample, row)
 
@@ -278,12 +286,81 @@ def detect(rule: Rule, paths: list[str], options: DetectOptions) -> DetectStats:
     det = Detector(rule, options, paths)
     read = ReadStats()
     prefilter = make_prefilter(det.query) if options.prefilter else None
-    records = read_guardduty(paths, on_reject=det.reject, stats=read, prefilter=prefilter)
     try:
-        matches = (m for r in records if (m := det.match(r)) is not None)
-        for m in matches if options.stream else _sorted_matches(matches):
-            det.apply(m)
+        if options.stream:
+            records = read_guardduty(paths, on_reject=det.reject, stats=read, prefilter=prefilter)
+            for m in (m for r in records if (m := det.match(r)) is not None):
+                det.apply(m)
+        else:
+            split, rest = _plan_split(paths, options)
+            parallel = _scan_parallel(det, split, read, prefilter) if split else []
+            records = read_guardduty(rest, on_reject=det.reject, stats=read, prefilter=prefilter) if rest else ()
+            matches = (m for r in records if (m := det.match(r)) is not None)
+            for m in _sorted_matches(itertools.chain(parallel, matches)):
+                det.apply(m)
     except BaseException:
         det.store.rollback()
         raise
     return det.finish(read, started)
+
+
+# -- reading large files on several cores ------------------------------------------------------------------
+
+_FORKED: tuple[Detector, Any] | None = None
+"""The detector and prefilter a forked worker inherits (compiled predicates cannot be pickled)."""
+
+
+def _plan_split(paths: list[str], options: DetectOptions) -> tuple[list[str], list[str]]:
+    """Large plain JSON Lines files to read in parallel byte ranges, and the paths read as usual."""
+    if options.workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return [], paths
+    split = [
+        p
+        for p in paths
+        if p != "-"
+        and not p.startswith("s3://")
+        and os.path.isfile(p)
+        and os.path.getsize(p) >= options.parallel_min_bytes
+        and is_plain_json_lines(p)
+    ]
+    return split, [p for p in paths if p not in split]
+
+
+def _scan_range(part: tuple[str, int, int]) -> tuple[list[_Match], list[Reject], ReadStats]:
+    assert _FORKED is not None
+    det, prefilter = _FORKED
+    path, start, end = part
+    stats, rejects = ReadStats(), []
+    records = read_guardduty_range(path, start, end, on_reject=rejects.append, stats=stats, prefilter=prefilter)
+    matches = [m for r in records if (m := det.match(r)) is not None]
+    return matches, rejects, stats
+
+
+def _scan_parallel(det: Detector, paths: list[str], read: ReadStats, prefilter: Any) -> list[_Match]:
+    """Read each file as line-aligned byte ranges in forked workers; rejects get their absolute line numbers."""
+    global _FORKED
+    workers = det.opts.workers
+    parts = [(p, a, b) for p in paths for a, b in line_aligned_ranges(p, workers)]
+    _FORKED = (det, prefilter)
+    try:
+        with multiprocessing.get_context("fork").Pool(min(workers, len(parts))) as pool:
+            results = pool.map(_scan_range, parts, chunksize=1)
+    finally:
+        _FORKED = None
+    matches: list[_Match] = []
+    for (path, start, _), (part_matches, rejects, stats) in zip(parts, results, strict=True):
+        if start == 0:
+            read.files += 1
+        # Lines before the range, counted only when a reject needs its absolute line number.
+        offset = count_newlines(path, 0, start) if start and rejects else 0
+        for rej in rejects:
+            det.reject(Reject(rej.file, None if rej.line is None else rej.line + offset, rej.reason, rej.excerpt))
+        matches.extend(part_matches)
+        read.records_read += stats.records_read
+        read.accepted += stats.accepted
+        read.rejected += stats.rejected
+        read.prefiltered += stats.prefiltered
+        read.bytes_read += stats.bytes_read
+        for reason, n in stats.reasons.items():
+            read.reasons[reason] = read.reasons.get(reason, 0) + n
+    return matches

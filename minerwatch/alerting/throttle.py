@@ -32,38 +32,47 @@ class Throttler:
     run_id: int
     count: int = 1
     _alerts: dict[str, list[Alert]] = field(default_factory=dict)
+    """Per key, its alerts ordered by first_seen (kept ordered by construction, never re-sorted)."""
+    _starts: dict[str, list[datetime]] = field(default_factory=dict)
+    """Per key, the first_seen of each alert, parallel to ``_alerts``, for bisection."""
     _created_run: dict[str, int] = field(default_factory=dict)
     dirty: dict[str, tuple[Alert, str]] = field(default_factory=dict)
     """alert_id → (alert, key_json) changed since the last flush."""
     new_ids: set[str] = field(default_factory=set)
     updated_ids: set[str] = field(default_factory=set)
 
-    def _key_alerts(self, key_json: str) -> list[Alert]:
+    def _key_alerts(self, key_json: str) -> tuple[list[Alert], list[datetime]]:
         alerts = self._alerts.get(key_json)
         if alerts is None:
             loaded = self.store.alerts_for_key(self.rule_id, key_json)
             alerts = [a for a, _ in loaded]
             self._created_run.update({a.alert_id: run for a, run in loaded})
             self._alerts[key_json] = alerts
-        return alerts
+            self._starts[key_json] = [a.first_seen for a in alerts]
+        return alerts, self._starts[key_json]
 
     def place(
         self, key: dict[str, Any], eventdate: datetime, finding_id: str, row: dict[str, Any], groups: dict[str, Any]
     ) -> Alert:
         key_json = orjson.dumps(jsonable(key)).decode()
-        alerts = self._key_alerts(key_json)
-        starts = [a.first_seen for a in alerts]
+        alerts, starts = self._key_alerts(key_json)
         idx = bisect.bisect_right(starts, eventdate)  # alerts[:idx] start at or before the row
-        holding = [a for a in alerts[:idx] if eventdate < a.first_seen + self.window]
+        holding = 0  # alerts whose window holds the row: the ones just before idx
+        while holding < idx and eventdate < starts[idx - 1 - holding] + self.window:
+            holding += 1
         target: Alert | None = None
-        if holding and len(holding) >= self.count:
-            target = holding[-1]
-        elif not holding and idx < len(alerts) and alerts[idx].first_seen < eventdate + self.window:
-            target = alerts[idx]  # a late row: the next alert starts less than one window after it
+        if holding and holding >= self.count:
+            target = alerts[idx - 1]
+        elif not holding and idx < len(alerts) and starts[idx] < eventdate + self.window:
+            # A late row: the next alert starts less than one window after it, so it moves back to the row.
+            # Order is kept: the previous alert starts at least one window before the row.
+            target = alerts[idx]
+            starts[idx] = eventdate
         if target is None:
-            target = self._open(key, key_json, eventdate, alerts)
+            target = self._open(key, eventdate, alerts)
+            alerts.insert(idx, target)
+            starts.insert(idx, eventdate)
         target.add(eventdate, finding_id, row, groups)
-        alerts.sort(key=lambda a: a.first_seen)
         if self._created_run.get(target.alert_id) == self.run_id:
             target.status = "new"
         elif target.status in ("new", "updated"):
@@ -75,16 +84,15 @@ class Throttler:
         self.dirty[target.alert_id] = (target, key_json)
         return target
 
-    def _open(self, key: dict[str, Any], key_json: str, eventdate: datetime, alerts: list[Alert]) -> Alert:
+    def _open(self, key: dict[str, Any], eventdate: datetime, alerts: list[Alert]) -> Alert:
         alert_id = make_alert_id(self.rule_id, key, eventdate)
-        taken = {a.alert_id for a in alerts}
+        taken = {a.alert_id for a in alerts} if self.count > 1 else ()
         n = 1
-        while alert_id in taken:  # only reachable with count > 1
+        while alert_id in taken:  # several alerts may start at one instant only with count > 1
             n += 1
             alert_id = make_alert_id(self.rule_id, {**key, "#": n}, eventdate)
         alert = Alert(alert_id, self.rule_id, key, eventdate, eventdate, header=self.header)
         self._created_run[alert_id] = self.run_id
-        alerts.append(alert)
         return alert
 
     def flush(self) -> list[dict[str, Any]]:

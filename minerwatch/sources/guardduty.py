@@ -673,3 +673,45 @@ def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
     if first:
         yield first
     yield from rest
+
+
+def is_plain_json_lines(path: str, *, max_record_bytes: int = 1_048_576) -> bool:
+    """True for a regular, uncompressed file that the reader would read as JSON Lines (so it can be split)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(2 * max_record_bytes)
+    except OSError:
+        return False
+    if head.startswith(b"\x1f\x8b"):
+        return False
+    sniffer = _Reader(
+        io.RejectSink(lambda _r: None, ReadStats()), ReadStats(), None, max_record_bytes, MAX_DOCUMENT_BYTES,
+        LINE_BLOCK_BYTES,
+    )
+    return sniffer._sniff(head, len(head) < 2 * max_record_bytes) == _JSONL
+
+
+def read_guardduty_range(
+    path: str,
+    start: int,
+    end: int,
+    *,
+    on_reject: Callable[[Reject], None],
+    stats: ReadStats,
+    prefilter: Callable[[bytes], bool] | None = None,
+    max_record_bytes: int = 1_048_576,
+) -> Iterator[Record]:
+    """Records of the JSON Lines in bytes [start, end) of a plain file, ``start`` at the beginning of a line.
+
+    Line numbers in records and rejects count from the range's first line (1); the caller adds the lines before
+    it (``io.count_newlines``). Used to read one large file on several cores.
+    """
+    reader = _Reader(
+        io.RejectSink(on_reject, stats), stats, prefilter, max_record_bytes, MAX_DOCUMENT_BYTES, LINE_BLOCK_BYTES
+    )
+    chunks = io.range_chunks(path, start, end, stats)
+    if reader.needles is None:
+        yield from reader._lines(path, io.iter_lines(chunks, reader.max_record))
+    else:
+        items = io.iter_line_blocks(chunks, reader.max_record, reader.window)
+        yield from reader._lines(path, reader._block_lines(items, reader.needles))

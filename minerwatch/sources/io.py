@@ -532,3 +532,68 @@ def _rest(error: SourceError | None, chunks: Iterator[bytes]) -> Iterator[bytes]
     if error is not None:
         raise error
     yield from chunks
+
+
+# --------------------------------------------------------------------------------------------- byte ranges
+
+
+def line_aligned_ranges(path: str, parts: int) -> list[tuple[int, int]]:
+    """Split a regular file into about ``parts`` byte ranges that each start at the beginning of a line."""
+    size = os.path.getsize(path)
+    cuts = [0]
+    with open(path, "rb") as f:
+        for k in range(1, parts):
+            pos = max(size * k // parts, cuts[-1])
+            f.seek(pos)
+            while True:
+                piece = f.read(1 << 16)
+                if not piece:
+                    pos = size
+                    break
+                nl = piece.find(b"\n")
+                if nl >= 0:
+                    pos += nl + 1
+                    break
+                pos += len(piece)
+            if pos >= size:
+                break
+            if pos > cuts[-1]:
+                cuts.append(pos)
+    cuts.append(size)
+    return [(a, b) for a, b in zip(cuts, cuts[1:], strict=False) if b > a]
+
+
+def range_chunks(path: str, start: int, end: int, stats: ReadStats) -> Iterator[bytes]:
+    """Blocks of bytes [start, end) of a plain (not gzip) file, read ahead by a helper thread."""
+
+    def blocks() -> Iterator[bytes]:
+        with open(path, "rb", buffering=0) as f:
+            f.seek(start)
+            left = end - start
+            while left > 0:
+                try:
+                    block = f.read(min(BLOCK_SIZE, left))
+                except OSError as exc:
+                    raise SourceError("read error", str(exc)) from exc
+                if not block:
+                    return
+                left -= len(block)
+                stats.bytes_read += len(block)
+                yield block
+
+    return _ahead(blocks())
+
+
+def count_newlines(path: str, start: int, end: int) -> int:
+    """Newlines in bytes [start, end) of a file."""
+    n = 0
+    with open(path, "rb", buffering=0) as f:
+        f.seek(start)
+        left = end - start
+        while left > 0:
+            block = f.read(min(BLOCK_SIZE, left))
+            if not block:
+                break
+            left -= len(block)
+            n += block.count(b"\n")
+    return n
