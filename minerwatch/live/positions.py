@@ -87,9 +87,7 @@ class PositionStore:
     def add_marks(self, source: str, marks: Iterable[str]) -> None:
         now = time.time()
         with self.transaction():
-            self.db.executemany(
-                "INSERT OR IGNORE INTO live_marks VALUES (?, ?, ?)", [(source, m, now) for m in marks]
-            )
+            self.db.executemany("INSERT OR IGNORE INTO live_marks VALUES (?, ?, ?)", [(source, m, now) for m in marks])
 
     def drop_marks(self, source: str, marks: Iterable[str]) -> None:
         with self.transaction():
