@@ -92,7 +92,7 @@ class Alert:
         self.finding_ids.add(finding_id)
         self.first_seen = min(self.first_seen, eventdate)
         self.last_seen = max(self.last_seen, eventdate)
-        gkey = orjson.dumps(jsonable(group_values)).decode()
+        gkey = orjson.dumps(group_values).decode()
         group = self.groups.get(gkey)
         if group is None:
             self.groups[gkey] = Group(group_values, 1, eventdate, eventdate)

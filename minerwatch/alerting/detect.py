@@ -104,6 +104,8 @@ def _delivery_time(doc: dict[str, Any]) -> str:
 
 
 def _lookup(row: dict[str, Any], flat: dict[str, Any], name: str) -> Any:
+    if name in row:
+        return row[name]
     low = name.lower()
     for source in (row, flat):
         for k, v in source.items():

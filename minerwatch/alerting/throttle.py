@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from minerwatch.alerting.alerts import Alert, jsonable, make_alert_id
+from minerwatch.alerting.alerts import Alert, make_alert_id
 from minerwatch.alerting.state import StateStore
 
 
@@ -54,7 +54,7 @@ class Throttler:
     def place(
         self, key: dict[str, Any], eventdate: datetime, finding_id: str, row: dict[str, Any], groups: dict[str, Any]
     ) -> Alert:
-        key_json = orjson.dumps(jsonable(key)).decode()
+        key_json = orjson.dumps(key).decode()  # key values come from JSON rows: no conversion needed
         alerts, starts = self._key_alerts(key_json)
         idx = bisect.bisect_right(starts, eventdate)  # alerts[:idx] start at or before the row
         holding = 0  # alerts whose window holds the row: the ones just before idx
