@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from minerwatch.errors import ConfigError
+from minerwatch.yamlfile import parse_yaml
 
 _RESERVED = {"reason", "expires", "tags"}
 
@@ -119,17 +120,7 @@ def load_allowlist(path: str | Path, now: datetime | None = None) -> Allowlist:
 
 
 def parse_allowlist(text: str, file: str = "<allowlist>", now: datetime | None = None) -> Allowlist:
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ConfigError(
-            f"invalid YAML: {getattr(exc, 'problem', exc)}",
-            file=file,
-            line=mark.line + 1 if mark else None,
-            col=mark.column + 1 if mark else None,
-        ) from None
+    data, root = parse_yaml(text, file)
     if data is None:
         return Allowlist(file, [], now or datetime.now(UTC))
     if not isinstance(data, list) or not isinstance(root, yaml.SequenceNode):

@@ -38,6 +38,7 @@ from minerwatch.lang.ast import (
     contains_aggregate,
     to_text,
 )
+from minerwatch.lang.like import WILD_ANY, WILD_ONE, like_parts, normalise_like
 from minerwatch.lang.tokens import Pos, Source
 
 
@@ -235,53 +236,6 @@ def parse_timestamp(text: str) -> datetime | None:
     except ValueError:
         return None
     return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
-
-
-def normalise_like(pattern: str) -> str | None:
-    """Drop escapes that mean nothing (``\\b`` is ``b``); None when the pattern ends in a lone escape."""
-    out: list[str] = []
-    i = 0
-    while i < len(pattern):
-        ch = pattern[i]
-        if ch == "\\":
-            if i + 1 >= len(pattern):
-                return None
-            nxt = pattern[i + 1]
-            out.append("\\" + nxt if nxt in "%_\\" else nxt)
-            i += 2
-            continue
-        out.append(ch)
-        i += 1
-    return "".join(out)
-
-
-WILD_ANY, WILD_ONE = object(), object()
-"""Wildcard tokens of a like pattern (distinct from a literal run that happens to be "%" or "_")."""
-
-
-def like_parts(pattern: str) -> list[str | object]:
-    """A normalised pattern as tokens, in order: ``WILD_ANY`` (%), ``WILD_ONE`` (_) or a literal run
-    (unescaped text)."""
-    parts: list[str | object] = []
-    buf: list[str] = []
-    i = 0
-    while i < len(pattern):
-        ch = pattern[i]
-        if ch == "\\":
-            buf.append(pattern[i + 1])
-            i += 2
-            continue
-        if ch in "%_":
-            if buf:
-                parts.append("".join(buf))
-                buf = []
-            parts.append(WILD_ANY if ch == "%" else WILD_ONE)
-        else:
-            buf.append(ch)
-        i += 1
-    if buf:
-        parts.append("".join(buf))
-    return parts
 
 
 def _canonical(table: Table, parts: tuple[str, ...]) -> tuple[str, ...]:

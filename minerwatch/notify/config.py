@@ -33,6 +33,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from minerwatch.errors import ConfigError
 from minerwatch.rules.model import SEVERITIES, Severity
+from minerwatch.yamlfile import parse_yaml
 
 DEFAULT_CONFIG = "minerwatch.yaml"
 CONFIG_ENV = "MINERWATCH_CONFIG"
@@ -415,17 +416,7 @@ def _check_unique_names(data: dict[str, Any], root: yaml.Node | None, file: str)
 
 
 def parse_config(text: str, file: str = "<config>") -> NotifyConfig:
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ConfigError(
-            f"invalid YAML: {getattr(exc, 'problem', exc)}",
-            file=file,
-            line=mark.line + 1 if mark else None,
-            col=mark.column + 1 if mark else None,
-        ) from None
+    data, root = parse_yaml(text, file)
     if data is None:
         return NotifyConfig(path=file)
     if not isinstance(data, dict):

@@ -42,6 +42,7 @@ import orjson
 
 from minerwatch.catalog.tables import CLOUDTRAIL
 from minerwatch.sources import io
+from minerwatch.sources.io import json_type, short
 from minerwatch.sources.records import ReadStats, Record, Reject
 
 MAX_RECORD_BYTES = 1_048_576
@@ -80,27 +81,6 @@ class _StreamError(Exception):
 
 
 # --------------------------------------------------------------------------------------------- field helpers
-
-
-def json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
-
-
-def short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def opt_str(obj: dict[str, Any], key: str) -> str | None:

@@ -92,14 +92,14 @@ def normalise_finding(obj: Any) -> dict[str, Any]:
     ``obj``; containers (arrays, ``findings`` lists) are not accepted here — one finding at a time.
     """
     if not isinstance(obj, dict):
-        raise FindingError("not a GuardDuty finding", f"expected an object, got {_json_type(obj)}")
+        raise FindingError("not a GuardDuty finding", f"expected an object, got {io.json_type(obj)}")
     if "detail-type" in obj and "detail" in obj:
         detail_type = obj["detail-type"]
         if detail_type != "GuardDuty Finding":
             raise FindingError("not a GuardDuty finding", f"EventBridge event of detail-type {detail_type!r}")
         obj = obj["detail"]
         if not isinstance(obj, dict):
-            raise FindingError("not a GuardDuty finding", f"EventBridge detail is {_json_type(obj)}")
+            raise FindingError("not a GuardDuty finding", f"EventBridge detail is {io.json_type(obj)}")
     if not any(k in obj for k in _CAMEL_KEYS) and any(k in obj for k in _PASCAL_KEYS):
         try:
             obj = to_camel(obj)
@@ -139,7 +139,7 @@ def _expand_additional_info(doc: dict[str, Any]) -> dict[str, Any]:
 def finding_to_record(doc: dict[str, Any], file: str, line: int) -> Record:
     """Validate a canonical finding, compute the flat columns. Raises :class:`FindingError` (ValueError)."""
     if not isinstance(doc, dict):
-        raise FindingError("not a GuardDuty finding", f"expected an object, got {_json_type(doc)}")
+        raise FindingError("not a GuardDuty finding", f"expected an object, got {io.json_type(doc)}")
     fid = _required_str(doc, "id")
     ftype = _required_str(doc, "type")
     account = _required_str(doc, "accountId")
@@ -147,7 +147,7 @@ def finding_to_record(doc: dict[str, Any], file: str, line: int) -> Record:
     if severity is not None:
         if type(severity) not in (int, float) or not math.isfinite(severity):
             raise FindingError(
-                "bad field 'severity'", f"expected a number, got {_json_type(severity)} {_short(severity)}"
+                "bad field 'severity'", f"expected a number, got {io.json_type(severity)} {io.short(severity)}"
             )
         severity = float(severity)
     updated = doc.get("updatedAt")
@@ -177,7 +177,7 @@ def _required_str(doc: dict[str, Any], key: str) -> str:
         raise FindingError(f"missing field '{key}'", "not a GuardDuty finding")
     if not isinstance(value, str):
         raise FindingError(
-            f"bad field '{key}'", f"expected a string, got {_json_type(value)} {_short(value)}"
+            f"bad field '{key}'", f"expected a string, got {io.json_type(value)} {io.short(value)}"
         )
     if not value:
         raise FindingError(f"bad field '{key}'", "empty string")
@@ -188,7 +188,7 @@ def _optional_str(doc: dict[str, Any], key: str) -> str | None:
     value = doc.get(key)
     if value is None or isinstance(value, str):
         return value
-    raise FindingError(f"bad field '{key}'", f"expected a string, got {_json_type(value)} {_short(value)}")
+    raise FindingError(f"bad field '{key}'", f"expected a string, got {io.json_type(value)} {io.short(value)}")
 
 
 def _timestamp(value: Any, key: str) -> datetime:
@@ -206,7 +206,7 @@ def _timestamp(value: Any, key: str) -> datetime:
                 return datetime.fromisoformat(text).astimezone(UTC)
             except ValueError:
                 pass  # well-formed but impossible, like month 13
-    raise FindingError(f"bad field '{key}'", f"not an ISO 8601 timestamp: {_short(value)}")
+    raise FindingError(f"bad field '{key}'", f"not an ISO 8601 timestamp: {io.short(value)}")
 
 
 def _is_sample(doc: dict[str, Any]) -> bool:
@@ -221,27 +221,6 @@ def _iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().removesuffix("+00:00") + "Z"
 
 
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 def _candidates(obj: Any) -> tuple[list[Any], bool]:
     """The finding-shaped values inside one parsed JSON value, and whether it was a container."""
     if isinstance(obj, list):
@@ -252,7 +231,7 @@ def _candidates(obj: Any) -> tuple[list[Any], bool]:
                 inner = obj[key]
                 if not isinstance(inner, list):
                     raise FindingError(
-                        "not a GuardDuty finding", f"{key!r} is {_json_type(inner)}, not an array"
+                        "not a GuardDuty finding", f"{key!r} is {io.json_type(inner)}, not an array"
                     )
                 return inner, True
     return [obj], False

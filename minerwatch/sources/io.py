@@ -597,3 +597,29 @@ def count_newlines(path: str, start: int, end: int) -> int:
             left -= len(block)
             n += block.count(b"\n")
     return n
+
+
+# --------------------------------------------------------------------------------------------- reasons
+
+
+def json_type(value: Any) -> str:
+    """The JSON type name of a parsed value, for reject reasons."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def short(value: Any) -> str:
+    """A value's repr, cut to 60 characters, for reject reasons."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -24,13 +24,12 @@ from minerwatch.sources.cloudtrail import (
     MAX_RECORD_BYTES,
     JsonLogReader,
     RecordError,
-    json_type,
     opt_obj,
     opt_str,
     parse_timestamp,
     req_str,
-    short,
 )
+from minerwatch.sources.io import json_type, short
 from minerwatch.sources.records import ReadStats, Record, Reject
 
 TABLE = ROUTE53RESOLVER.name
