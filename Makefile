@@ -23,11 +23,11 @@ demo: $(BIN)/minerwatch
 	$(BIN)/minerwatch detect --allowlist minerwatch/data/samples/allowlist.yaml --state .minerwatch/demo.db --format table --out .minerwatch/demo-alerts.jsonl
 
 lint: $(VENV)/.test-deps
-	$(BIN)/ruff check minerwatch tests bench
+	$(BIN)/ruff check minerwatch tests bench scripts
 
 # The whole suite: ruff, then pytest on both cores.
 test: $(VENV)/.test-deps
-	$(BIN)/ruff check minerwatch tests bench
+	$(BIN)/ruff check minerwatch tests bench scripts
 	./scripts/install-chromium.sh
 	$(BIN)/python -m pytest -n 2 -p no:cacheprovider
 
