@@ -31,6 +31,8 @@ class Throttler:
     header: dict[str, Any]
     run_id: int
     count: int = 1
+    max_cached_keys: int = 50_000
+    """Keys whose alerts stay in memory between flushes; beyond this the cache is dropped after a flush."""
     _alerts: dict[str, list[Alert]] = field(default_factory=dict)
     """Per key, its alerts ordered by first_seen (kept ordered by construction, never re-sorted)."""
     _starts: dict[str, list[datetime]] = field(default_factory=dict)
@@ -99,4 +101,9 @@ class Throttler:
         """Write changed alerts to the store (inside the caller's transaction); return their records."""
         records = [self.store.save_alert(a, kj, self._created_run[a.alert_id]) for a, kj in self.dirty.values()]
         self.dirty.clear()
+        if len(self._alerts) > self.max_cached_keys:
+            # Everything is in the store now; a long-running watch reloads a key's alerts when it sees the key again.
+            self._alerts.clear()
+            self._starts.clear()
+            self._created_run.clear()
         return records

@@ -144,3 +144,24 @@ def test_alert_updated_by_a_later_run_says_updated(tmp_path):
     (alert,) = _alerts(store)
     assert alert["status"] == "updated" and alert["event_count"] == 2
     assert th2.updated_ids == {alert["alert_id"]} and not th2.new_ids
+
+
+def test_dropping_the_cache_after_a_flush_changes_nothing(tmp_path):
+    """A long-running process keeps memory bounded: alerts reload from the store when their key returns."""
+    rows = [(f"i-{n % 7}", T0 + timedelta(minutes=23 * n), f"f{n:03d}") for n in range(120)]
+    whole = StateStore(tmp_path / "whole.db")
+    th = _throttler(whole)
+    _feed(th, rows)
+    whole.begin()
+    th.flush()
+    whole.commit()
+
+    small = StateStore(tmp_path / "small.db")
+    th2 = Throttler(small, "r", W, {"rule_name": "r"}, 1, max_cached_keys=2)
+    for i in range(0, len(rows), 10):
+        _feed(th2, rows[i : i + 10])
+        small.begin()
+        th2.flush()
+        small.commit()
+    assert th2._alerts == {}  # dropped after the last flush, yet nothing was lost
+    assert _alerts(small) == _alerts(whole)
