@@ -220,8 +220,9 @@ class Detector:
         if not pending:
             return
         Path(self.opts.out).parent.mkdir(parents=True, exist_ok=True)
-        with open(self.opts.out, "a", encoding="utf-8") as fh:
-            fh.write("".join(line + "\n" for _, line in pending))
+        with open(self.opts.out, "ab") as fh:
+            _drop_torn_tail(fh)
+            fh.write("".join(line + "\n" for _, line in pending).encode())
             fh.flush()
             os.fsync(fh.fileno())
         self.store.clear_out(self.opts.out, pending[-1][0])
@@ -240,6 +241,28 @@ class Detector:
             self._rejects.close()
         self.store.close()
         return s
+
+
+def _drop_torn_tail(fh: Any) -> None:
+    """Cut a last line that a killed run left half-written. Its content is still queued (lines leave the queue
+    only after they are on disk), so it is written again in full right after."""
+    end = fh.seek(0, os.SEEK_END)
+    if end == 0:
+        return
+    with open(fh.name, "rb") as reader:
+        pos = end
+        while pos > 0:
+            step = min(pos, 1 << 16)
+            reader.seek(pos - step)
+            chunk = reader.read(step)
+            if pos == end and chunk.endswith(b"\n"):
+                return  # the file ends with a whole line
+            nl = chunk.rfind(b"\n")
+            if nl >= 0:
+                fh.truncate(pos - step + nl + 1)
+                return
+            pos -= step
+    fh.truncate(0)
 
 
 def _sorted_matches(matches: Iterable[_Match]) -> Iterator[_Match]:

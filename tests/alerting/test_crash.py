@@ -6,6 +6,7 @@ import json
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -69,3 +70,26 @@ def test_kill_9_then_rerun_equals_clean_run(tmp_path):
 
     assert _alerts(state) == clean
     assert _last_lines(out) == {a["alert_id"]: a for a in clean}
+
+
+def test_a_half_written_out_line_is_replaced_on_the_next_run(tmp_path):
+    """kill -9 in the middle of appending to --out leaves a torn last line; the next run cuts it and writes the
+    queued lines again in full."""
+    data = tmp_path / "findings.jsonl"
+    with open(data, "wb") as fh:
+        for f in generate_findings(400, seed=4, crypto_ratio=0.5):
+            fh.write(orjson.dumps(f) + b"\n")
+    state, out = tmp_path / "s.db", tmp_path / "out.jsonl"
+    subprocess.run(_detect(data, state, out), check=True, capture_output=True)
+    whole = out.read_bytes()
+    lines = whole.splitlines(keepends=True)
+    # As if the run died while writing the last two lines: they are still queued, the file holds half of one.
+    db = sqlite3.connect(state)
+    db.executemany("INSERT INTO out_pending (out_path, line) VALUES (?, ?)",
+                   [(str(out), x.decode().rstrip("\n")) for x in lines[-2:]])
+    db.commit()
+    db.close()
+    out.write_bytes(b"".join(lines[:-2]) + lines[-2][: len(lines[-2]) // 2])
+    subprocess.run(_detect(data, state, out), check=True, capture_output=True)
+    assert out.read_bytes() == whole
+    assert _last_lines(out) == {a["alert_id"]: a for a in _alerts(state)}
