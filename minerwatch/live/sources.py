@@ -30,11 +30,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import orjson
-
 from minerwatch.live.positions import PositionStore
-from minerwatch.sources.guardduty import FindingError, finding_to_record, normalise_finding
-from minerwatch.sources.io import excerpt
+from minerwatch.sources.guardduty import records_from_line
+from minerwatch.sources.io import excerpt, implausible
 from minerwatch.sources.records import Record, Reject
 
 MAX_RECORD_BYTES = 1_048_576
@@ -183,73 +181,6 @@ def reject(name: str, line: int | None, key: str, detail: str, raw: bytes | str 
     return Reject(file=name, line=line, reason=f"{key}: {detail}" if detail else key, excerpt=excerpt(raw))
 
 
-def records_from_value(obj: Any, name: str, line: int | None, raw: bytes | None = None) -> list[Payload]:
-    """Records (and rejects) from one parsed JSON value: a finding in any accepted shape, an EventBridge event,
-    an array of them or a ``{"findings": [...]}`` / ``{"Findings": [...]}`` response."""
-    items: list[Any] = [obj]
-    container = False
-    if isinstance(obj, list):
-        items, container = obj, True
-    elif isinstance(obj, dict) and "id" not in obj and "Id" not in obj:
-        for key in ("findings", "Findings"):
-            if key in obj:
-                if not isinstance(obj[key], list):
-                    return [reject(name, line, "not a GuardDuty finding", f"{key!r} is not an array", raw or b"")]
-                items, container = obj[key], True
-                break
-    out: list[Payload] = []
-    for index, item in enumerate(items):
-        try:
-            out.append(finding_to_record(normalise_finding(item), name, line or 1))
-        except FindingError as exc:
-            where = f" (element {index})" if container else ""
-            text = raw if raw is not None and not container else _dump(item)
-            out.append(Reject(file=name, line=line, reason=f"{exc}{where}", excerpt=excerpt(text)))
-    return out
-
-
-def json_reject(raw: bytes, exc: orjson.JSONDecodeError, name: str, line: int | None) -> Reject:
-    """The batch reader's reason for a line orjson refused (invalid UTF-8, nesting, syntax), word for word."""
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError as uexc:
-        reason = f"invalid UTF-8: byte 0x{raw[uexc.start]:02x} at offset {uexc.start}"
-        return Reject(file=name, line=line, reason=reason, excerpt=excerpt(raw))
-    if exc.msg.startswith("depth limit exceeded"):
-        reason = f"invalid JSON: nesting too deep at column {exc.colno}"
-    else:
-        reason = f"invalid JSON: {exc.msg} at column {exc.colno}"
-    return Reject(file=name, line=line, reason=reason, excerpt=excerpt(raw))
-
-
-def records_from_bytes(raw: bytes, name: str, line: int | None) -> list[Payload]:
-    try:
-        obj = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        return [json_reject(raw, exc, name, line)]
-    return records_from_value(obj, name, line, raw)
-
-
-def _dump(value: Any) -> bytes:
-    try:
-        return orjson.dumps(value)[:4000]
-    except TypeError:
-        return repr(value).encode()[:4000]
-
-
-def implausible(raw: bytes) -> str | None:
-    """Why a raw line cannot be a JSON object, judged without parsing it (as the batch reader does for lines the
-    prefilter skips, so that garbage is rejected rather than silently skipped)."""
-    if not raw.isascii():
-        try:
-            raw.decode("utf-8")
-        except UnicodeDecodeError:
-            return "invalid UTF-8"
-    if raw.lstrip()[:1] != b"{" or raw.rstrip()[-1:] != b"}":
-        return "not a JSON object"
-    return None
-
-
 class LineSplitter:
     """Bytes in, complete lines out, with their line numbers and the offset just after each; a line longer than
     the limit is reported once (its size) and skipped without being held."""
@@ -350,7 +281,7 @@ class LineParser:
                     reason = f"{problem} (line skipped by the prefilter, not parsed)"
                     out.append(Reject(file=self.name, line=lineno, reason=reason, excerpt=excerpt(raw)))
                 continue
-            out.extend(records_from_bytes(raw, self.name, lineno))
+            out.extend(records_from_line(raw, self.name, lineno))
         return out
 
 

@@ -29,7 +29,8 @@ from typing import Any
 import orjson
 
 from minerwatch.errors import InputError
-from minerwatch.live.sources import Item, Payload, SourceContext, Unit, json_reject, records_from_value, reject
+from minerwatch.live.sources import Item, Payload, SourceContext, Unit, reject
+from minerwatch.sources.guardduty import records_from_line, records_from_value
 
 RECOVERY_SLACK = 2.0
 """Seconds added to the dead process's in-flight horizon: a message visible again must also be received."""
@@ -41,8 +42,8 @@ def parse_body(body: str, name: str) -> list[Payload]:
     raw = body.encode("utf-8", "surrogatepass")
     try:
         obj = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        return [json_reject(raw, exc, name, None)]
+    except orjson.JSONDecodeError:
+        return records_from_line(raw, name, None)  # the batch reader's reason for the same bytes
     if isinstance(obj, dict) and obj.get("Type") == "Notification" and isinstance(obj.get("Message"), str):
         try:
             obj = orjson.loads(obj["Message"])  # an SNS envelope around the EventBridge event

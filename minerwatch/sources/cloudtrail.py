@@ -394,7 +394,7 @@ class JsonLogReader:
                 continue
             if prefilter is not None and not prefilter(raw):
                 stats.records_read += 1
-                problem = _implausible(raw)
+                problem = io.implausible(raw, arrays=True)
                 if problem is None:
                     stats.prefiltered += 1
                 else:
@@ -576,19 +576,6 @@ def _is_panther_test(value: Any) -> bool:
 def _test_label(test: dict[str, Any]) -> str:
     name = test.get("Name", test.get("_test_name"))
     return f"Panther test {name!r}" if isinstance(name, str) else "Panther test"
-
-
-def _implausible(raw: bytes) -> str | None:
-    """Why a raw line cannot be a JSON object, judged without parsing it (None: it may be one)."""
-    if not raw.isascii():
-        try:
-            raw.decode("utf-8")
-        except UnicodeDecodeError:
-            return "invalid UTF-8"
-    stripped = raw.strip()
-    if stripped[:1] not in (b"{", b"[") or stripped[-1:] not in (b"}", b"]"):
-        return "not a JSON value"
-    return None
 
 
 def _line_error(raw: bytes, exc: orjson.JSONDecodeError) -> tuple[str, str]:

@@ -367,7 +367,7 @@ class _Reader:
             if prefilter is not None and not prefilter(raw):
                 # Cannot match the query, so it is not parsed; cheap checks still catch lines that are not
                 # even JSON objects or not UTF-8, so garbage is rejected rather than skipped.
-                problem = _implausible(raw)
+                problem = io.implausible(raw)
                 if problem is None:
                     stats.prefiltered += 1
                 else:
@@ -580,18 +580,6 @@ def _lines_with(data: bytes, start: int, end: int, newlines: list[int], needles:
 _DOCUMENT_START = re.compile(rb'\s*(\[|\{\s*"(findings|Findings)"\s*:)')
 
 
-def _implausible(raw: bytes) -> str | None:
-    """Why a raw line cannot be a JSON object, judged without parsing it (None: it may be one)."""
-    if not raw.isascii():
-        try:
-            raw.decode("utf-8")
-        except UnicodeDecodeError:
-            return "invalid UTF-8"
-    if raw.lstrip()[:1] != b"{" or raw.rstrip()[-1:] != b"}":
-        return "not a JSON object"
-    return None
-
-
 def _next_line(buf: bytes, start: int, eof: bool, limit: int) -> tuple[bytes, int] | None:
     """The next non-blank line from ``start`` and the offset after it (-1: runs to the end, or too long).
 
@@ -694,3 +682,26 @@ def read_guardduty_range(
     else:
         items = io.iter_line_blocks(chunks, reader.max_record, reader.window)
         yield from reader._lines(path, reader._block_lines(items, reader.needles))
+
+
+def records_from_value(obj: Any, name: str, line: int | None, raw: bytes | None = None) -> list[Record | Reject]:
+    """Records and rejects, in order, from one parsed JSON value of any accepted shape — exactly what the batch
+    reader makes of it (for sources that receive findings one message at a time)."""
+    out: list[Record | Reject] = []
+    stats = ReadStats()
+    reader = _Reader(
+        io.RejectSink(out.append, stats), stats, None, 1_048_576, MAX_DOCUMENT_BYTES, LINE_BLOCK_BYTES
+    )
+    for record in reader._records(obj, name, line, raw, counted=True):  # type: ignore[arg-type]
+        out.append(record)  # rejects were appended in between, in input order
+    return out
+
+
+def records_from_line(raw: bytes, name: str, line: int | None) -> list[Record | Reject]:
+    """Records and rejects from one JSON Lines line, with the batch reader's reasons."""
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        _, _key, reason = _json_error(raw, exc, whole=False)
+        return [Reject(file=name, line=line, reason=reason, excerpt=io.excerpt(raw))]
+    return records_from_value(obj, name, line, raw)

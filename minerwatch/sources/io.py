@@ -623,3 +623,20 @@ def short(value: Any) -> str:
     """A value's repr, cut to 60 characters, for reject reasons."""
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def implausible(raw: bytes, *, arrays: bool = False) -> str | None:
+    """Why a raw line cannot be a JSON object (or, with ``arrays``, an object or array), judged without parsing it;
+    None: it may be one. Used on lines the prefilter skips, so that garbage is rejected rather than skipped."""
+    if not raw.isascii():
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return "invalid UTF-8"
+    stripped = raw.strip()
+    if arrays:
+        if stripped[:1] not in (b"{", b"[") or stripped[-1:] not in (b"}", b"]"):
+            return "not a JSON value"
+    elif stripped[:1] != b"{" or stripped[-1:] != b"}":
+        return "not a JSON object"
+    return None
