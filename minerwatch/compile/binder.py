@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from minerwatch.catalog.tables import ColType, Table, get_table
+from minerwatch.catalog.tables import GUARDDUTY, ColType, Table, get_table
 from minerwatch.errors import QueryCompileError
 from minerwatch.lang.ast import (
     AGGREGATES,
@@ -38,7 +38,7 @@ from minerwatch.lang.ast import (
     contains_aggregate,
     to_text,
 )
-from minerwatch.lang.like import WILD_ANY, WILD_ONE, like_parts, normalise_like
+from minerwatch.lang.like import normalise_like
 from minerwatch.lang.tokens import Pos, Source
 
 
@@ -239,7 +239,7 @@ def parse_timestamp(text: str) -> datetime | None:
 
 
 def _canonical(table: Table, parts: tuple[str, ...]) -> tuple[str, ...]:
-    if table.name == "cloud.aws.guardduty":
+    if table.name == GUARDDUTY.name:
         from minerwatch.catalog.guardduty_model import canonical_path
 
         return canonical_path(parts)
@@ -620,9 +620,6 @@ __all__ = [
     "bind",
     "children",
     "doc_paths",
-    "like_parts",
-    "WILD_ANY",
-    "WILD_ONE",
     "parse_timestamp",
     "query_source",
 ]

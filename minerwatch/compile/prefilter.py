@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from minerwatch.catalog.tables import GUARDDUTY
 from minerwatch.compile.binder import (
     VT,
     BCmp,
@@ -31,14 +32,14 @@ from minerwatch.compile.binder import (
     BLogic,
     BoundQuery,
     bind,
-    like_parts,
 )
 from minerwatch.lang.ast import Query
+from minerwatch.lang.like import like_parts
 
 MIN_LITERAL = 3
 """Shorter runs match nearly every line and only cost time."""
 _SAFE_RUN = re.compile(r"[A-Za-z0-9 :._!#@-]+")
-_RAW_STRING_TABLES = frozenset({"cloud.aws.guardduty"})
+_RAW_STRING_TABLES = frozenset({GUARDDUTY.name})
 """Tables whose string flat columns are verbatim copies of document strings."""
 
 

@@ -21,8 +21,6 @@ from typing import Any
 from minerwatch.compile import runtime as rt
 from minerwatch.compile.binder import (
     VT,
-    WILD_ANY,
-    WILD_ONE,
     BAgg,
     BArith,
     BCmp,
@@ -38,9 +36,9 @@ from minerwatch.compile.binder import (
     BNot,
     BoundQuery,
     bind,
-    like_parts,
 )
 from minerwatch.lang.ast import Query
+from minerwatch.lang.like import WILD_ANY, WILD_ONE, like_parts
 
 _PYOP = {"=": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 
@@ -255,9 +253,7 @@ class _Gen:
                     return f"{v}.startswith({lit})"
                 if shape == (True, False):
                     return f"{v}.endswith({lit})"
-        regex = "".join(
-            ".*" if p is WILD_ANY else "." if p is WILD_ONE else re.escape(str(p)) for p in parts
-        )
+        regex = "".join(".*" if p is WILD_ANY else "." if p is WILD_ONE else re.escape(str(p)) for p in parts)
         fn = self.const(re.compile(regex, re.DOTALL).fullmatch)
         return f"{fn}({v}) is not None"
 
@@ -368,7 +364,7 @@ class GroupAccumulator:
         groups = list(self.groups.items())
         if not groups and not p.bound.grouped:
             return [self._output((), None)]
-        groups.sort(key=lambda kv: (rt.order_key(kv[1].first_seen, kv[1].first_ord[3] if kv[1].first_ord[2] else None)))
+        groups.sort(key=lambda kv: rt.order_key(kv[1].first_seen, kv[1].first_ord[3] if kv[1].first_ord[2] else None))
         return [self._output(k, g) for k, g in groups]
 
     def _output(self, key: tuple[Any, ...], g: _Group | None) -> dict[str, Any]:

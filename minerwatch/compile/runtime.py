@@ -23,30 +23,6 @@ _LOWER = {chr(k): chr(v) for k, v in LOWER_EXCEPTIONS.items()}
 _UPPER = {chr(k): chr(v) for k, v in UPPER_EXCEPTIONS.items()}
 
 
-def and3(a: bool | None, b: bool | None) -> bool | None:
-    if a is False or b is False:
-        return False
-    if a is None or b is None:
-        return None
-    return True
-
-
-def or3(a: bool | None, b: bool | None) -> bool | None:
-    if a is True or b is True:
-        return True
-    if a is None or b is None:
-        return None
-    return False
-
-
-def not3(a: bool | None) -> bool | None:
-    return None if a is None else not a
-
-
-def as_bool(v: Any) -> bool | None:
-    return v if type(v) is bool else None
-
-
 def finite(x: float | None) -> float | None:
     """Arithmetic results that are infinite or NaN become null (engines disagree on them)."""
     return x if x is not None and x - x == 0.0 else None
@@ -63,11 +39,6 @@ def upper(s: str) -> str:
     if s.isascii():
         return s.upper()
     return "".join([_UPPER.get(c) or c.upper() for c in s])
-
-
-def num(v: Any) -> float | None:
-    """The numeric view of a JSON value."""
-    return float(v) if type(v) in NUM_TYPES else None
 
 
 _OPS: dict[str, Callable[[Any, Any], bool]] = {

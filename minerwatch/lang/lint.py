@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from minerwatch.catalog.tables import GUARDDUTY
 from minerwatch.lang.ast import (
     AGGREGATES,
     BinOp,
@@ -25,7 +26,7 @@ from minerwatch.lang.ast import (
 from minerwatch.lang.like import like_match
 from minerwatch.lang.tokens import Pos
 
-GUARDDUTY_TABLE = "cloud.aws.guardduty"
+GUARDDUTY_TABLE = GUARDDUTY.name
 _CRYPTO_HINTS = ("crypto", "bitcoin", "miner", "mining")
 
 

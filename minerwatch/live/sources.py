@@ -32,10 +32,9 @@ from typing import Any, Protocol
 
 from minerwatch.live.positions import PositionStore
 from minerwatch.sources.guardduty import records_from_line
-from minerwatch.sources.io import excerpt, implausible
+from minerwatch.sources.io import MAX_RECORD_BYTES, excerpt, implausible
 from minerwatch.sources.records import Record, Reject
 
-MAX_RECORD_BYTES = 1_048_576
 READ_BLOCK = 1 << 20
 _BOM = b"\xef\xbb\xbf"
 

@@ -85,7 +85,8 @@ def finding_shape() -> _Node:
     return build("Finding")
 
 
-def _iso(value: datetime) -> str:
+def iso_utc(value: datetime) -> str:
+    """ISO 8601 in UTC with a Z."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)  # boto3 gives aware datetimes; a naive one is taken as UTC
     text = value.astimezone(UTC).isoformat()
@@ -118,7 +119,7 @@ def _convert(value: Any, node: _Node | None, wire: bool, depth: int) -> Any:
         child = node.child if node is not None and node.kind == _LIST else None
         return [_convert(item, child, wire, depth + 1) for item in value]
     if wire and isinstance(value, datetime):
-        return _iso(value)
+        return iso_utc(value)
     return value
 
 

@@ -45,7 +45,7 @@ from minerwatch.sources import io
 from minerwatch.sources.io import json_type, short
 from minerwatch.sources.records import ReadStats, Record, Reject
 
-MAX_RECORD_BYTES = 1_048_576
+MAX_RECORD_BYTES = io.MAX_RECORD_BYTES  # re-exported for the other JSON log readers
 """Largest single record (a JSON Lines line, one element of a streamed array)."""
 MAX_DOCUMENT_BYTES = 64 * 1024 * 1024
 """Largest whole JSON value that is not a streamed array (a pretty-printed fixture file, one object)."""
@@ -139,13 +139,6 @@ def parse_timestamp(value: Any, key: str, *, naive_utc: bool = False) -> datetim
         if match is not None and match.group(3) is None and not naive_utc:
             raise RecordError(f"bad field '{key}'", f"timestamp without a time zone: {short(value)}")
     raise RecordError(f"bad field '{key}'", f"not an ISO 8601 timestamp: {short(value)}")
-
-
-def _dump(value: Any) -> bytes:
-    try:
-        return orjson.dumps(value)[: io.EXCERPT_CHARS * 4]
-    except TypeError:
-        return repr(value).encode()[: io.EXCERPT_CHARS * 4]
 
 
 # --------------------------------------------------------------------------------------------- text stream
@@ -328,7 +321,7 @@ class JsonLogReader:
         for inp in io.iter_inputs(paths, self.reject, self.stats, s3_client=s3_client):
             try:
                 mode, head, rest = io.peek(inp.chunks, self._sniff)
-                chunks = _prepend(head, rest)
+                chunks = io.prepend(head, rest)
                 if mode == _DOCUMENT:
                     yield from self._document(inp.name, _TextStream(chunks))
                 else:
@@ -451,14 +444,14 @@ class JsonLogReader:
             return
         self.stats.records_read += 1
         reason = f"not a Panther test: no 'Log' object (test {index})"
-        self.reject(name, line, "not a Panther test", reason, _dump(test))
+        self.reject(name, line, "not a Panther test", reason, io.dump_excerpt(test))
 
     def _one(self, value: Any, name: str, line: int, where: str, panther: bool, raw: bytes | None) -> Iterator[Record]:
         self.stats.records_read += 1
         try:
             record = self.convert(value, name, line, panther)
         except RecordError as exc:
-            self.reject(name, line, exc.key, f"{exc}{where}", raw if raw is not None else _dump(value))
+            self.reject(name, line, exc.key, f"{exc}{where}", raw if raw is not None else io.dump_excerpt(value))
             return
         self.stats.accepted += 1
         yield record
@@ -550,12 +543,6 @@ class JsonLogReader:
             stream.pos += 1
             stream.skip_ws()
             stream.value(self.max_record, _DECODE)
-
-
-def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
-    if first:
-        yield first
-    yield from rest
 
 
 def _panther_tests(value: dict[str, Any]) -> list[Any] | None:

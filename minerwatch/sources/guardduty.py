@@ -54,7 +54,7 @@ import orjson
 
 from minerwatch.catalog.tables import GUARDDUTY
 from minerwatch.sources import io
-from minerwatch.sources.botocore_shapes import to_camel
+from minerwatch.sources.botocore_shapes import iso_utc, to_camel
 from minerwatch.sources.records import ReadStats, Record, Reject
 
 TABLE = GUARDDUTY.name
@@ -109,7 +109,7 @@ def normalise_finding(obj: Any) -> dict[str, Any]:
         for key in ("updatedAt", "createdAt"):
             value = obj.get(key)
             if isinstance(value, datetime):
-                obj = {**obj, key: _iso(value)}
+                obj = {**obj, key: iso_utc(value)}
     return _expand_additional_info(obj)
 
 
@@ -124,7 +124,7 @@ def _expand_additional_info(doc: dict[str, Any]) -> dict[str, Any]:
     if not info.keys() <= {"value", "type"}:
         return doc
     value = info["value"]
-    if len(value) > 1_048_576:
+    if len(value) > io.MAX_RECORD_BYTES:
         return doc
     try:
         extra = orjson.loads(value)
@@ -216,11 +216,6 @@ def _is_sample(doc: dict[str, Any]) -> bool:
     return flag is True or (isinstance(flag, str) and flag.strip().lower() == "true")
 
 
-def _iso(value: datetime) -> str:
-    value = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat().removesuffix("+00:00") + "Z"
-
-
 def _candidates(obj: Any) -> tuple[list[Any], bool]:
     """The finding-shaped values inside one parsed JSON value, and whether it was a container."""
     if isinstance(obj, list):
@@ -246,7 +241,7 @@ def read_guardduty(
     on_reject: Callable[[Reject], None],
     stats: ReadStats,
     prefilter: Callable[[bytes], bool] | None = None,
-    max_record_bytes: int = 1_048_576,
+    max_record_bytes: int = io.MAX_RECORD_BYTES,
     s3_client: Any | None = None,
     max_document_bytes: int = MAX_DOCUMENT_BYTES,
     line_block_bytes: int = LINE_BLOCK_BYTES,
@@ -300,9 +295,9 @@ class _Reader:
                 if mode == _DOCUMENT:
                     yield from self._document(inp.name, head, rest)
                 elif self.needles is None:
-                    yield from self._lines(inp.name, io.iter_lines(_prepend(head, rest), self.max_record))
+                    yield from self._lines(inp.name, io.iter_lines(io.prepend(head, rest), self.max_record))
                 else:
-                    items = io.iter_line_blocks(_prepend(head, rest), self.max_record, self.window)
+                    items = io.iter_line_blocks(io.prepend(head, rest), self.max_record, self.window)
                     yield from self._lines(inp.name, self._block_lines(items, self.needles))
             finally:
                 inp.chunks.close()
@@ -433,7 +428,7 @@ class _Reader:
         except FindingError as exc:
             if not counted:
                 stats.records_read += 1
-            self.reject(name, line, exc.key, str(exc), raw if raw is not None else _dump(obj))
+            self.reject(name, line, exc.key, str(exc), raw if raw is not None else io.dump_excerpt(obj))
             return
         if container:
             stats.records_read += max(len(items) - 1, 0) if counted else len(items)
@@ -444,7 +439,7 @@ class _Reader:
                 record = finding_to_record(normalise_finding(item), name, line)
             except FindingError as exc:
                 where = f" (element {index})" if container else ""
-                text = _dump(item) if container or raw is None else raw
+                text = io.dump_excerpt(item) if container or raw is None else raw
                 self.reject(name, line, exc.key, f"{exc}{where}", text)
                 continue
             stats.accepted += 1
@@ -629,20 +624,7 @@ def _utf8_error(raw: bytes, exc: UnicodeDecodeError, *, whole: bool) -> tuple[in
     return line, f"invalid UTF-8: byte 0x{raw[exc.start]:02x} at {where}offset {exc.start}"
 
 
-def _dump(value: Any) -> bytes:
-    try:
-        return orjson.dumps(value)[: io.EXCERPT_CHARS * 4]
-    except TypeError:
-        return repr(value).encode()[: io.EXCERPT_CHARS * 4]
-
-
-def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
-    if first:
-        yield first
-    yield from rest
-
-
-def is_plain_json_lines(path: str, *, max_record_bytes: int = 1_048_576) -> bool:
+def is_plain_json_lines(path: str, *, max_record_bytes: int = io.MAX_RECORD_BYTES) -> bool:
     """True for a regular, uncompressed file that the reader would read as JSON Lines (so it can be split)."""
     try:
         with open(path, "rb") as f:
@@ -666,7 +648,7 @@ def read_guardduty_range(
     on_reject: Callable[[Reject], None],
     stats: ReadStats,
     prefilter: Callable[[bytes], bool] | None = None,
-    max_record_bytes: int = 1_048_576,
+    max_record_bytes: int = io.MAX_RECORD_BYTES,
 ) -> Iterator[Record]:
     """Records of the JSON Lines in bytes [start, end) of a plain file, ``start`` at the beginning of a line.
 
@@ -690,7 +672,7 @@ def records_from_value(obj: Any, name: str, line: int | None, raw: bytes | None 
     out: list[Record | Reject] = []
     stats = ReadStats()
     reader = _Reader(
-        io.RejectSink(out.append, stats), stats, None, 1_048_576, MAX_DOCUMENT_BYTES, LINE_BLOCK_BYTES
+        io.RejectSink(out.append, stats), stats, None, io.MAX_RECORD_BYTES, MAX_DOCUMENT_BYTES, LINE_BLOCK_BYTES
     )
     for record in reader._records(obj, name, line, raw, counted=True):  # type: ignore[arg-type]
         out.append(record)  # rejects were appended in between, in input order

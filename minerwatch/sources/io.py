@@ -33,11 +33,16 @@ from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, BinaryIO, TypeVar
 
+import orjson
+
 from minerwatch.errors import InputError
 from minerwatch.sources.records import ReadStats, Reject
 
 BLOCK_SIZE = 8 * 1024 * 1024
 """Bytes per read from a regular file or S3 object, and the largest decompressed piece of a gzip stream."""
+
+MAX_RECORD_BYTES = 1_048_576
+"""Default limit of one record (a line, or one element of a document); longer ones are rejected."""
 
 EXCERPT_CHARS = 500
 _HEAD_BYTES = EXCERPT_CHARS * 4
@@ -153,15 +158,17 @@ def _maybe_gunzip(chunks: Iterator[bytes]) -> Iterator[bytes]:
         head += chunk
     if not head:
         return
-    rest = _prepend(head, chunks)
+    rest = prepend(head, chunks)
     if head.startswith(_GZIP_MAGIC):
         yield from gunzip(rest)
     else:
         yield from rest
 
 
-def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
-    yield first
+def prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    """``first`` (when not empty), then ``rest``: a peeked buffer put back in front of its stream."""
+    if first:
+        yield first
     yield from rest
 
 
@@ -640,3 +647,11 @@ def implausible(raw: bytes, *, arrays: bool = False) -> str | None:
     elif stripped[:1] != b"{" or stripped[-1:] != b"}":
         return "not a JSON object"
     return None
+
+
+def dump_excerpt(value: Any) -> bytes:
+    """The start of a parsed value as JSON, for a reject's excerpt."""
+    try:
+        return orjson.dumps(value)[: EXCERPT_CHARS * 4]
+    except TypeError:
+        return repr(value).encode()[: EXCERPT_CHARS * 4]

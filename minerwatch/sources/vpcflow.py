@@ -292,7 +292,7 @@ class _Reader:
         for inp in io.iter_inputs(paths, self.reject, self.stats, s3_client=s3_client):
             try:
                 kind, head, rest = io.peek(inp.chunks, _sniff)
-                chunks = _prepend(head, rest)
+                chunks = io.prepend(head, rest)
                 if kind == "parquet":
                     yield from self._parquet(inp.name, chunks)
                 else:
@@ -504,12 +504,6 @@ def _local_file(name: str) -> bool:
         return stat.S_ISREG(os.stat(name).st_mode)
     except OSError:
         return False
-
-
-def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
-    if first:
-        yield first
-    yield from rest
 
 
 # --------------------------------------------------------------------------------------------- DuckDB
