@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +37,8 @@ class AllowEntry:
     def expired(self, now: datetime) -> bool:
         return self.expires is not None and self.expires <= now
 
-    def matches(self, row: dict[str, Any]) -> bool:
-        lowered = {k.lower(): v for k, v in row.items()}
+    def matches(self, lowered: dict[str, Any]) -> bool:
+        """Whether a row (its column names lower-cased) is allowed by this entry."""
         for col, accepted in self.match.items():
             if col not in lowered or _text(lowered[col]) not in accepted:
                 return False
@@ -54,26 +55,21 @@ class Allowlist:
     entries: list[AllowEntry]
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
 
-    @property
+    @cached_property
     def active(self) -> list[AllowEntry]:
+        """Entries not yet expired at ``now`` (fixed for the run, so worked out once)."""
         return [e for e in self.entries if not e.expired(self.now)]
 
     @property
     def expired(self) -> list[AllowEntry]:
         return [e for e in self.entries if e.expired(self.now)]
 
-    def columns(self) -> set[str]:
-        cols = {c for e in self.entries for c in e.match}
-        if any(e.tags for e in self.entries):
-            cols.add("tags")
-        return cols
-
     def check(self, row: dict[str, Any]) -> AllowEntry | None:
         """The first active entry that matches ``row``, or None."""
-        for entry in self.active:
-            if entry.matches(row):
-                return entry
-        return None
+        if not self.active:
+            return None
+        lowered = {k.lower(): v for k, v in row.items()}
+        return next((entry for entry in self.active if entry.matches(lowered)), None)
 
 
 def tag_dict(value: Any) -> dict[str, str]:

@@ -103,15 +103,12 @@ def _delivery_time(doc: dict[str, Any]) -> str:
     return str(doc.get("updatedAt") or doc.get("createdAt") or "")
 
 
-def _lookup(row: dict[str, Any], flat: dict[str, Any], name: str) -> Any:
+def _lookup(row: dict[str, Any], name: str) -> Any:
+    """A row's column by name: exactly as written, else case-insensitively (rule text may differ in case)."""
     if name in row:
         return row[name]
     low = name.lower()
-    for source in (row, flat):
-        for k, v in source.items():
-            if k.lower() == low:
-                return v
-    return None
+    return next((v for k, v in row.items() if k.lower() == low), None)
 
 
 class Detector:
@@ -181,7 +178,7 @@ class Detector:
         self.stats.matched += 1  # distinct deliveries only; repeats are counted as duplicates
         self.store.begin()
         self.store.mark_seen(self.rule.id, *delivery)
-        key = {name: _lookup(m.row, {}, name) for name in self.throttle_key}
+        key = {name: _lookup(m.row, name) for name in self.throttle_key}
         reason = source = None
         if m.sample and not self.opts.include_samples:
             reason, source = SAMPLE_REASON, "service.additionalInfo.sample"
@@ -192,7 +189,7 @@ class Detector:
             self.stats.suppressed_by_reason[reason] = self.stats.suppressed_by_reason.get(reason, 0) + 1
             self.store.add_suppression(self.rule.id, m.finding_id, m.updated_at, m.eventdate, reason, source, key)
         else:
-            groups = {name: _lookup(m.row, {}, name) for name in self.group_names}
+            groups = {name: _lookup(m.row, name) for name in self.group_names}
             self.throttler.place(key, m.eventdate, m.finding_id, m.row, groups)
         self._pending_rows += 1
         if self.opts.stream or self._pending_rows >= self.opts.batch_rows:

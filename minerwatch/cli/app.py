@@ -28,6 +28,9 @@ def _group() -> None:
     # A callback keeps the app a command group even when only one command module is loaded (see cli/entry.py).
 
 
+DEFAULT_STATE = ".minerwatch/state.db"
+"""The state store every command uses unless --state says otherwise."""
+
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 180)
 err = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 180)
 

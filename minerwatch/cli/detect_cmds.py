@@ -16,12 +16,11 @@ from minerwatch.alerting.allowlist import load_allowlist
 from minerwatch.alerting.detect import DetectOptions, DetectStats, detect
 from minerwatch.alerting.rule_tests import run_rule_tests
 from minerwatch.alerting.state import StateStore
-from minerwatch.cli.app import app, err, fail, out
+from minerwatch.cli.app import DEFAULT_STATE, app, err, fail, out
 from minerwatch.errors import MinerWatchError
 from minerwatch.rules.loader import load_rule
 from minerwatch.rules.shipped import DEFAULT_RULE, SAMPLES_DIR, shipped_rules
 
-DEFAULT_STATE = ".minerwatch/state.db"
 FORMATS = ("jsonl", "table", "ocsf")
 
 

@@ -13,8 +13,7 @@ from rich.text import Text
 
 from minerwatch.alerting.state import StateStore
 from minerwatch.catalog.prices import load_prices
-from minerwatch.cli.app import app, err, fail, out
-from minerwatch.cli.detect_cmds import DEFAULT_STATE
+from minerwatch.cli.app import DEFAULT_STATE, app, err, fail, out
 from minerwatch.enrich.iocs import IocSet, bundled, default_for_rule, load_ioc_file, merge
 from minerwatch.enrich.run import EnrichSources, enrich_alert, rule_for_alert
 from minerwatch.errors import MinerWatchError

@@ -10,14 +10,13 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from minerwatch.cli.app import app, err, fail, out
+from minerwatch.cli.app import DEFAULT_STATE, app, err, fail, out
 from minerwatch.errors import MinerWatchError
 
 if TYPE_CHECKING:
     from minerwatch.hunt.alerts import HuntAlertStats
     from minerwatch.hunt.model import HuntResult
 
-DEFAULT_STATE = ".minerwatch/state.db"
 HUNT_RULE_NAME = "aws-ioc-hunt-crypto-mining.md"
 
 

@@ -14,7 +14,7 @@ import typer
 from rich.table import Table
 
 from minerwatch.alerting.state import StateStore
-from minerwatch.cli.app import app, err, fail, out
+from minerwatch.cli.app import DEFAULT_STATE, app, err, fail, out
 from minerwatch.errors import MinerWatchError
 from minerwatch.notify.base import Delivery, DeliveryError, RuleActions, clean, cut, idempotency_key, version_of
 from minerwatch.notify.config import NotifyConfig, find_config, load_config, scrub
@@ -27,8 +27,6 @@ from minerwatch.notify.outbox import (
     requeue,
     summary,
 )
-
-DEFAULT_STATE = ".minerwatch/state.db"
 
 outbox_app = typer.Typer(
     help="The notification outbox: what was delivered, what waits, what is parked.", no_args_is_help=True

@@ -10,8 +10,7 @@ from pathlib import Path
 import typer
 
 from minerwatch.alerting.state import StateStore
-from minerwatch.cli.app import app, err, fail
-from minerwatch.cli.detect_cmds import DEFAULT_STATE
+from minerwatch.cli.app import DEFAULT_STATE, app, err, fail
 from minerwatch.errors import MinerWatchError
 from minerwatch.report.html import render_html
 from minerwatch.report.markdown import render_markdown

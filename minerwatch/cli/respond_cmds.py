@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from minerwatch.alerting.state import StateStore
-from minerwatch.cli.app import app, err, fail, out
+from minerwatch.cli.app import DEFAULT_STATE, app, err, fail, out
 from minerwatch.errors import MinerWatchError
 from minerwatch.posture.checks import CHECKS, PostureOptions, run_posture
 from minerwatch.respond import journal as J
@@ -27,7 +27,6 @@ from minerwatch.rules.loader import load_rule
 from minerwatch.rules.model import Rule
 from minerwatch.rules.shipped import DEFAULT_RULE, shipped_rules
 
-DEFAULT_STATE = ".minerwatch/state.db"
 _BAD = (J.FAILED, J.BLOCKED, J.REFUSED)
 
 

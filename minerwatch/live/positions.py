@@ -68,9 +68,6 @@ class PositionStore:
             (source, orjson.dumps(position).decode(), time.time()),
         )
 
-    def all(self) -> dict[str, dict[str, Any]]:
-        return {s: orjson.loads(p) for s, p in self.db.execute("SELECT source, position FROM live_positions")}
-
     # -- marks ------------------------------------------------------------------------------------------------
     def marked(self, source: str, mark: str) -> bool:
         row = self.db.execute("SELECT 1 FROM live_marks WHERE source=? AND mark=?", (source, mark)).fetchone()

@@ -23,7 +23,6 @@ never waits for destinations; undelivered notifications stay in the outbox acros
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -37,14 +36,10 @@ from minerwatch.compile.prefilter import make_prefilter
 from minerwatch.live.metrics import Metrics, OutboxStats
 from minerwatch.live.positions import PositionStore
 from minerwatch.live.reorder import HoldBuffer
-from minerwatch.live.sources import Item, Source, SourceContext
+from minerwatch.live.sources import Item, Source, SourceContext, stderr_log
 from minerwatch.notify.base import idempotency_key
 from minerwatch.rules.model import Rule
 from minerwatch.sources.records import ReadStats, Reject
-
-
-def _stderr(text: str) -> None:
-    print(f"minerwatch watch: {text}", file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -70,7 +65,7 @@ class WatchOptions:
     """Seconds between the dispatcher's looks at the outbox when nothing wakes it (retries coming due)."""
     stall_after: float = 120.0
     """``/healthz`` reports the loop as stalled when the source has not been polled for this long."""
-    log: Callable[[str], None] = _stderr
+    log: Callable[[str], None] = stderr_log
 
 
 class Notifier(Protocol):

@@ -124,12 +124,8 @@ class Sequencer:
 
         return finished
 
-    @property
-    def outstanding(self) -> int:
-        return len(self._tokens)
 
-
-def _stderr(text: str) -> None:
+def stderr_log(text: str) -> None:
     print(f"minerwatch watch: {text}", file=sys.stderr, flush=True)
 
 
@@ -141,7 +137,7 @@ class SourceContext:
     prefilter: Callable[[bytes], bool] | None = None
     """True for raw lines that may match the rule (``minerwatch.compile.prefilter``); None: parse everything."""
     stop: threading.Event = field(default_factory=threading.Event)
-    log: Callable[[str], None] = _stderr
+    log: Callable[[str], None] = stderr_log
 
     def sleep(self, seconds: float) -> None:
         """Sleep, waking at once when shutdown is requested."""

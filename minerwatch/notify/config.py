@@ -171,12 +171,10 @@ class DestinationConfig(_Model):
                 if required and not inline:
                     raise ValueError(f"{name}_env or {name}_file is required")
                 continue
-            data[target] = SecretRef(env=str(env) if env is not None else None,
-                                     file=str(file) if file is not None else None)
+            data[target] = SecretRef(
+                env=str(env) if env is not None else None, file=str(file) if file is not None else None
+            )
         return data
-
-    def secret_refs(self) -> list[SecretRef]:
-        return [v for v in self.__dict__.values() if isinstance(v, SecretRef)]
 
 
 class SlackDestination(DestinationConfig):

@@ -11,7 +11,6 @@ import email.utils
 import logging
 import re
 import time
-from typing import Any
 
 import httpx
 
@@ -91,9 +90,3 @@ class HttpClient:
 
     def close(self) -> None:
         self._client.close()
-
-    def __enter__(self) -> HttpClient:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()

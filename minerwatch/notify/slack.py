@@ -27,11 +27,6 @@ _ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 _SEVERITY_MARK = {"critical": "🔴", "high": "🟠", "medium": "🟡", "low": "🔵", "informational": "⚪"}
 
 
-def escape(text: str) -> str:
-    """Slack mrkdwn escaping of the three control characters."""
-    return "".join(_ESCAPES.get(ch, ch) for ch in text)
-
-
 def mrkdwn(text: Any, limit: int) -> str:
     """Clean, escape and cut ``text`` so that the escaped result has at most ``limit`` characters."""
     out: list[str] = []
