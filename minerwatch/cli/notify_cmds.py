@@ -20,7 +20,7 @@ from minerwatch.notify.base import Delivery, DeliveryError, RuleActions, clean, 
 from minerwatch.notify.config import NotifyConfig, find_config, load_config, scrub
 from minerwatch.notify.outbox import (
     Dispatcher,
-    enqueue_status_change,
+    enqueue,
     list_rows,
     make_sender,
     open_outbox,
@@ -270,7 +270,7 @@ def set_status_and_notify(state: Path, alert_id: str, status: str, config: Path 
     try:
         store.begin()
         record = store.set_status(alert_id, status)
-        ids = enqueue_status_change(store, record, cfg) if record is not None and cfg is not None else []
+        ids = enqueue(store, [record], cfg) if record is not None and cfg is not None else []
         store.commit()
     finally:
         store.close()

@@ -37,7 +37,15 @@ from typing import Any
 import orjson
 
 from minerwatch.alerting.state import StateStore
-from minerwatch.notify.base import STATUS_EVENTS, Delivery, DeliveryError, RuleActions, Sender, version_of
+from minerwatch.notify.base import (
+    STATUS_EVENTS,
+    Delivery,
+    DeliveryError,
+    RuleActions,
+    Sender,
+    idempotency_key,
+    version_of,
+)
 from minerwatch.notify.config import AnyDestination, DestinationConfig, NotifyConfig, scrub
 from minerwatch.rules.model import Rule
 
@@ -184,8 +192,7 @@ def _enqueue(db: sqlite3.Connection, records: Iterable[dict[str, Any]], config: 
     now = time.time()
     ids: list[int] = []
     for record in records:
-        version = version_of(record)
-        key = f"{record['alert_id']}:{version}"
+        version, key = version_of(record), idempotency_key(record)
         blob: str | None = None
         for dest in config.destinations:
             plan = _plan(db, dest, record)
@@ -209,11 +216,6 @@ def _enqueue(db: sqlite3.Connection, records: Iterable[dict[str, Any]], config: 
                     [(now, f"superseded by #{new_id}", rid) for rid in obsolete],
                 )
     return ids
-
-
-def enqueue_status_change(store: StateStore, record: dict[str, Any], config: NotifyConfig) -> list[int]:
-    """After ``alerts ack|close``: an acknowledge / resolve for destinations that take status changes."""
-    return enqueue(store, [record], config)
 
 
 def transaction_hook(config: NotifyConfig) -> Callable[[StateStore, list[dict[str, Any]]], None]:

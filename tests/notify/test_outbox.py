@@ -15,7 +15,7 @@ import pytest
 from minerwatch.alerting.alerts import iso, parse_iso
 from minerwatch.alerting.state import StateStore
 from minerwatch.notify.config import NotifyConfig
-from minerwatch.notify.outbox import Dispatcher, enqueue_status_change, list_rows, open_outbox, requeue, summary
+from minerwatch.notify.outbox import Dispatcher, enqueue, list_rows, open_outbox, requeue, summary
 
 from .conftest import SAMPLE_FINDINGS, FakeClock, Receiver, config_from, run_detect
 
@@ -137,7 +137,7 @@ def test_closing_resolves_pagerduty_and_tells_webhooks(tmp_path, receiver, secre
     alert = store.list_alerts()[0]
     store.begin()
     record = store.set_status(alert["alert_id"], "closed")
-    ids = enqueue_status_change(store, record, cfg)
+    ids = enqueue(store, [record], cfg)
     store.commit()
     store.close()
     rows = _rows(state, ids=ids)
@@ -254,7 +254,7 @@ def test_rows_of_one_alert_go_out_in_order(tmp_path, receiver, secret_file):
     store = StateStore(state)
     alert_id = _rows(state, destination="pager", status="pending")[0].alert_id
     store.begin()
-    enqueue_status_change(store, store.set_status(alert_id, "closed"), cfg)
+    enqueue(store, [store.set_status(alert_id, "closed")], cfg)
     store.commit()
     store.close()
     for _ in range(3):
