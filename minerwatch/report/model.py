@@ -31,6 +31,9 @@ from minerwatch.alerting.alerts import iso, parse_iso
 from minerwatch.alerting.state import StateStore
 from minerwatch.enrich.run import rule_for_alert, stored_enrichment
 from minerwatch.errors import InputError, MinerWatchError
+from minerwatch.respond.actions import ACTIONS
+from minerwatch.respond.journal import Journal
+from minerwatch.respond.plan import skeleton, strip_emphasis
 from minerwatch.rules.loader import load_rule
 from minerwatch.rules.model import Rule
 
@@ -372,71 +375,20 @@ def build_actions(store: StateStore, alert_id: str, warnings: list[str]) -> dict
     }
 
 
-def _clean(text: str) -> str:
-    # Rule lines keep their wording; Markdown emphasis ("**IMMEDIATE**:") is markup, not content.
-    return text.replace("**", "").replace("__", "").strip()
-
-
-def _plan_items(rule: Rule) -> tuple[list[dict[str, Any]], str] | None:
-    """The response plan's steps for the rule (automated and manual), when the response stage offers it."""
-    try:
-        from minerwatch.respond import plan as respond_plan
-    except Exception:  # the response stage is optional for a report
-        return None
-    skeleton = getattr(respond_plan, "skeleton", None)
-    if not callable(skeleton):
-        return None
-    titles: dict[str, str] = {}
-    approvals: dict[str, str | None] = {}
-    try:
-        from minerwatch.respond.actions import ACTIONS
-
-        titles = {k: str(getattr(a, "title", "") or k) for k, a in ACTIONS.items()}
-        approvals = {k: getattr(a, "approval", None) for k, a in ACTIONS.items()}
-    except Exception:  # titles are a nicety; the action ids stand in
-        pass
-    try:
-        items = skeleton(list(rule.response_playbook), list(rule.recommended_actions))
-    except Exception:
-        return None
+def _plan_items(rule: Rule) -> list[dict[str, Any]]:
+    """The response plan's steps for the rule, automated and manual, in the order ``respond --plan`` gives."""
     out: list[dict[str, Any]] = []
-    for item in items:
-        action = getattr(item, "action", None)
-        step_id = action or getattr(item, "manual_id", None) or getattr(item, "title", "")
+    for item in skeleton(list(rule.response_playbook), list(rule.recommended_actions)):
+        action = ACTIONS.get(item.action) if item.action else None
         out.append(
             {
-                "id": str(step_id),
-                "title": titles.get(action, str(getattr(item, "title", action))) if action else str(item.title),
-                "kind": "automated" if action else "manual",
-                "seed": [str(s) for s in getattr(item, "seed", []) or []],
-                "requires_approval": approvals.get(action) if action else None,
+                "id": item.action or item.manual_id or item.title,
+                "title": (action.title or item.action) if action else item.title,
+                "kind": "automated" if item.action else "manual",
+                "seed": list(item.seed),
+                "requires_approval": action.approval if action else None,
             }
         )
-    return out, "response plan"
-
-
-def _rule_items(rule: Rule) -> list[dict[str, Any]]:
-    """The rule's Response Playbook then its Recommended Actions, each a manual item."""
-    out = [
-        {
-            "id": f"playbook-{n}",
-            "title": _clean(line),
-            "kind": "manual",
-            "seed": [f"Response Playbook {n}"],
-            "requires_approval": None,
-        }
-        for n, line in enumerate(rule.response_playbook, 1)
-    ]
-    out += [
-        {
-            "id": f"recommended-{n}",
-            "title": _clean(line),
-            "kind": "manual",
-            "seed": [f"Recommended Actions {n}"],
-            "requires_approval": None,
-        }
-        for n, line in enumerate(rule.recommended_actions, 1)
-    ]
     return out
 
 
@@ -446,8 +398,6 @@ def _journal(store: StateStore, alert_id: str, warnings: list[str]) -> dict[str,
     if exists is None:  # never responded: do not create the journal's table just to read nothing
         return {}
     try:
-        from minerwatch.respond.journal import Journal
-
         return dict(Journal(store, alert_id).all())
     except Exception as exc:  # the journal is optional for a report
         warnings.append(f"response journal unreadable: {type(exc).__name__}: {exc}")
@@ -458,8 +408,7 @@ def build_checklist(store: StateStore, alert_id: str, rule: Rule | None, warning
     """The response steps with what is still open: closed when the journal says done (or skipped)."""
     if rule is None:
         return {"source": None, "items": [], "open": 0, "closed": 0, "note": "no rule: no checklist"}
-    planned = _plan_items(rule)
-    items, source = planned if planned is not None else (_rule_items(rule), "rule")
+    items, source = _plan_items(rule), "response plan"
     journal = _journal(store, alert_id, warnings)
     for item in items:
         status, detail = journal.get(item["id"], ("pending", {}))
@@ -537,11 +486,11 @@ def build_report(
         "cpu_chart": build_cpu_chart(alert, sections.get("cpu"), metrics, warnings),
         "actions": build_actions(store, real_id, warnings),
         "checklist": build_checklist(store, real_id, rule, warnings),
-        "investigation_steps": [_clean(s) for s in rule.investigation_steps] if rule else [],
+        "investigation_steps": [strip_emphasis(s) for s in rule.investigation_steps] if rule else [],
         "false_positives": {
-            "considerations": [_clean(s) for s in rule.false_positives.considerations] if rule else [],
-            "tuning": [_clean(s) for s in rule.false_positives.tuning] if rule else [],
+            "considerations": [strip_emphasis(s) for s in rule.false_positives.considerations] if rule else [],
+            "tuning": [strip_emphasis(s) for s in rule.false_positives.tuning] if rule else [],
         },
-        "notes": [_clean(s) for s in rule.notes] if rule else [],
+        "notes": [strip_emphasis(s) for s in rule.notes] if rule else [],
         "warnings": warnings,
     }

@@ -234,7 +234,7 @@ def _norm(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
 
 
-def _clean(text: str) -> str:
+def strip_emphasis(text: str) -> str:
     # "**IMMEDIATE**: Isolate ..." is kept as the rule says it, minus Markdown emphasis.
     return re.sub(r"\*\*|__", "", text).strip()
 
@@ -254,15 +254,15 @@ def skeleton(playbook: list[str], recommended: list[str]) -> list[SkeletonItem]:
     sources: dict[str, list[str]] = {}
     for n, line in enumerate(playbook, 1):
         for a in line_actions(line):
-            sources.setdefault(a, []).append(f"Response Playbook {n}: {_clean(line)}")
-    playbook_norms = {_norm(_clean(x)) for x in playbook}
+            sources.setdefault(a, []).append(f"Response Playbook {n}: {strip_emphasis(line)}")
+    playbook_norms = {_norm(strip_emphasis(x)) for x in playbook}
     extra_manual: list[tuple[int, str]] = []
     for n, line in enumerate(recommended, 1):
         actions = line_actions(line)
         for a in actions:
-            sources.setdefault(a, []).append(f"Recommended Actions {n}: {_clean(line)}")
-        if not actions and _norm(_clean(line)) not in playbook_norms:
-            extra_manual.append((n, _clean(line)))
+            sources.setdefault(a, []).append(f"Recommended Actions {n}: {strip_emphasis(line)}")
+        if not actions and _norm(strip_emphasis(line)) not in playbook_norms:
+            extra_manual.append((n, strip_emphasis(line)))
     if sources:
         for a in _PREREQUISITES:
             sources.setdefault(a, [])
@@ -280,7 +280,7 @@ def skeleton(playbook: list[str], recommended: list[str]) -> list[SkeletonItem]:
         if actions:
             emit_upto(actions[-1])
         else:
-            out.append(SkeletonItem(None, _clean(line), [f"Response Playbook {n}"], manual_id=f"playbook-{n}"))
+            out.append(SkeletonItem(None, strip_emphasis(line), [f"Response Playbook {n}"], manual_id=f"playbook-{n}"))
     while pending:
         a = pending.pop(0)
         out.append(SkeletonItem(a, a, sources[a]))

@@ -196,19 +196,6 @@ def test_actions_and_journal_close_checklist_items(enriched: Case, tmp_path: Pat
     assert report["checklist"]["open"] == len(items) - 1
 
 
-def test_checklist_falls_back_to_the_rule_without_a_plan_builder(enriched: Case, monkeypatch) -> None:
-    import minerwatch.respond.plan as respond_plan
-
-    monkeypatch.delattr(respond_plan, "skeleton")
-    rule = load_rule(DEFAULT_RULE)
-    checklist = build_report(enriched.store(), enriched.alert_id)["checklist"]
-    assert checklist["source"] == "rule"
-    titles = [i["title"] for i in checklist["items"]]
-    assert titles[: len(rule.response_playbook)] == rule.response_playbook
-    assert titles[len(rule.response_playbook) :] == [t.replace("**", "") for t in rule.recommended_actions]
-    assert checklist["open"] == len(titles) and all(i["kind"] == "manual" for i in checklist["items"])
-
-
 def test_unknown_rule_and_rule_override(enriched: Case, tmp_path: Path) -> None:
     store = StateStore(_copy_state(enriched, tmp_path))
     store.db.execute("UPDATE alerts SET record = json_set(record, '$.rule_id', 'no-such-rule')")
