@@ -88,9 +88,12 @@ class Throttler:
 
     def _open(self, key: dict[str, Any], eventdate: datetime, alerts: list[Alert]) -> Alert:
         alert_id = make_alert_id(self.rule_id, key, eventdate)
-        taken = {a.alert_id for a in alerts} if self.count > 1 else ()
+        # The id comes from the start time, which is not unique over a key's life: an alert whose first_seen a
+        # late row moved back keeps the id of its original start, where a later alert may open (or, with
+        # count > 1, several alerts start at one instant).
+        taken = {a.alert_id for a in alerts}
         n = 1
-        while alert_id in taken:  # several alerts may start at one instant only with count > 1
+        while alert_id in taken:
             n += 1
             alert_id = make_alert_id(self.rule_id, {**key, "#": n}, eventdate)
         alert = Alert(alert_id, self.rule_id, key, eventdate, eventdate, header=self.header)

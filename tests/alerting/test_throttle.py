@@ -165,3 +165,17 @@ def test_dropping_the_cache_after_a_flush_changes_nothing(tmp_path):
         small.commit()
     assert th2._alerts == {}  # dropped after the last flush, yet nothing was lost
     assert _alerts(small) == _alerts(whole)
+
+
+def test_an_alert_moved_back_does_not_share_its_id_with_a_later_one(tmp_path):
+    """A at 120 min, late rows move it back to 0; a row at 120 then opens a new alert whose start (120) is the
+    one A's id was made from. Both alerts keep their rows."""
+    store = StateStore(tmp_path / "s.db")
+    th = _throttler(store)
+    rows = [("i-2", T0 + timedelta(minutes=m), f"f{n}") for n, m in enumerate([120, 1, 0, 120])]
+    _feed(th, rows)
+    store.begin()
+    th.flush()
+    store.commit()
+    _check_invariants(store, rows)
+    assert len({a["alert_id"] for a in _alerts(store)}) == 2
