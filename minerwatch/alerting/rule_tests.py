@@ -47,6 +47,8 @@ def run_rule_tests(rule: Rule) -> list[RuleTestResult]:
                 rejects=str(Path(tmp) / "rejects.jsonl"),
             )
             stats = detect(rule, [str(test.fixture_path(rule.path))], options)
-            alerts = len(StateStore(state).list_alerts(rule.id))
+            store = StateStore(state)
+            alerts = len(store.list_alerts(rule.id))
+            store.close()
         results.append(RuleTestResult(test, stats.matched, alerts, stats.rejected))
     return results

@@ -25,7 +25,7 @@ from minerwatch.respond.plan import APPROVALS
 from minerwatch.respond.policy import iam_policy
 from minerwatch.rules.loader import load_rule
 from minerwatch.rules.model import Rule
-from minerwatch.rules.shipped import DEFAULT_RULE, shipped_rules
+from minerwatch.rules.shipped import DEFAULT_RULE, shipped_rule
 
 _BAD = (J.FAILED, J.BLOCKED, J.REFUSED)
 
@@ -42,10 +42,9 @@ def _actor(value: str | None) -> str:
 def _rule_for(rule_id: str, rule_path: Path | None) -> Rule:
     if rule_path is not None:
         return load_rule(rule_path)
-    for path in shipped_rules():
-        rule = load_rule(path)
-        if rule.id == rule_id:
-            return rule
+    rule = shipped_rule(rule_id)
+    if rule is not None:
+        return rule
     raise MinerWatchError(f"no shipped rule has id {rule_id!r}: name the rule document with --rule")
 
 

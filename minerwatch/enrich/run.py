@@ -34,9 +34,8 @@ from minerwatch.enrich.sections import SECTION_ORDER, TIMELINE, RejectLog, Sourc
 from minerwatch.enrich.timeline import build_timeline, timeline_section
 from minerwatch.enrich.trail import LAUNCH, PERSISTENCE, PRINCIPAL, cloudtrail_sections
 from minerwatch.errors import InputError, MinerWatchError
-from minerwatch.rules.loader import load_rule
 from minerwatch.rules.model import Rule
-from minerwatch.rules.shipped import DEFAULT_RULE, shipped_rules
+from minerwatch.rules.shipped import shipped_rule
 
 
 @dataclass
@@ -78,16 +77,8 @@ class EnrichmentResult:
 
 
 def rule_for_alert(alert: dict[str, Any]) -> Rule | None:
-    """The shipped rule whose id is the alert's ``rule_id`` (else the default rule when that is its id)."""
-    wanted = alert.get("rule_id")
-    for path in [*shipped_rules(), DEFAULT_RULE]:
-        try:
-            rule = load_rule(path)
-        except MinerWatchError:
-            continue
-        if rule.id == wanted:
-            return rule
-    return None
+    """The shipped rule whose id is the alert's ``rule_id``."""
+    return shipped_rule(alert.get("rule_id"))
 
 
 def _failure(exc: BaseException) -> str:

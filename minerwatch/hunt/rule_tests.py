@@ -38,7 +38,9 @@ def run_hunt_rule_tests(rule: Rule) -> list[RuleTestResult]:
             state = str(Path(tmp) / "state.db")
             result = hunt(iocs, HuntOptions(**{source: [fixture]}))
             alerts = open_alerts(result, rule, state, [fixture])
-            count = len(StateStore(state).list_alerts(rule.id))
+            store = StateStore(state)
+            count = len(store.list_alerts(rule.id))
+            store.close()
         rejected = sum(s.rejected for s in result.stats.sources().values())
         results.append(RuleTestResult(test, alerts.rows, count, rejected))
     return results
