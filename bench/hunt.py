@@ -46,7 +46,7 @@ from detect import append_results, machine  # noqa: E402  (the shared benchmark 
 DATA_DIR = ROOT / "bench" / "data"
 RESULTS = ROOT / "bench" / "RESULTS.md"
 MINERWATCH = ROOT / ".venv" / "bin" / "minerwatch"
-HUNT_RULE = ROOT / "rules" / "aws-ioc-hunt-crypto-mining.md"
+HUNT_RULE = ROOT / "minerwatch" / "data" / "rules" / "aws-ioc-hunt-crypto-mining.md"
 MIB = 1024 * 1024
 
 COLUMNS = {

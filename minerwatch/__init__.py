@@ -11,4 +11,9 @@ Pipeline (imports flow one way, down this list):
     cli      -> the thin typer CLI over all of the above
 """
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("minerwatch")  # one source of truth: pyproject.toml, through the installed metadata
+except PackageNotFoundError:  # a source tree on sys.path without an install
+    __version__ = "0+unknown"

@@ -1,4 +1,4 @@
-"""Shared fixtures: paths to the real public samples and the seed rule document."""
+"""Shared fixtures: the real public samples (tests/data/real) and the verbatim seed rule (tests/data/seed)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
-SEED = SHARED / "seeds" / "000_874a6878789f665b.txt"
-SAMPLES = SHARED / "samples"
+DATA = REPO / "tests" / "data"
+SEED = DATA / "seed" / "000_874a6878789f665b.txt"
+SAMPLES = DATA / "real"
 
 
 @pytest.fixture(scope="session")

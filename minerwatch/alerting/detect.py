@@ -33,7 +33,7 @@ from minerwatch.lang.ast import to_text
 from minerwatch.lang.parser import parse_query
 from minerwatch.rules.model import Rule
 from minerwatch.sources.guardduty import is_plain_json_lines, read_guardduty, read_guardduty_range
-from minerwatch.sources.io import count_newlines, line_aligned_ranges
+from minerwatch.sources.inputs import count_newlines, line_aligned_ranges
 from minerwatch.sources.records import ReadStats, Record, Reject
 
 SAMPLE_REASON = "aws-sample-finding"

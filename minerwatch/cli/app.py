@@ -22,8 +22,20 @@ app = typer.Typer(
 # Pipes and CI logs get wide tables instead of rich's 80-column default.
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        print(f"minerwatch {version('minerwatch')}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _group() -> None:
+def _group(
+    _version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
     """Detect, triage and answer crypto-mining on AWS."""
     # A callback keeps the app a command group even when only one command module is loaded (see cli/entry.py).
 

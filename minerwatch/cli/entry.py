@@ -35,7 +35,7 @@ COMMAND_MODULES = {
 def main() -> None:
     command = sys.argv[1] if len(sys.argv) > 1 else None
     module = COMMAND_MODULES.get(command or "")
-    importlib.import_module(f"minerwatch.cli.{module}" if module else "minerwatch.cli.main")
+    importlib.import_module(f"minerwatch.cli.{module}" if module else "minerwatch.cli.all_commands")
     from minerwatch.cli.app import run
 
     run()

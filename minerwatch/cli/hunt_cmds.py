@@ -34,7 +34,7 @@ class HuntEngine(StrEnum):
 _HELP = "\n\n".join(
     [
         "Sweep flow logs, Route 53 Resolver query logs and GuardDuty findings for mining-pool IOCs.",
-        "Indicators: the hunting rule's list (--rule, default rules/aws-ioc-hunt-crypto-mining.md), the bundled "
+        "Indicators: the hunting rule's list (--rule, default: the shipped aws-ioc-hunt-crypto-mining), the bundled "
         "mining-pool domains and Stratum ports, and any --ioc files. For each instance (or ENI, source address, "
         "resource, account when the logs do not name the instance): what matched, how much (flows, bytes, "
         "queries, findings), first and last seen. Domains match on whole labels: notnanopool.org is not "

@@ -15,7 +15,7 @@ from minerwatch.lang.lint import lint_query
 from minerwatch.lang.parser import parse_query
 from minerwatch.lang.tokens import Source
 from minerwatch.rules.loader import load_rule
-from minerwatch.rules.shipped import shipped_rules
+from minerwatch.rules.shipped import DEFAULT_RULE, shipped_rules
 
 rules_app = typer.Typer(help="Inspect rule documents.", no_args_is_help=True)
 app.add_typer(rules_app, name="rules")
@@ -23,7 +23,10 @@ app.add_typer(rules_app, name="rules")
 
 @rules_app.command("show")
 def rules_show(
-    file: Path = typer.Argument(..., help="A rule document (Markdown, the seed's format)."),
+    file: Path = typer.Argument(
+        DEFAULT_RULE,
+        help="A rule document (Markdown, the seed's format) or a shipped rule's id; default: the seed rule.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the whole rule model as JSON."),
 ) -> None:
     """Load a rule document and show its model: metadata, query, alert configuration, IOCs, playbook."""
@@ -63,7 +66,7 @@ def rules_show(
 
 @rules_app.command("list")
 def rules_list() -> None:
-    """List the rule documents shipped under rules/."""
+    """List the shipped rule documents (package data under minerwatch/data/rules/)."""
     table = Table("id", "severity", "priority", "throttle key", "file")
     for path in shipped_rules():
         rule = load_rule(path)

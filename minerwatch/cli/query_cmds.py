@@ -39,8 +39,10 @@ class Format(StrEnum):
 
 
 def load_query(text_or_file: str) -> Query:
-    """A query given inline, or read from a ``.linq`` file or a rule document (.md / .txt)."""
-    path = Path(text_or_file)
+    """A query given inline, or read from a ``.linq`` file or a rule document (.md / .txt, or a shipped rule's id)."""
+    from minerwatch.rules.shipped import resolve_rule_path
+
+    path = resolve_rule_path(text_or_file)
     looks_inline = text_or_file.lstrip().lower().startswith("from ") or "\n" in text_or_file
     if looks_inline or not path.is_file():
         return parse_query(text_or_file, "<query>")

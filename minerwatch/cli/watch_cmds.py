@@ -16,9 +16,9 @@ from minerwatch.alerting.allowlist import load_allowlist
 from minerwatch.cli.app import app, err, fail
 from minerwatch.cli.detect_cmds import DEFAULT_STATE, _alert_line, _print_summary
 from minerwatch.errors import MinerWatchError
+from minerwatch.live.feeds import FollowSource, Source, StdinSource
 from minerwatch.live.http import HealthServer
 from minerwatch.live.service import WatchOptions, WatchService
-from minerwatch.live.sources import FollowSource, Source, StdinSource
 from minerwatch.rules.loader import load_rule
 from minerwatch.rules.model import Rule
 from minerwatch.rules.shipped import DEFAULT_RULE

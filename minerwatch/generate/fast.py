@@ -17,9 +17,9 @@ from typing import Any
 
 import orjson
 
-from minerwatch.generate.finding_types import seed_rule_matches
 from minerwatch.generate.findings import DEFAULT_START, plan
 from minerwatch.generate.fleet import hexstr
+from minerwatch.generate.vocabulary import seed_rule_matches
 
 FORMAT_VERSION = 1
 """Bumped whenever the same arguments would write different bytes, so cached benchmark files are rebuilt."""

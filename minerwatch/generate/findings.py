@@ -22,7 +22,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from minerwatch.generate.finding_types import (
+from minerwatch.generate.builders import Target, build_finding, build_sample, pick_target
+from minerwatch.generate.fleet import Fleet, Instance, build_fleet, iso_ms
+from minerwatch.generate.vocabulary import (
     BENIGN,
     CRYPTO,
     IMPACT_REPUTATION,
@@ -31,8 +33,6 @@ from minerwatch.generate.finding_types import (
     Kind,
     seed_rule_matches,
 )
-from minerwatch.generate.fleet import Fleet, Instance, build_fleet, iso_ms
-from minerwatch.generate.kinds import Target, build_finding, build_sample, pick_target
 
 DEFAULT_START = datetime(2025, 3, 3, 0, 0, 0, tzinfo=UTC)
 THROTTLE_WINDOW = timedelta(hours=2)  # the seed rule: 1 alert per instance per 2 hours

@@ -1,5 +1,5 @@
 """GuardDuty findings of the scenario, built with the findings generator's own builder
-(:func:`minerwatch.generate.kinds.build_finding`) and then pinned to what the other logs show: the pool,
+(:func:`minerwatch.generate.builders.build_finding`) and then pinned to what the other logs show: the pool,
 port and local port of the Stratum connection, the scanner that probed, the attacker's address and the API
 the leaked key called.
 
@@ -14,12 +14,12 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from minerwatch.generate.finding_types import BENIGN, CRYPTO, Kind
+from minerwatch.generate.builders import Target, build_finding
 from minerwatch.generate.findings import _snapshot
 from minerwatch.generate.fleet import Principal, remote_ip_details
-from minerwatch.generate.kinds import Target, build_finding
 from minerwatch.generate.scenario_telemetry import host_rng
 from minerwatch.generate.scenario_world import Host, Identity, World, uuid_of
+from minerwatch.generate.vocabulary import BENIGN, CRYPTO, Kind
 
 CRYPTO_TYPES: tuple[str, str] = ("CryptoCurrency:EC2/BitcoinTool.B!DNS", "CryptoCurrency:EC2/BitcoinTool.B")
 _BENIGN = {k.type: k for k in BENIGN}

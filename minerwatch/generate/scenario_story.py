@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from minerwatch.generate.finding_types import MINING_POOLS
 from minerwatch.generate.fleet import hexstr, public_ip, upper_alnum
 from minerwatch.generate.scenario_cloudtrail import (
     Launch,
@@ -42,6 +41,7 @@ from minerwatch.generate.scenario_world import (
     role_session,
     user_identity,
 )
+from minerwatch.generate.vocabulary import MINING_POOLS
 
 STRATUM_PORTS: tuple[int, ...] = (3333, 4444, 14444)
 ATTACKER_USER_AGENTS: tuple[str, ...] = (

@@ -27,7 +27,7 @@ from minerwatch.hunt.findings import FindingHit, sweep_findings
 from minerwatch.hunt.flows import FlowGroup, classify, sweep_duckdb, sweep_python
 from minerwatch.hunt.mapping import InstanceMap
 from minerwatch.hunt.model import Entity, EntityType, HuntResult, HuntStats, SourceStats, from_epoch
-from minerwatch.sources import io
+from minerwatch.sources import inputs
 from minerwatch.sources.cloudtrail import read_cloudtrail
 from minerwatch.sources.records import ReadStats, Reject
 
@@ -84,7 +84,7 @@ def hunt(iocs: IocSet, options: HuntOptions) -> HuntResult:
     started = time.monotonic()
     if not (options.flow or options.dns or options.findings):
         raise ValueError("nothing to hunt in: give flow logs, Resolver query logs or GuardDuty findings")
-    io.check_paths([*options.findings, *options.cloudtrail, *options.dns, *options.flow])
+    inputs.check_paths([*options.findings, *options.cloudtrail, *options.dns, *options.flow])
     if [*options.findings, *options.cloudtrail, *options.dns, *options.flow].count("-") > 1:
         raise InputError("stdin ('-') can feed one source only")
     stats = HuntStats()

@@ -24,7 +24,7 @@ from typing import Any
 
 from minerwatch.alerting.alerts import parse_iso
 from minerwatch.errors import InputError
-from minerwatch.live.sources import Item, Payload, Sequencer, SourceContext, Unit, reject
+from minerwatch.live.feeds import Item, Payload, Sequencer, SourceContext, Unit, reject
 from minerwatch.sources.guardduty import FindingError, finding_to_record, normalise_finding
 from minerwatch.sources.records import Record
 

@@ -25,7 +25,7 @@ import time
 from typing import Any
 
 from minerwatch.errors import InputError
-from minerwatch.live.sources import Item, Payload, SourceContext, Unit
+from minerwatch.live.feeds import Item, Payload, SourceContext, Unit
 from minerwatch.sources.guardduty import read_guardduty
 from minerwatch.sources.records import ReadStats, Record, Reject
 
@@ -81,7 +81,7 @@ class S3PollSource:
     @property
     def client(self) -> Any:
         if self._client is None:
-            from minerwatch.sources.io import default_s3_client
+            from minerwatch.sources.inputs import default_s3_client
 
             self._client = default_s3_client(self.name)
         return self._client

@@ -33,10 +33,10 @@ from minerwatch.alerting.allowlist import Allowlist
 from minerwatch.alerting.detect import DetectOptions, Detector, DetectStats, Match
 from minerwatch.alerting.state import StateStore
 from minerwatch.compile.prefilter import make_prefilter
+from minerwatch.live.feeds import Item, Source, SourceContext, stderr_log
 from minerwatch.live.metrics import Metrics, OutboxStats
 from minerwatch.live.positions import PositionStore
 from minerwatch.live.reorder import HoldBuffer
-from minerwatch.live.sources import Item, Source, SourceContext, stderr_log
 from minerwatch.notify.base import idempotency_key
 from minerwatch.rules.model import Rule
 from minerwatch.sources.records import ReadStats, Reject

@@ -29,7 +29,7 @@ from typing import Any
 import orjson
 
 from minerwatch.errors import InputError
-from minerwatch.live.sources import Item, Payload, SourceContext, Unit, reject
+from minerwatch.live.feeds import Item, Payload, SourceContext, Unit, reject
 from minerwatch.sources.guardduty import records_from_line, records_from_value
 
 RECOVERY_SLACK = 2.0

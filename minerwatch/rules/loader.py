@@ -576,7 +576,10 @@ def parse_rule(text: str, path: str | None = None) -> Rule:
 
 
 def load_rule(path: str | Path) -> Rule:
-    """Read and parse a rule document file (UTF-8)."""
+    """Read and parse a rule document file (UTF-8); a shipped rule may be named by its id instead of a path."""
+    from minerwatch.rules.shipped import resolve_rule_path
+
+    path = resolve_rule_path(path)
     name = str(path)
     try:
         data = Path(path).read_bytes()

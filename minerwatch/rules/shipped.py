@@ -1,7 +1,9 @@
-"""Where the shipped rule documents and bundled sample data live."""
+"""Where the shipped rule documents and bundled sample data live: package data, found with importlib.resources
+so that an installed wheel works from any folder."""
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -10,9 +12,10 @@ from minerwatch.errors import MinerWatchError
 if TYPE_CHECKING:
     from minerwatch.rules.model import Rule
 
-_PACKAGE = Path(__file__).resolve().parent.parent
-RULES_DIR = _PACKAGE.parent / "rules"
-SAMPLES_DIR = _PACKAGE / "data" / "samples"
+# Installed packages (wheel, sdist, editable) are plain folders, so the traversable is a real path.
+DATA_DIR = Path(str(resources.files("minerwatch").joinpath("data")))
+RULES_DIR = DATA_DIR / "rules"
+SAMPLES_DIR = DATA_DIR / "samples"
 DEFAULT_RULE = RULES_DIR / "aws-guardduty-crypto-mining.md"
 
 
@@ -32,3 +35,14 @@ def shipped_rule(rule_id: str | None) -> Rule | None:
         if rule.id == rule_id:
             return rule
     return None
+
+
+def resolve_rule_path(arg: str | Path) -> Path:
+    """A rule argument as a path: an existing file as given, else a shipped rule named by its id or file stem."""
+    path = Path(arg)
+    if path.exists() or path.suffix or "/" in str(arg):
+        return path
+    for candidate in shipped_rules():
+        if candidate.stem == str(arg):
+            return candidate
+    return path

@@ -1,6 +1,6 @@
 """CloudTrail reader: every accepted input shape → canonical records of ``cloud.aws.cloudtrail``.
 
-Inputs are opened by :mod:`minerwatch.sources.io`: files, folders (recursively, which covers the S3 delivery
+Inputs are opened by :mod:`minerwatch.sources.inputs`: files, folders (recursively, which covers the S3 delivery
 layout ``AWSLogs/<account>/CloudTrail/<region>/YYYY/MM/DD/*.json.gz``), ``-`` for stdin and
 ``s3://bucket/prefix``; any stream may be gzip.
 
@@ -41,11 +41,11 @@ from typing import Any
 import orjson
 
 from minerwatch.catalog.tables import CLOUDTRAIL
-from minerwatch.sources import io
-from minerwatch.sources.io import json_type, short
+from minerwatch.sources import inputs
+from minerwatch.sources.inputs import json_type, short
 from minerwatch.sources.records import ReadStats, Record, Reject
 
-MAX_RECORD_BYTES = io.MAX_RECORD_BYTES  # re-exported for the other JSON log readers
+MAX_RECORD_BYTES = inputs.MAX_RECORD_BYTES  # re-exported for the other JSON log readers
 """Largest single record (a JSON Lines line, one element of a streamed array)."""
 MAX_DOCUMENT_BYTES = 64 * 1024 * 1024
 """Largest whole JSON value that is not a streamed array (a pretty-printed fixture file, one object)."""
@@ -171,7 +171,7 @@ class _TextStream:
                 except UnicodeDecodeError:
                     self._utf8_error(b"", 0)
                 return
-            except io.SourceError as exc:
+            except inputs.SourceError as exc:
                 self.eof = True
                 self.error = (exc.key, exc.reason)
                 return
@@ -226,7 +226,7 @@ class _TextStream:
 
     def fail(self, key: str, reason: str, offset: int | None = None) -> _StreamError:
         offset = self.pos if offset is None else offset
-        return _StreamError(key, reason, self.line_at(offset), self.buf[offset : offset + io.EXCERPT_CHARS])
+        return _StreamError(key, reason, self.line_at(offset), self.buf[offset : offset + inputs.EXCERPT_CHARS])
 
     def end_error(self, what: str) -> _StreamError:
         """The text ended (or broke) where more JSON was expected."""
@@ -253,7 +253,7 @@ class _TextStream:
                     continue
                 if ran_out and self.error is not None:
                     raise self.end_error(f"in the value starting at line {self.line_at(start)}") from None
-                excerpt = self.buf[start : start + io.EXCERPT_CHARS]
+                excerpt = self.buf[start : start + inputs.EXCERPT_CHARS]
                 line = self.line_at(exc.pos)
                 reason = f"invalid JSON: {exc.msg} at line {line} column {self.column_at(exc.pos)}"
                 raise _StreamError("invalid JSON", reason, line, excerpt) from None
@@ -302,7 +302,7 @@ class JsonLogReader:
         max_document_bytes: int = MAX_DOCUMENT_BYTES,
     ) -> None:
         self.convert = convert
-        self.reject = io.RejectSink(on_reject, stats)
+        self.reject = inputs.RejectSink(on_reject, stats)
         self.stats = stats
         self.prefilter = prefilter
         self.wrapper_keys = wrapper_keys
@@ -314,18 +314,18 @@ class JsonLogReader:
 
     def read(self, paths: Sequence[str], s3_client: Any | None = None) -> Iterator[Record]:
         paths = [os.fspath(p) for p in paths]
-        io.check_paths(paths)
+        inputs.check_paths(paths)
         return self._run(paths, s3_client)
 
     def _run(self, paths: Sequence[str], s3_client: Any | None) -> Iterator[Record]:
-        for inp in io.iter_inputs(paths, self.reject, self.stats, s3_client=s3_client):
+        for inp in inputs.iter_inputs(paths, self.reject, self.stats, s3_client=s3_client):
             try:
-                mode, head, rest = io.peek(inp.chunks, self._sniff)
-                chunks = io.prepend(head, rest)
+                mode, head, rest = inputs.peek(inp.chunks, self._sniff)
+                chunks = inputs.prepend(head, rest)
                 if mode == _DOCUMENT:
                     yield from self._document(inp.name, _TextStream(chunks))
                 else:
-                    yield from self._lines(inp.name, io.iter_lines(chunks, self.max_record))
+                    yield from self._lines(inp.name, inputs.iter_lines(chunks, self.max_record))
             finally:
                 inp.chunks.close()
 
@@ -363,7 +363,9 @@ class JsonLogReader:
 
     # ---- JSON Lines
 
-    def _lines(self, name: str, lines: Iterator[tuple[int, bytes | io.LongLine | io.BrokenLine]]) -> Iterator[Record]:
+    def _lines(
+        self, name: str, lines: Iterator[tuple[int, bytes | inputs.LongLine | inputs.BrokenLine]]
+    ) -> Iterator[Record]:
         stats = self.stats
         prefilter = self.prefilter
         reject = self.reject
@@ -371,11 +373,11 @@ class JsonLogReader:
         first = True
         for lineno, raw in lines:
             if type(raw) is not bytes:
-                if isinstance(raw, io.LongLine):
+                if isinstance(raw, inputs.LongLine):
                     stats.records_read += 1
                     reason = f"record too large: {raw.size} bytes (limit {self.max_record})"
                     reject(name, lineno, "record too large", reason, raw.head)
-                elif isinstance(raw, io.BrokenLine):
+                elif isinstance(raw, inputs.BrokenLine):
                     stats.records_read += 1
                     reject(name, lineno, raw.error.key, f"{raw.error.reason} (in line {lineno})", raw.head)
                 continue
@@ -387,7 +389,7 @@ class JsonLogReader:
                 continue
             if prefilter is not None and not prefilter(raw):
                 stats.records_read += 1
-                problem = io.implausible(raw, arrays=True)
+                problem = inputs.implausible(raw, arrays=True)
                 if problem is None:
                     stats.prefiltered += 1
                 else:
@@ -444,14 +446,14 @@ class JsonLogReader:
             return
         self.stats.records_read += 1
         reason = f"not a Panther test: no 'Log' object (test {index})"
-        self.reject(name, line, "not a Panther test", reason, io.dump_excerpt(test))
+        self.reject(name, line, "not a Panther test", reason, inputs.dump_excerpt(test))
 
     def _one(self, value: Any, name: str, line: int, where: str, panther: bool, raw: bytes | None) -> Iterator[Record]:
         self.stats.records_read += 1
         try:
             record = self.convert(value, name, line, panther)
         except RecordError as exc:
-            self.reject(name, line, exc.key, f"{exc}{where}", raw if raw is not None else io.dump_excerpt(value))
+            self.reject(name, line, exc.key, f"{exc}{where}", raw if raw is not None else inputs.dump_excerpt(value))
             return
         self.stats.accepted += 1
         yield record

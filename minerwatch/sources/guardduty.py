@@ -53,7 +53,7 @@ from typing import Any
 import orjson
 
 from minerwatch.catalog.tables import GUARDDUTY
-from minerwatch.sources import io
+from minerwatch.sources import inputs
 from minerwatch.sources.botocore_shapes import iso_utc, to_camel
 from minerwatch.sources.records import ReadStats, Record, Reject
 
@@ -92,14 +92,14 @@ def normalise_finding(obj: Any) -> dict[str, Any]:
     ``obj``; containers (arrays, ``findings`` lists) are not accepted here — one finding at a time.
     """
     if not isinstance(obj, dict):
-        raise FindingError("not a GuardDuty finding", f"expected an object, got {io.json_type(obj)}")
+        raise FindingError("not a GuardDuty finding", f"expected an object, got {inputs.json_type(obj)}")
     if "detail-type" in obj and "detail" in obj:
         detail_type = obj["detail-type"]
         if detail_type != "GuardDuty Finding":
             raise FindingError("not a GuardDuty finding", f"EventBridge event of detail-type {detail_type!r}")
         obj = obj["detail"]
         if not isinstance(obj, dict):
-            raise FindingError("not a GuardDuty finding", f"EventBridge detail is {io.json_type(obj)}")
+            raise FindingError("not a GuardDuty finding", f"EventBridge detail is {inputs.json_type(obj)}")
     if not any(k in obj for k in _CAMEL_KEYS) and any(k in obj for k in _PASCAL_KEYS):
         try:
             obj = to_camel(obj)
@@ -124,7 +124,7 @@ def _expand_additional_info(doc: dict[str, Any]) -> dict[str, Any]:
     if not info.keys() <= {"value", "type"}:
         return doc
     value = info["value"]
-    if len(value) > io.MAX_RECORD_BYTES:
+    if len(value) > inputs.MAX_RECORD_BYTES:
         return doc
     try:
         extra = orjson.loads(value)
@@ -139,7 +139,7 @@ def _expand_additional_info(doc: dict[str, Any]) -> dict[str, Any]:
 def finding_to_record(doc: dict[str, Any], file: str, line: int) -> Record:
     """Validate a canonical finding, compute the flat columns. Raises :class:`FindingError` (ValueError)."""
     if not isinstance(doc, dict):
-        raise FindingError("not a GuardDuty finding", f"expected an object, got {io.json_type(doc)}")
+        raise FindingError("not a GuardDuty finding", f"expected an object, got {inputs.json_type(doc)}")
     fid = _required_str(doc, "id")
     ftype = _required_str(doc, "type")
     account = _required_str(doc, "accountId")
@@ -147,7 +147,7 @@ def finding_to_record(doc: dict[str, Any], file: str, line: int) -> Record:
     if severity is not None:
         if type(severity) not in (int, float) or not math.isfinite(severity):
             raise FindingError(
-                "bad field 'severity'", f"expected a number, got {io.json_type(severity)} {io.short(severity)}"
+                "bad field 'severity'", f"expected a number, got {inputs.json_type(severity)} {inputs.short(severity)}"
             )
         severity = float(severity)
     updated = doc.get("updatedAt")
@@ -177,7 +177,7 @@ def _required_str(doc: dict[str, Any], key: str) -> str:
         raise FindingError(f"missing field '{key}'", "not a GuardDuty finding")
     if not isinstance(value, str):
         raise FindingError(
-            f"bad field '{key}'", f"expected a string, got {io.json_type(value)} {io.short(value)}"
+            f"bad field '{key}'", f"expected a string, got {inputs.json_type(value)} {inputs.short(value)}"
         )
     if not value:
         raise FindingError(f"bad field '{key}'", "empty string")
@@ -188,7 +188,7 @@ def _optional_str(doc: dict[str, Any], key: str) -> str | None:
     value = doc.get(key)
     if value is None or isinstance(value, str):
         return value
-    raise FindingError(f"bad field '{key}'", f"expected a string, got {io.json_type(value)} {io.short(value)}")
+    raise FindingError(f"bad field '{key}'", f"expected a string, got {inputs.json_type(value)} {inputs.short(value)}")
 
 
 def _timestamp(value: Any, key: str) -> datetime:
@@ -206,7 +206,7 @@ def _timestamp(value: Any, key: str) -> datetime:
                 return datetime.fromisoformat(text).astimezone(UTC)
             except ValueError:
                 pass  # well-formed but impossible, like month 13
-    raise FindingError(f"bad field '{key}'", f"not an ISO 8601 timestamp: {io.short(value)}")
+    raise FindingError(f"bad field '{key}'", f"not an ISO 8601 timestamp: {inputs.short(value)}")
 
 
 def _is_sample(doc: dict[str, Any]) -> bool:
@@ -226,7 +226,7 @@ def _candidates(obj: Any) -> tuple[list[Any], bool]:
                 inner = obj[key]
                 if not isinstance(inner, list):
                     raise FindingError(
-                        "not a GuardDuty finding", f"{key!r} is {io.json_type(inner)}, not an array"
+                        "not a GuardDuty finding", f"{key!r} is {inputs.json_type(inner)}, not an array"
                     )
                 return inner, True
     return [obj], False
@@ -241,7 +241,7 @@ def read_guardduty(
     on_reject: Callable[[Reject], None],
     stats: ReadStats,
     prefilter: Callable[[bytes], bool] | None = None,
-    max_record_bytes: int = io.MAX_RECORD_BYTES,
+    max_record_bytes: int = inputs.MAX_RECORD_BYTES,
     s3_client: Any | None = None,
     max_document_bytes: int = MAX_DOCUMENT_BYTES,
     line_block_bytes: int = LINE_BLOCK_BYTES,
@@ -260,9 +260,9 @@ def read_guardduty(
     the same either way.
     """
     paths = [os.fspath(p) for p in paths]
-    io.check_paths(paths)
+    inputs.check_paths(paths)
     reader = _Reader(
-        io.RejectSink(on_reject, stats), stats, prefilter, max_record_bytes, max_document_bytes, line_block_bytes
+        inputs.RejectSink(on_reject, stats), stats, prefilter, max_record_bytes, max_document_bytes, line_block_bytes
     )
     return reader.run(paths, s3_client)
 
@@ -270,7 +270,7 @@ def read_guardduty(
 class _Reader:
     def __init__(
         self,
-        reject: io.RejectSink,
+        reject: inputs.RejectSink,
         stats: ReadStats,
         prefilter: Callable[[bytes], bool] | None,
         max_record_bytes: int,
@@ -289,15 +289,15 @@ class _Reader:
         self.window = max(1, min(line_block_bytes, max_record_bytes))
 
     def run(self, paths: Sequence[str], s3_client: Any | None) -> Iterator[Record]:
-        for inp in io.iter_inputs(paths, self.reject, self.stats, s3_client=s3_client):
+        for inp in inputs.iter_inputs(paths, self.reject, self.stats, s3_client=s3_client):
             try:
-                mode, head, rest = io.peek(inp.chunks, self._sniff)
+                mode, head, rest = inputs.peek(inp.chunks, self._sniff)
                 if mode == _DOCUMENT:
                     yield from self._document(inp.name, head, rest)
                 elif self.needles is None:
-                    yield from self._lines(inp.name, io.iter_lines(io.prepend(head, rest), self.max_record))
+                    yield from self._lines(inp.name, inputs.iter_lines(inputs.prepend(head, rest), self.max_record))
                 else:
-                    items = io.iter_line_blocks(io.prepend(head, rest), self.max_record, self.window)
+                    items = inputs.iter_line_blocks(inputs.prepend(head, rest), self.max_record, self.window)
                     yield from self._lines(inp.name, self._block_lines(items, self.needles))
             finally:
                 inp.chunks.close()
@@ -336,7 +336,7 @@ class _Reader:
     # ---- JSON Lines
 
     def _lines(
-        self, name: str, lines: Iterator[tuple[int, bytes | io.LongLine | io.BrokenLine]]
+        self, name: str, lines: Iterator[tuple[int, bytes | inputs.LongLine | inputs.BrokenLine]]
     ) -> Iterator[Record]:
         stats = self.stats
         prefilter = self.prefilter
@@ -345,11 +345,11 @@ class _Reader:
         first = True
         for lineno, raw in lines:
             if type(raw) is not bytes:
-                if isinstance(raw, io.LongLine):
+                if isinstance(raw, inputs.LongLine):
                     stats.records_read += 1
                     reason = f"record too large: {raw.size} bytes (limit {self.max_record})"
                     reject(name, lineno, "record too large", reason, raw.head)
-                elif isinstance(raw, io.BrokenLine):
+                elif isinstance(raw, inputs.BrokenLine):
                     reject(name, lineno, raw.error.key, f"{raw.error.reason} (in line {lineno})", raw.head)
                 continue
             if first:
@@ -362,7 +362,7 @@ class _Reader:
             if prefilter is not None and not prefilter(raw):
                 # Cannot match the query, so it is not parsed; cheap checks still catch lines that are not
                 # even JSON objects or not UTF-8, so garbage is rejected rather than skipped.
-                problem = io.implausible(raw)
+                problem = inputs.implausible(raw)
                 if problem is None:
                     stats.prefiltered += 1
                 else:
@@ -378,8 +378,8 @@ class _Reader:
             yield from self._records(obj, name, lineno, raw, counted=True)
 
     def _block_lines(
-        self, items: Iterator[io.LineItem], needles: tuple[bytes, ...]
-    ) -> Iterator[tuple[int, bytes | io.LongLine | io.BrokenLine]]:
+        self, items: Iterator[inputs.LineItem], needles: tuple[bytes, ...]
+    ) -> Iterator[tuple[int, bytes | inputs.LongLine | inputs.BrokenLine]]:
         """Numbered lines for :meth:`_lines`, leaving out the lines of clean blocks that hold no needle.
 
         Those lines are exactly the ones the per-line path would count as read and prefiltered (they are
@@ -391,7 +391,7 @@ class _Reader:
         chunk: bytes | None = None
         ascii_chunk = False
         for item in items:
-            if type(item) is not io.LineBlock:
+            if type(item) is not inputs.LineBlock:
                 lineno += 1
                 seen = seen or type(item) is bytes
                 yield lineno, item
@@ -428,7 +428,7 @@ class _Reader:
         except FindingError as exc:
             if not counted:
                 stats.records_read += 1
-            self.reject(name, line, exc.key, str(exc), raw if raw is not None else io.dump_excerpt(obj))
+            self.reject(name, line, exc.key, str(exc), raw if raw is not None else inputs.dump_excerpt(obj))
             return
         if container:
             stats.records_read += max(len(items) - 1, 0) if counted else len(items)
@@ -439,7 +439,7 @@ class _Reader:
                 record = finding_to_record(normalise_finding(item), name, line)
             except FindingError as exc:
                 where = f" (element {index})" if container else ""
-                text = io.dump_excerpt(item) if container or raw is None else raw
+                text = inputs.dump_excerpt(item) if container or raw is None else raw
                 self.reject(name, line, exc.key, f"{exc}{where}", text)
                 continue
             stats.accepted += 1
@@ -456,11 +456,11 @@ class _Reader:
                     break
                 size += len(chunk)
                 parts.append(chunk)
-        except io.SourceError as exc:
+        except inputs.SourceError as exc:
             data = b"".join(parts)
             self.stats.records_read += 1
             line = data.count(b"\n") + 1
-            self.reject(name, line, exc.key, f"{exc.reason} (in line {line})", data[-io.EXCERPT_CHARS :])
+            self.reject(name, line, exc.key, f"{exc.reason} (in line {line})", data[-inputs.EXCERPT_CHARS :])
             return
         if size > self.max_document:
             self.stats.records_read += 1
@@ -624,7 +624,7 @@ def _utf8_error(raw: bytes, exc: UnicodeDecodeError, *, whole: bool) -> tuple[in
     return line, f"invalid UTF-8: byte 0x{raw[exc.start]:02x} at {where}offset {exc.start}"
 
 
-def is_plain_json_lines(path: str, *, max_record_bytes: int = io.MAX_RECORD_BYTES) -> bool:
+def is_plain_json_lines(path: str, *, max_record_bytes: int = inputs.MAX_RECORD_BYTES) -> bool:
     """True for a regular, uncompressed file that the reader would read as JSON Lines (so it can be split)."""
     try:
         with open(path, "rb") as f:
@@ -634,7 +634,7 @@ def is_plain_json_lines(path: str, *, max_record_bytes: int = io.MAX_RECORD_BYTE
     if head.startswith(b"\x1f\x8b"):
         return False
     sniffer = _Reader(
-        io.RejectSink(lambda _r: None, ReadStats()), ReadStats(), None, max_record_bytes, MAX_DOCUMENT_BYTES,
+        inputs.RejectSink(lambda _r: None, ReadStats()), ReadStats(), None, max_record_bytes, MAX_DOCUMENT_BYTES,
         LINE_BLOCK_BYTES,
     )
     return sniffer._sniff(head, len(head) < 2 * max_record_bytes) == _JSONL
@@ -648,21 +648,21 @@ def read_guardduty_range(
     on_reject: Callable[[Reject], None],
     stats: ReadStats,
     prefilter: Callable[[bytes], bool] | None = None,
-    max_record_bytes: int = io.MAX_RECORD_BYTES,
+    max_record_bytes: int = inputs.MAX_RECORD_BYTES,
 ) -> Iterator[Record]:
     """Records of the JSON Lines in bytes [start, end) of a plain file, ``start`` at the beginning of a line.
 
     Line numbers in records and rejects count from the range's first line (1); the caller adds the lines before
-    it (``io.count_newlines``). Used to read one large file on several cores.
+    it (``inputs.count_newlines``). Used to read one large file on several cores.
     """
     reader = _Reader(
-        io.RejectSink(on_reject, stats), stats, prefilter, max_record_bytes, MAX_DOCUMENT_BYTES, LINE_BLOCK_BYTES
+        inputs.RejectSink(on_reject, stats), stats, prefilter, max_record_bytes, MAX_DOCUMENT_BYTES, LINE_BLOCK_BYTES
     )
-    chunks = io.range_chunks(path, start, end, stats)
+    chunks = inputs.range_chunks(path, start, end, stats)
     if reader.needles is None:
-        yield from reader._lines(path, io.iter_lines(chunks, reader.max_record))
+        yield from reader._lines(path, inputs.iter_lines(chunks, reader.max_record))
     else:
-        items = io.iter_line_blocks(chunks, reader.max_record, reader.window)
+        items = inputs.iter_line_blocks(chunks, reader.max_record, reader.window)
         yield from reader._lines(path, reader._block_lines(items, reader.needles))
 
 
@@ -672,7 +672,7 @@ def records_from_value(obj: Any, name: str, line: int | None, raw: bytes | None 
     out: list[Record | Reject] = []
     stats = ReadStats()
     reader = _Reader(
-        io.RejectSink(out.append, stats), stats, None, io.MAX_RECORD_BYTES, MAX_DOCUMENT_BYTES, LINE_BLOCK_BYTES
+        inputs.RejectSink(out.append, stats), stats, None, inputs.MAX_RECORD_BYTES, MAX_DOCUMENT_BYTES, LINE_BLOCK_BYTES
     )
     for record in reader._records(obj, name, line, raw, counted=True):  # type: ignore[arg-type]
         out.append(record)  # rejects were appended in between, in input order
@@ -685,5 +685,5 @@ def records_from_line(raw: bytes, name: str, line: int | None) -> list[Record | 
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         _, _key, reason = _json_error(raw, exc, whole=False)
-        return [Reject(file=name, line=line, reason=reason, excerpt=io.excerpt(raw))]
+        return [Reject(file=name, line=line, reason=reason, excerpt=inputs.excerpt(raw))]
     return records_from_value(obj, name, line, raw)

@@ -29,7 +29,7 @@ from minerwatch.sources.cloudtrail import (
     parse_timestamp,
     req_str,
 )
-from minerwatch.sources.io import json_type, short
+from minerwatch.sources.inputs import json_type, short
 from minerwatch.sources.records import ReadStats, Record, Reject
 
 TABLE = ROUTE53RESOLVER.name

@@ -46,7 +46,7 @@ import orjson
 
 from minerwatch.catalog.tables import VPCFLOW, ColType
 from minerwatch.errors import InputError
-from minerwatch.sources import io
+from minerwatch.sources import inputs
 from minerwatch.sources.records import ReadStats, Record, Reject
 
 TABLE = VPCFLOW.name
@@ -271,14 +271,14 @@ def read_vpcflow(
     :class:`~minerwatch.errors.InputError` here, before anything is read.
     """
     paths = [os.fspath(p) for p in paths]
-    io.check_paths(paths)
-    return _Reader(io.RejectSink(on_reject, stats), stats, prefilter, max_line_bytes).run(paths, s3_client)
+    inputs.check_paths(paths)
+    return _Reader(inputs.RejectSink(on_reject, stats), stats, prefilter, max_line_bytes).run(paths, s3_client)
 
 
 class _Reader:
     def __init__(
         self,
-        reject: io.RejectSink,
+        reject: inputs.RejectSink,
         stats: ReadStats,
         prefilter: Callable[[bytes], bool] | None,
         max_line: int,
@@ -289,20 +289,22 @@ class _Reader:
         self.max_line = max_line
 
     def run(self, paths: Sequence[str], s3_client: Any | None) -> Iterator[Record]:
-        for inp in io.iter_inputs(paths, self.reject, self.stats, s3_client=s3_client):
+        for inp in inputs.iter_inputs(paths, self.reject, self.stats, s3_client=s3_client):
             try:
-                kind, head, rest = io.peek(inp.chunks, _sniff)
-                chunks = io.prepend(head, rest)
+                kind, head, rest = inputs.peek(inp.chunks, _sniff)
+                chunks = inputs.prepend(head, rest)
                 if kind == "parquet":
                     yield from self._parquet(inp.name, chunks)
                 else:
-                    yield from self._text(inp.name, io.iter_lines(chunks, self.max_line))
+                    yield from self._text(inp.name, inputs.iter_lines(chunks, self.max_line))
             finally:
                 inp.chunks.close()
 
     # ---- text
 
-    def _text(self, name: str, lines: Iterator[tuple[int, bytes | io.LongLine | io.BrokenLine]]) -> Iterator[Record]:
+    def _text(
+        self, name: str, lines: Iterator[tuple[int, bytes | inputs.LongLine | inputs.BrokenLine]]
+    ) -> Iterator[Record]:
         stats = self.stats
         reject = self.reject
         prefilter = self.prefilter
@@ -312,10 +314,10 @@ class _Reader:
         for lineno, raw in lines:
             if type(raw) is not bytes:
                 stats.records_read += 1
-                if isinstance(raw, io.LongLine):
+                if isinstance(raw, inputs.LongLine):
                     reason = f"line too long: {raw.size} bytes (limit {self.max_line})"
                     reject(name, lineno, "line too long", reason, raw.head)
-                elif isinstance(raw, io.BrokenLine):
+                elif isinstance(raw, inputs.BrokenLine):
                     reject(name, lineno, raw.error.key, f"{raw.error.reason} (in line {lineno})", raw.head)
                 continue
             if first:
@@ -410,7 +412,7 @@ class _Reader:
                 yield from self._parquet_rows(name, names, cursor)
             finally:
                 con.close()
-        except io.SourceError as exc:
+        except inputs.SourceError as exc:
             self.stats.records_read += 1
             self.reject(name, None, exc.key, exc.reason)
         except duckdb.Error as exc:
@@ -498,7 +500,7 @@ def _sniff(buf: bytes, eof: bool) -> str | None:
 
 
 def _local_file(name: str) -> bool:
-    if name == io.STDIN_NAME or name.startswith("s3://"):
+    if name == inputs.STDIN_NAME or name.startswith("s3://"):
         return False
     try:
         return stat.S_ISREG(os.stat(name).st_mode)

@@ -12,7 +12,7 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from minerwatch.cli.main import app
+from minerwatch.cli.all_commands import app
 from minerwatch.generate.findings import generate_findings
 from minerwatch.sources.botocore_shapes import to_pascal
 

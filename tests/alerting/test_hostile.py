@@ -10,7 +10,7 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from minerwatch.cli.main import app
+from minerwatch.cli.all_commands import app
 from minerwatch.generate.findings import generate_findings
 
 runner = CliRunner()

@@ -6,8 +6,8 @@ import sys
 
 import typer.main
 
+from minerwatch.cli.all_commands import app
 from minerwatch.cli.entry import COMMAND_MODULES
-from minerwatch.cli.main import app
 
 
 def _registered() -> dict[str, str]:

@@ -4,7 +4,7 @@ import json
 
 from typer.testing import CliRunner
 
-from minerwatch.cli.main import app
+from minerwatch.cli.all_commands import app
 
 runner = CliRunner()
 

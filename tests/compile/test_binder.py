@@ -10,7 +10,7 @@ from minerwatch.compile.binder import VT, BCol, BDoc, bind, parse_timestamp
 from minerwatch.errors import QueryCompileError
 from minerwatch.lang.parser import parse_query
 
-SEED = Path(__file__).resolve().parents[2].parent / "shared" / "seeds" / "000_874a6878789f665b.txt"
+SEED = Path(__file__).resolve().parents[1] / "data" / "seed" / "000_874a6878789f665b.txt"
 
 
 def seed_text() -> tuple[str, int]:

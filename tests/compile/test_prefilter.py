@@ -13,7 +13,7 @@ from minerwatch.compile.python import compile_python
 from minerwatch.lang.parser import parse_query
 from minerwatch.sources.records import Record
 
-SEED = Path(__file__).resolve().parents[2].parent / "shared" / "seeds" / "000_874a6878789f665b.txt"
+SEED = Path(__file__).resolve().parents[1] / "data" / "seed" / "000_874a6878789f665b.txt"
 
 
 def lits(where: str) -> list[bytes] | None:

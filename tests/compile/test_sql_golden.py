@@ -17,7 +17,7 @@ from minerwatch.compile.sql import compile_sql
 from minerwatch.lang.parser import parse_query
 
 GOLDEN = Path(__file__).parent / "golden"
-SEED = Path(__file__).resolve().parents[2].parent / "shared" / "seeds" / "000_874a6878789f665b.txt"
+SEED = Path(__file__).resolve().parents[1] / "data" / "seed" / "000_874a6878789f665b.txt"
 
 
 def seed_query() -> str:

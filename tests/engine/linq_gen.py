@@ -24,7 +24,7 @@ from minerwatch.lang.parser import parse_query
 from minerwatch.sources.guardduty import finding_to_record
 from minerwatch.sources.records import Record
 
-SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "samples" / "guardduty"
+SAMPLES = Path(__file__).resolve().parents[1] / "data" / "real" / "guardduty"
 
 
 def sample_records() -> list[Record]:

@@ -14,9 +14,9 @@ from minerwatch.lang.parser import parse_query
 from minerwatch.sources.guardduty import finding_to_record
 from minerwatch.sources.records import ReadStats, Record
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-SEED = SHARED / "seeds" / "000_874a6878789f665b.txt"
-SAMPLES = SHARED / "samples" / "guardduty"
+DATA = Path(__file__).resolve().parents[1] / "data"
+SEED = DATA / "seed" / "000_874a6878789f665b.txt"
+SAMPLES = DATA / "real" / "guardduty"
 
 
 def seed_query() -> str:

@@ -10,11 +10,11 @@ import orjson
 import sqlglot
 from typer.testing import CliRunner
 
-from minerwatch.cli.main import app
+from minerwatch.cli.all_commands import app
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-SEED = SHARED / "seeds" / "000_874a6878789f665b.txt"
-SAMPLES = SHARED / "samples" / "guardduty"
+DATA = Path(__file__).resolve().parents[1] / "data"
+SEED = DATA / "seed" / "000_874a6878789f665b.txt"
+SAMPLES = DATA / "real" / "guardduty"
 runner = CliRunner()
 
 

@@ -15,7 +15,7 @@ from moto.server import ThreadedMotoServer
 from typer.testing import CliRunner
 
 from minerwatch.alerting.state import StateStore
-from minerwatch.cli.main import app
+from minerwatch.cli.all_commands import app
 from minerwatch.enrich.run import EnrichSources, enrich_alert
 from minerwatch.generate.scenario import write_scenario
 

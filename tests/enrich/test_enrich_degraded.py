@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 import minerwatch.enrich.run as run_module
 from minerwatch.alerting.state import StateStore
-from minerwatch.cli.main import app
+from minerwatch.cli.all_commands import app
 from minerwatch.enrich.run import EnrichSources, enrich_alert
 from minerwatch.generate.scenario import write_scenario
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from minerwatch.cli.main import app
+from minerwatch.cli.all_commands import app
 from minerwatch.enrich.iocs import bundled, default_for_rule
 from minerwatch.rules.loader import load_rule
 from minerwatch.rules.shipped import DEFAULT_RULE

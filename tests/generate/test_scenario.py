@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from minerwatch.cli.main import app
+from minerwatch.cli.all_commands import app
 from minerwatch.generate.scenario import ScenarioError, write_scenario
 
 SEEDS = (11, 2024)

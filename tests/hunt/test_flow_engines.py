@@ -18,7 +18,7 @@ from minerwatch.hunt import HuntOptions, hunt
 from minerwatch.hunt.flows import network_ranges
 from minerwatch.sources.vpcflow import V2_FIELDS
 
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples" / "vpcflow"
+SAMPLES = Path(__file__).resolve().parents[1] / "data" / "real" / "vpcflow"
 
 
 def _both(iocs: IocSet, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]]:

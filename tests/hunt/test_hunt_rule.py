@@ -9,7 +9,7 @@ from typing import Any
 
 from typer.testing import CliRunner
 
-from minerwatch.cli.main import app
+from minerwatch.cli.all_commands import app
 from minerwatch.enrich.iocs import IocSet
 from minerwatch.hunt.rule_tests import run_hunt_rule_tests
 from minerwatch.rules.loader import load_rule

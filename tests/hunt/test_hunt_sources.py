@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from minerwatch.cli.main import app
+from minerwatch.cli.all_commands import app
 from minerwatch.enrich.iocs import IocSet
 from minerwatch.errors import InputError
 from minerwatch.hunt import HuntOptions, hunt
@@ -23,7 +23,7 @@ from minerwatch.hunt.output import csv_row
 from minerwatch.sources.vpcflow import V2_FIELDS
 
 runner = CliRunner()
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples"
+SAMPLES = Path(__file__).resolve().parents[1] / "data" / "real"
 V2_HEADER = " ".join(V2_FIELDS)
 
 

@@ -16,8 +16,8 @@ import orjson
 import pytest
 
 from minerwatch.generate.findings import generate_findings
+from minerwatch.live.feeds import FollowSource, LineSplitter, StdinSource
 from minerwatch.live.service import WatchOptions, WatchService
-from minerwatch.live.sources import FollowSource, LineSplitter, StdinSource
 from minerwatch.rules.loader import load_rule
 from minerwatch.rules.shipped import DEFAULT_RULE
 

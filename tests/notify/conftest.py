@@ -22,7 +22,7 @@ from minerwatch.rules.shipped import DEFAULT_RULE, SAMPLES_DIR
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE_FINDINGS = SAMPLES_DIR / "findings" / "findings.jsonl"
-CRYPTO_SAMPLES = REPO.parent / "shared" / "samples" / "guardduty" / "elastic-test-guard_duty-crypto.jsonl"
+CRYPTO_SAMPLES = REPO / "tests" / "data" / "real" / "guardduty" / "elastic-test-guard_duty-crypto.jsonl"
 
 
 @dataclass

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from minerwatch.alerting.state import StateStore
-from minerwatch.cli.main import app
+from minerwatch.cli.all_commands import app
 from minerwatch.notify.outbox import list_rows, open_outbox
 
 from .conftest import Receiver, config_from, run_detect

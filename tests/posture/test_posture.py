@@ -11,7 +11,7 @@ import pytest
 from respond_env import use_moto
 from typer.testing import CliRunner
 
-from minerwatch.cli.main import app
+from minerwatch.cli.all_commands import app
 
 runner = CliRunner()
 GOOD, BAD, OFF = "us-east-1", "eu-west-1", "us-west-2"

@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from minerwatch.alerting.state import StateStore
-from minerwatch.cli.main import app
+from minerwatch.cli.all_commands import app
 from minerwatch.generate.scenario import write_scenario
 
 runner = CliRunner()

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from minerwatch.alerting.state import StateStore
-from minerwatch.cli.main import app
+from minerwatch.cli.all_commands import app
 from minerwatch.enrich.run import stored_enrichment
 from minerwatch.enrich.sections import SECTION_ORDER
 from minerwatch.report.model import REPORT_VERSION, build_report

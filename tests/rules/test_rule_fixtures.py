@@ -20,7 +20,7 @@ import yaml
 from minerwatch.catalog.finding_types import crypto_mining_types
 from minerwatch.rules import Rule, RuleTest, load_rule
 
-RULES = Path(__file__).resolve().parents[2] / "rules"
+RULES = Path(__file__).resolve().parents[2] / "minerwatch" / "data" / "rules"
 # Detection rules over GuardDuty findings; hunting rules over other tables replay through the hunt (tests/hunt).
 SHIPPED = [p for p in sorted(RULES.glob("*.md")) if load_rule(p).table == "cloud.aws.guardduty"]
 CASES = [(path, test) for path in SHIPPED for test in load_rule(path).tests]

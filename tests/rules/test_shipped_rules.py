@@ -13,7 +13,7 @@ from minerwatch.catalog.finding_types import crypto_mining_types
 from minerwatch.lang.parser import parse_query
 from minerwatch.rules import Rule, load_rule
 
-RULES = Path(__file__).resolve().parents[2] / "rules"
+RULES = Path(__file__).resolve().parents[2] / "minerwatch" / "data" / "rules"
 SEED_COPY = RULES / "aws-guardduty-crypto-mining.md"
 EXTENDED = RULES / "aws-guardduty-crypto-mining-extended.md"
 SHIPPED = sorted(RULES.glob("*.md"))

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from minerwatch.errors import InputError
-from minerwatch.sources import io as mw_io
+from minerwatch.sources import inputs as mw_io
 from minerwatch.sources.cloudtrail import RecordError, cloudtrail_record, parse_timestamp, read_cloudtrail
 from minerwatch.sources.records import ReadStats, Record, Reject
 

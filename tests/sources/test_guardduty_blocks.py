@@ -24,7 +24,7 @@ from minerwatch.generate.findings import generate_findings
 from minerwatch.lang.parser import parse_query
 from minerwatch.rules.loader import load_rule
 from minerwatch.rules.shipped import DEFAULT_RULE
-from minerwatch.sources import io
+from minerwatch.sources import inputs
 from minerwatch.sources.guardduty import read_guardduty
 from minerwatch.sources.records import ReadStats, Record, Reject
 
@@ -62,7 +62,7 @@ def _reads_of(size: int | None) -> Iterator[None]:
     if size is None:
         yield
         return
-    with mock.patch.object(io, "BLOCK_SIZE", size):
+    with mock.patch.object(inputs, "BLOCK_SIZE", size):
         yield
 
 

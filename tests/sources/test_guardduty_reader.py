@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from minerwatch.errors import InputError
-from minerwatch.sources import io
+from minerwatch.sources import inputs
 from minerwatch.sources.botocore_shapes import to_pascal
 from minerwatch.sources.guardduty import read_guardduty
 from minerwatch.sources.records import ReadStats
@@ -299,7 +299,7 @@ def test_lines_split_across_any_block_boundary(
     baseline = read([tmp_path])
     assert len(baseline.records) == 22 and [r.line for r in baseline.rejects] == [6, 6]
     for size in (1, 7, 100, 4096):
-        monkeypatch.setattr(io, "BLOCK_SIZE", size)
+        monkeypatch.setattr(inputs, "BLOCK_SIZE", size)
         res = read([tmp_path])
         assert [(r.file, r.line, r.doc) for r in res.records] == [
             (r.file, r.line, r.doc) for r in baseline.records
@@ -402,7 +402,7 @@ def test_an_over_long_line_is_never_held_whole(
     tmp_path: Path, real_lines: list[bytes], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Lines up to the record limit are legitimate and may be held (twice while joined); longer ones never.
-    monkeypatch.setattr(io, "BLOCK_SIZE", 64 * 1024)
+    monkeypatch.setattr(inputs, "BLOCK_SIZE", 64 * 1024)
     path = tmp_path / "big.jsonl"
     path.write_bytes(
         real_lines[0] + b"\n" + b'{"a":"' + b"x" * (5 * 1024 * 1024) + b'"}\n' + real_lines[1] + b"\n"
@@ -421,7 +421,7 @@ def test_an_over_long_line_is_never_held_whole(
 
 
 def test_a_gzip_bomb_is_read_in_bounded_pieces(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(io, "BLOCK_SIZE", 256 * 1024)
+    monkeypatch.setattr(inputs, "BLOCK_SIZE", 256 * 1024)
     path = tmp_path / "bomb.gz"
     with gzip.open(path, "wb", compresslevel=9) as f:
         for _ in range(64):

@@ -16,7 +16,7 @@ import duckdb
 import pytest
 
 from minerwatch.catalog.tables import VPCFLOW
-from minerwatch.sources import io as mw_io
+from minerwatch.sources import inputs as mw_io
 from minerwatch.sources.records import ReadStats, Record, Reject
 from minerwatch.sources.vpcflow import HEADERLESS, TGW_FIELDS, V2_FIELDS, parse_header, read_vpcflow
 

@@ -14,17 +14,6 @@ from typing import Any
 
 import orjson
 
-from minerwatch.generate.finding_types import (
-    BLACKHOLE_DOMAINS,
-    C2_DOMAINS,
-    EXFIL_DOMAINS,
-    IAM_RECON_APIS,
-    MINING_POOLS,
-    PROBE_PORTS,
-    SAMPLE_TYPES,
-    USER_AGENTS,
-    Kind,
-)
 from minerwatch.generate.fleet import (
     Account,
     Bucket,
@@ -39,6 +28,17 @@ from minerwatch.generate.fleet import (
     public_ip,
     remote_ip_details,
     tag_list,
+)
+from minerwatch.generate.vocabulary import (
+    BLACKHOLE_DOMAINS,
+    C2_DOMAINS,
+    EXFIL_DOMAINS,
+    IAM_RECON_APIS,
+    MINING_POOLS,
+    PROBE_PORTS,
+    SAMPLE_TYPES,
+    USER_AGENTS,
+    Kind,
 )
 
 

@@ -32,7 +32,7 @@ from typing import Any, Protocol
 
 from minerwatch.live.positions import PositionStore
 from minerwatch.sources.guardduty import records_from_line
-from minerwatch.sources.io import MAX_RECORD_BYTES, excerpt, implausible
+from minerwatch.sources.inputs import MAX_RECORD_BYTES, excerpt, implausible
 from minerwatch.sources.records import Record, Reject
 
 READ_BLOCK = 1 << 20

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minerwatch.sources.io import (
+from minerwatch.sources.inputs import (
     _AHEAD,
     BrokenLine,
     LineBlock,
