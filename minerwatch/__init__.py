@@ -11,9 +11,16 @@ Pipeline (imports flow one way, down this list):
     cli      -> the thin typer CLI over all of the above
 """
 
-from importlib.metadata import PackageNotFoundError, version
 
-try:
-    __version__ = version("minerwatch")  # one source of truth: pyproject.toml, through the installed metadata
-except PackageNotFoundError:  # a source tree on sys.path without an install
-    __version__ = "0+unknown"
+
+def __getattr__(name: str) -> str:
+    # The version comes from the installed metadata (one source of truth: pyproject.toml), read only when asked:
+    # importlib.metadata costs tens of milliseconds that every command line would otherwise pay at start-up.
+    if name != "__version__":
+        raise AttributeError(name)
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("minerwatch")
+    except PackageNotFoundError:  # a source tree on sys.path without an install
+        return "0+unknown"

@@ -24,9 +24,9 @@ app = typer.Typer(
 
 def _print_version(value: bool) -> None:
     if value:
-        from importlib.metadata import version
+        from minerwatch import __version__
 
-        print(f"minerwatch {version('minerwatch')}")
+        print(f"minerwatch {__version__}")
         raise typer.Exit()
 
 
