@@ -16,7 +16,7 @@ from minerwatch.alerting.allowlist import load_allowlist
 from minerwatch.alerting.detect import DetectOptions, DetectStats, detect
 from minerwatch.alerting.rule_tests import run_rule_tests
 from minerwatch.alerting.state import StateStore
-from minerwatch.cli.app import DEFAULT_STATE, app, err, fail, out
+from minerwatch.cli.app import DEFAULT_STATE, alert_or_fail, app, err, fail, out
 from minerwatch.errors import MinerWatchError
 from minerwatch.rules.loader import load_rule
 from minerwatch.rules.shipped import DEFAULT_RULE, SAMPLES_DIR, shipped_rules
@@ -185,9 +185,7 @@ def alerts_show(
     from minerwatch.enrich.run import stored_enrichment  # local: nothing else in this module needs enrich
 
     store = StateStore(state)
-    record = store.get_alert(alert_id)
-    if record is None:
-        fail(f"no alert {alert_id!r} in {state}", 1)
+    record = alert_or_fail(store, alert_id, state)
     sections, timeline = stored_enrichment(store, record["alert_id"])
     if as_json:
         # The alert's own keys stay at the top level, so readers of the plain alert JSON keep working.
@@ -217,9 +215,13 @@ def alerts_show(
 def _set_status(alert_id: str, state: Path, status: str, config: Path | None = None) -> None:
     # With a notification config (--config, $MINERWATCH_CONFIG or ./minerwatch.yaml) the status change also
     # queues an acknowledge / resolve for destinations that follow it (PagerDuty, webhooks), in one transaction.
+    from minerwatch.alerting.state import AmbiguousAlertId
     from minerwatch.cli.notify_cmds import set_status_and_notify
 
-    record = set_status_and_notify(state, alert_id, status, config)
+    try:
+        record = set_status_and_notify(state, alert_id, status, config)
+    except AmbiguousAlertId as exc:
+        fail(exc, 2)
     if record is None:
         fail(f"no alert {alert_id!r} in {state}", 1)
     print(f"{record['alert_id']}: {status}")

@@ -13,7 +13,7 @@ from rich.text import Text
 
 from minerwatch.alerting.state import StateStore
 from minerwatch.catalog.prices import load_prices
-from minerwatch.cli.app import DEFAULT_STATE, app, err, fail, out
+from minerwatch.cli.app import DEFAULT_STATE, alert_or_fail, app, err, fail, out
 from minerwatch.enrich.iocs import IocSet, bundled, default_for_rule, load_ioc_file, merge
 from minerwatch.enrich.run import EnrichSources, enrich_alert, rule_for_alert
 from minerwatch.errors import MinerWatchError
@@ -74,9 +74,7 @@ def enrich_cmd(
         fail("--cpu-points must be at least 1")
     delta = parse_window(window)
     store = StateStore(state)
-    alert = store.get_alert(alert_id)
-    if alert is None:
-        fail(f"no alert {alert_id!r} in {state}", 1)
+    alert = alert_or_fail(store, alert_id, state)
     try:
         loaded_rule = load_rule(rule) if rule else None
         iocs: IocSet | None = None
