@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -49,11 +51,23 @@ def test_the_readme_incident_walkthrough_runs_against_a_plain_moto_server(tmp_pa
     )
     # Stop the background server however the block ends.
     wrapped = "set -eo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null' EXIT\n" + script
-    res = subprocess.run(
-        ["bash", "-c", wrapped], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900
+    proc = subprocess.Popen(
+        ["bash", "-c", wrapped],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
-    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
-    assert "isolate failed" not in res.stdout and "isolation incomplete" not in res.stdout
+    try:
+        stdout, stderr = proc.communicate(timeout=900)
+    finally:
+        # Whatever happened, nothing the block started outlives the test.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+    assert proc.returncode == 0, stdout[-4000:] + stderr[-4000:]
+    assert "isolation incomplete" not in stdout
 
     store = StateStore(tmp_path / "incident" / "state.db")
     try:
