@@ -70,6 +70,21 @@ def _print_summary(stats: DetectStats) -> None:
             f"{r} ×{n}" for r, n in sorted(s.reject_reasons.items())), highlight=False, markup=False)
 
 
+DRAIN_TIMEOUT = typer.Option(
+    30.0,
+    "--drain-timeout",
+    min=0.0,
+    help="Seconds to keep delivering notifications (retries included) before exiting at the end of the input; "
+    "what is not delivered by then stays queued for `watch` or `outbox deliver`.",
+)
+
+
+def _notify_config(config: Path | None) -> Any:
+    from minerwatch.cli.notify_cmds import notify_config  # local: loads the notification stack only when used
+
+    return notify_config(config)
+
+
 @app.command("detect")
 def detect_cmd(
     paths: list[str] = typer.Argument(
@@ -100,10 +115,15 @@ def detect_cmd(
         False, "--no-prefilter", help="Parse every line, even those lacking every literal the query requires."
     ),
     batch_rows: int = typer.Option(2000, "--batch-rows", help="Matched rows per state transaction.", hidden=True),
+    config: Path | None = typer.Option(
+        None, "--config", help="Notification settings (default: $MINERWATCH_CONFIG, else ./minerwatch.yaml if present)."
+    ),
+    drain_timeout: float = DRAIN_TIMEOUT,
 ) -> None:
     """Run a detection rule over GuardDuty findings: where → allowlist → throttle → alerts in the state store.
 
-    Rerunning over the same input changes nothing (deliveries are deduplicated by finding id + updatedAt).
+    Rerunning over the same input changes nothing (deliveries are deduplicated by finding id + updatedAt). With a
+    notification configuration, new and updated alerts go through the outbox and are delivered before exit.
     """
     if fmt not in FORMATS:
         fail(f"--format must be one of {', '.join(FORMATS)}")
@@ -112,6 +132,7 @@ def detect_cmd(
     try:
         loaded = load_rule(rule)
         allow = load_allowlist(allowlist) if allowlist else None
+        notify = _notify_config(config)
     except MinerWatchError as exc:
         fail(exc)
     emitted: list[dict[str, Any]] = []
@@ -134,6 +155,12 @@ def detect_cmd(
         batch_rows=max(1, batch_rows),
         on_alert=on_alert,
     )
+    queued: list[int] = []
+    if notify is not None:
+        from minerwatch.notify.outbox import enqueue
+
+        cfg = notify  # the outbox rows are written in the transaction that commits the alerts
+        options.in_transaction = lambda store, records: queued.extend(enqueue(store, records, cfg))
     try:
         stats = detect(loaded, inputs, options)
     except MinerWatchError as exc:
@@ -145,6 +172,10 @@ def detect_cmd(
         for r in latest:
             print(_alert_line(r, fmt))
     _print_summary(stats)
+    if notify is not None:
+        from minerwatch.cli.notify_cmds import deliver_queued
+
+        deliver_queued(state, notify, loaded, queued, drain_timeout)
     if stats_json:
         stats_json.parent.mkdir(parents=True, exist_ok=True)
         stats_json.write_text(json.dumps(stats.to_json(), indent=2))
