@@ -235,7 +235,10 @@ def alerts_show(
         return
     out.print("enrichment:", highlight=False)
     for name, section in sections.items():
-        out.print(f"  {name} [{section.get('status')}]: {section.get('headline')}", highlight=False, markup=False)
+        status, stale = str(section.get("status")), section.get("stale")
+        if stale:  # kept from an earlier run that a later one could not refresh
+            status += f", stale since {stale.get('since')}: {stale.get('reason')}"
+        out.print(f"  {name} [{status}]: {section.get('headline')}", highlight=False, markup=False)
         for w in section.get("warnings", []):
             out.print(f"      warning: {w}", highlight=False, markup=False)
     out.print(f"timeline ({len(timeline)}):", highlight=False)
