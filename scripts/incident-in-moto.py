@@ -15,6 +15,9 @@ import argparse
 import json
 import os
 import sys
+import time
+import urllib.error
+import urllib.request
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,6 +27,21 @@ import boto3
 
 REGION = "us-east-1"
 SAMPLES = Path(__file__).resolve().parent.parent / "minerwatch" / "data" / "samples" / "findings" / "findings.jsonl"
+
+
+def wait_for(endpoint: str, seconds: float = 60.0) -> bool:
+    """True once the server answers (any HTTP status), so a `moto_server &` started just before is ready."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            urllib.request.urlopen(endpoint, timeout=5).close()
+            return True
+        except urllib.error.HTTPError:
+            return True
+        except OSError:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.2)
 
 
 def main() -> int:
@@ -36,6 +54,9 @@ def main() -> int:
             "incident-in-moto: set AWS_ENDPOINT_URL to a local moto server (e.g. http://127.0.0.1:5055)",
             file=sys.stderr,
         )
+        return 2
+    if not wait_for(endpoint):
+        print(f"incident-in-moto: nothing answers at {endpoint}", file=sys.stderr)
         return 2
     ec2 = boto3.client("ec2", region_name=REGION)
     iam = boto3.client("iam", region_name=REGION)

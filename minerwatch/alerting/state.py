@@ -63,6 +63,26 @@ CREATE TABLE IF NOT EXISTS audit (
 """
 
 
+class AmbiguousAlertId(StateError):
+    """An alert id prefix that starts more than one alert's id."""
+
+    SHOWN = 10
+
+    def __init__(self, prefix: str, candidates: list[str], path: str | Path | None = None) -> None:
+        self.prefix = prefix
+        self.candidates = candidates
+        shown = ", ".join(candidates[: self.SHOWN])
+        more = f" and {len(candidates) - self.SHOWN} more" if len(candidates) > self.SHOWN else ""
+        where = f" in {path}" if path else ""
+        super().__init__(
+            f"alert id {prefix!r} is ambiguous: {len(candidates)} alerts{where} start with it: {shown}{more}; "
+            "give more of the id"
+        )
+
+    def format(self) -> str:
+        return self.message
+
+
 class StateStore:
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
@@ -174,14 +194,18 @@ class StateStore:
         return record
 
     def get_alert(self, alert_id: str) -> dict[str, Any] | None:
+        """The alert ``alert_id`` or the only one whose id starts with it (``None`` when none does); raises
+        :class:`AmbiguousAlertId` when several do."""
         row = self.db.execute("SELECT record FROM alerts WHERE alert_id=?", (alert_id,)).fetchone()
         if row is None:
             # Accept an unambiguous prefix, as people copy ids from tables.
             rows = self.db.execute(
-                "SELECT record FROM alerts WHERE alert_id LIKE ? ESCAPE '\\' LIMIT 2",
+                "SELECT alert_id, record FROM alerts WHERE alert_id LIKE ? ESCAPE '\\' ORDER BY alert_id",
                 (alert_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%",),
             ).fetchall()
-            row = rows[0] if len(rows) == 1 else None
+            if len(rows) > 1:
+                raise AmbiguousAlertId(alert_id, [r[0] for r in rows], self.path)
+            row = (rows[0][1],) if rows else None
         return orjson.loads(row[0]) if row else None
 
     def list_alerts(self, rule_id: str | None = None, status: str | None = None) -> list[dict[str, Any]]:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import sys
-from typing import NoReturn
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from rich.console import Console
 
 from minerwatch.errors import MinerWatchError
+
+if TYPE_CHECKING:
+    from minerwatch.alerting.state import StateStore
 
 app = typer.Typer(
     name="minerwatch",
@@ -52,6 +56,20 @@ def fail(exc: MinerWatchError | str, code: int = 2) -> NoReturn:
     text = exc.format() if isinstance(exc, MinerWatchError) else exc
     print(text, file=sys.stderr)
     raise typer.Exit(code)
+
+
+def alert_or_fail(store: StateStore, alert_id: str, state: Path) -> dict[str, Any]:
+    """The alert ``alert_id`` names (an unambiguous prefix is enough); exits 1 when there is none, 2 with the
+    candidates when the prefix starts several alerts' ids."""
+    from minerwatch.alerting.state import AmbiguousAlertId
+
+    try:
+        record = store.get_alert(alert_id)
+    except AmbiguousAlertId as exc:
+        fail(exc, 2)
+    if record is None:
+        fail(f"no alert {alert_id!r} in {state}", 1)
+    return record
 
 
 def run() -> None:

@@ -16,7 +16,7 @@ from minerwatch.alerting.allowlist import load_allowlist
 from minerwatch.alerting.detect import DetectOptions, DetectStats, detect
 from minerwatch.alerting.rule_tests import run_rule_tests
 from minerwatch.alerting.state import StateStore
-from minerwatch.cli.app import DEFAULT_STATE, app, err, fail, out
+from minerwatch.cli.app import DEFAULT_STATE, alert_or_fail, app, err, fail, out
 from minerwatch.errors import MinerWatchError
 from minerwatch.rules.loader import load_rule
 from minerwatch.rules.shipped import DEFAULT_RULE, SAMPLES_DIR, shipped_rules
@@ -70,6 +70,21 @@ def _print_summary(stats: DetectStats) -> None:
             f"{r} ×{n}" for r, n in sorted(s.reject_reasons.items())), highlight=False, markup=False)
 
 
+DRAIN_TIMEOUT = typer.Option(
+    30.0,
+    "--drain-timeout",
+    min=0.0,
+    help="Seconds to keep delivering notifications (retries included) before exiting at the end of the input; "
+    "what is not delivered by then stays queued for `watch` or `outbox deliver`.",
+)
+
+
+def _notify_config(config: Path | None) -> Any:
+    from minerwatch.cli.notify_cmds import notify_config  # local: loads the notification stack only when used
+
+    return notify_config(config)
+
+
 @app.command("detect")
 def detect_cmd(
     paths: list[str] = typer.Argument(
@@ -100,10 +115,15 @@ def detect_cmd(
         False, "--no-prefilter", help="Parse every line, even those lacking every literal the query requires."
     ),
     batch_rows: int = typer.Option(2000, "--batch-rows", help="Matched rows per state transaction.", hidden=True),
+    config: Path | None = typer.Option(
+        None, "--config", help="Notification settings (default: $MINERWATCH_CONFIG, else ./minerwatch.yaml if present)."
+    ),
+    drain_timeout: float = DRAIN_TIMEOUT,
 ) -> None:
     """Run a detection rule over GuardDuty findings: where → allowlist → throttle → alerts in the state store.
 
-    Rerunning over the same input changes nothing (deliveries are deduplicated by finding id + updatedAt).
+    Rerunning over the same input changes nothing (deliveries are deduplicated by finding id + updatedAt). With a
+    notification configuration, new and updated alerts go through the outbox and are delivered before exit.
     """
     if fmt not in FORMATS:
         fail(f"--format must be one of {', '.join(FORMATS)}")
@@ -112,6 +132,7 @@ def detect_cmd(
     try:
         loaded = load_rule(rule)
         allow = load_allowlist(allowlist) if allowlist else None
+        notify = _notify_config(config)
     except MinerWatchError as exc:
         fail(exc)
     emitted: list[dict[str, Any]] = []
@@ -134,6 +155,12 @@ def detect_cmd(
         batch_rows=max(1, batch_rows),
         on_alert=on_alert,
     )
+    queued: list[int] = []
+    if notify is not None:
+        from minerwatch.notify.outbox import enqueue
+
+        cfg = notify  # the outbox rows are written in the transaction that commits the alerts
+        options.in_transaction = lambda store, records: queued.extend(enqueue(store, records, cfg))
     try:
         stats = detect(loaded, inputs, options)
     except MinerWatchError as exc:
@@ -145,6 +172,10 @@ def detect_cmd(
         for r in latest:
             print(_alert_line(r, fmt))
     _print_summary(stats)
+    if notify is not None:
+        from minerwatch.cli.notify_cmds import deliver_queued
+
+        deliver_queued(state, notify, loaded, queued, drain_timeout)
     if stats_json:
         stats_json.parent.mkdir(parents=True, exist_ok=True)
         stats_json.write_text(json.dumps(stats.to_json(), indent=2))
@@ -185,9 +216,7 @@ def alerts_show(
     from minerwatch.enrich.run import stored_enrichment  # local: nothing else in this module needs enrich
 
     store = StateStore(state)
-    record = store.get_alert(alert_id)
-    if record is None:
-        fail(f"no alert {alert_id!r} in {state}", 1)
+    record = alert_or_fail(store, alert_id, state)
     sections, timeline = stored_enrichment(store, record["alert_id"])
     if as_json:
         # The alert's own keys stay at the top level, so readers of the plain alert JSON keep working.
@@ -206,7 +235,10 @@ def alerts_show(
         return
     out.print("enrichment:", highlight=False)
     for name, section in sections.items():
-        out.print(f"  {name} [{section.get('status')}]: {section.get('headline')}", highlight=False, markup=False)
+        status, stale = str(section.get("status")), section.get("stale")
+        if stale:  # kept from an earlier run that a later one could not refresh
+            status += f", stale since {stale.get('since')}: {stale.get('reason')}"
+        out.print(f"  {name} [{status}]: {section.get('headline')}", highlight=False, markup=False)
         for w in section.get("warnings", []):
             out.print(f"      warning: {w}", highlight=False, markup=False)
     out.print(f"timeline ({len(timeline)}):", highlight=False)
@@ -217,9 +249,13 @@ def alerts_show(
 def _set_status(alert_id: str, state: Path, status: str, config: Path | None = None) -> None:
     # With a notification config (--config, $MINERWATCH_CONFIG or ./minerwatch.yaml) the status change also
     # queues an acknowledge / resolve for destinations that follow it (PagerDuty, webhooks), in one transaction.
+    from minerwatch.alerting.state import AmbiguousAlertId
     from minerwatch.cli.notify_cmds import set_status_and_notify
 
-    record = set_status_and_notify(state, alert_id, status, config)
+    try:
+        record = set_status_and_notify(state, alert_id, status, config)
+    except AmbiguousAlertId as exc:
+        fail(exc, 2)
     if record is None:
         fail(f"no alert {alert_id!r} in {state}", 1)
     print(f"{record['alert_id']}: {status}")

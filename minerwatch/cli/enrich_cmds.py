@@ -13,7 +13,7 @@ from rich.text import Text
 
 from minerwatch.alerting.state import StateStore
 from minerwatch.catalog.prices import load_prices
-from minerwatch.cli.app import DEFAULT_STATE, app, err, fail, out
+from minerwatch.cli.app import DEFAULT_STATE, alert_or_fail, app, err, fail, out
 from minerwatch.enrich.iocs import IocSet, bundled, default_for_rule, load_ioc_file, merge
 from minerwatch.enrich.run import EnrichSources, enrich_alert, rule_for_alert
 from minerwatch.errors import MinerWatchError
@@ -36,7 +36,9 @@ _ENRICH_HELP = (
     "pool lookups, other findings, CPU and cost impact, each stored as a section beside the alert, with a merged "
     "timeline (see them with `minerwatch alerts show ID`).\n\n"
     "A source that is not given, or that fails, makes its sections unavailable with the reason; rejected input "
-    "records are counted in the section that read them and appended to --rejects. Re-running replaces the sections."
+    "records are counted in the section that read them and appended to --rejects. Re-running replaces the sections, "
+    "except that a stored section with a result is not replaced by an unavailable one: it is kept, marked stale "
+    "with the reason, and the command exits 1 (--refresh replaces it)."
 )
 
 
@@ -67,6 +69,9 @@ def enrich_cmd(
         None, "--rejects", help="Where rejected input records go. Default: enrich-rejects.jsonl beside the state."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the sections and timeline as JSON."),
+    refresh: bool = typer.Option(
+        False, "--refresh", help="Replace stored sections even by unavailable ones (sources not given or unreadable)."
+    ),
 ) -> None:
     if metrics is not None and cloudwatch:
         fail("--metrics and --cloudwatch are alternatives: give one")
@@ -74,9 +79,7 @@ def enrich_cmd(
         fail("--cpu-points must be at least 1")
     delta = parse_window(window)
     store = StateStore(state)
-    alert = store.get_alert(alert_id)
-    if alert is None:
-        fail(f"no alert {alert_id!r} in {state}", 1)
+    alert = alert_or_fail(store, alert_id, state)
     try:
         loaded_rule = load_rule(rule) if rule else None
         iocs: IocSet | None = None
@@ -104,6 +107,7 @@ def enrich_cmd(
             rejects=rejects or state.parent / "enrich-rejects.jsonl",
             cpu_threshold=cpu_threshold,
             cpu_min_points=cpu_points,
+            refresh=refresh,
         )
     except MinerWatchError as exc:
         fail(exc)
@@ -118,7 +122,8 @@ def enrich_cmd(
             for w in section.get("warnings", []):
                 text += f"\n(warning: {w})"
             # Headlines quote log content (user agents, names): plain Text, never rich markup.
-            table.add_row(name, section["status"], Text(text))
+            status = section["status"] + (" (stale)" if name in result.stale else "")
+            table.add_row(name, status, Text(text))
         out.print(f"alert {result.alert_id}", highlight=False)
         out.print(table)
         out.print(
@@ -130,3 +135,13 @@ def enrich_cmd(
         err.print(f"note: {note}", highlight=False, markup=False)
     if result.rejected:
         err.print(f"{result.rejected} input record(s) rejected, written to {result.rejects_file}", highlight=False)
+    if result.stale:
+        for name, reason in result.stale.items():
+            since = result.sections[name]["stale"]["since"]
+            err.print(
+                f"stale: {name} kept from an earlier run (not refreshed since {since}): {reason}",
+                highlight=False,
+                markup=False,
+            )
+        err.print("give the missing sources, or --refresh to replace those sections", highlight=False)
+        raise typer.Exit(1)

@@ -19,6 +19,7 @@ from minerwatch.errors import MinerWatchError
 from minerwatch.notify.base import Delivery, DeliveryError, RuleActions, clean, cut, idempotency_key, version_of
 from minerwatch.notify.config import NotifyConfig, find_config, load_config, scrub
 from minerwatch.notify.outbox import (
+    DeliveryStats,
     Dispatcher,
     enqueue,
     list_rows,
@@ -27,6 +28,7 @@ from minerwatch.notify.outbox import (
     requeue,
     summary,
 )
+from minerwatch.rules.model import Rule
 
 outbox_app = typer.Typer(
     help="The notification outbox: what was delivered, what waits, what is parked.", no_args_is_help=True
@@ -278,8 +280,31 @@ def set_status_and_notify(state: Path, alert_id: str, status: str, config: Path 
         return record
     with Dispatcher(state, cfg) as dispatcher:
         stats = dispatcher.deliver_due(ids=ids)
+    report_delivery(stats, len(ids) - stats.delivered)
+    return record
+
+
+def report_delivery(stats: DeliveryStats, waiting: int) -> None:
+    """Per-destination results and one line: sent, and what stays queued for the dispatcher."""
     _print_stats(stats)
-    waiting = len(ids) - stats.delivered
     note = f", {waiting} queued (see `minerwatch outbox list`)" if waiting else ""
     err.print(f"notifications: {stats.delivered} sent{note}", highlight=False, markup=False)
-    return record
+
+
+def notify_config(path: Path | None) -> NotifyConfig | None:
+    """The configuration ``detect`` and ``watch`` notify through (``--config``, else ``$MINERWATCH_CONFIG``, else
+    ``./minerwatch.yaml``), or ``None`` when there is none or it has no destination."""
+    found = find_config(path)
+    if found is None:
+        return None
+    cfg = load_config(found)
+    return cfg if cfg.destinations else None
+
+
+def deliver_queued(state: Path, cfg: NotifyConfig, rule: Rule, ids: list[int], timeout: float) -> int:
+    """Deliver the rows a batch run queued before it exits (for at most ``timeout`` seconds); returns how many
+    are still queued."""
+    with Dispatcher(state, cfg, rules=[rule]) as dispatcher:
+        stats, waiting = dispatcher.drain(timeout, ids)
+    report_delivery(stats, waiting)
+    return waiting

@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 
 from minerwatch.alerting.state import StateStore
-from minerwatch.cli.app import DEFAULT_STATE, app, err, fail
+from minerwatch.cli.app import DEFAULT_STATE, alert_or_fail, app, err, fail
 from minerwatch.errors import MinerWatchError
 from minerwatch.report.html import render_html
 from minerwatch.report.markdown import render_markdown
@@ -50,8 +50,7 @@ def report_cmd(
         fail(f"no state store at {state}", 1)
     store = StateStore(state)
     try:
-        if store.get_alert(alert_id) is None:
-            fail(f"no alert {alert_id!r} in {state}", 1)
+        alert_id = alert_or_fail(store, alert_id, state)["alert_id"]
         report = build_report(store, alert_id, rule_path=rule, metrics=str(metrics) if metrics else None)
     except MinerWatchError as exc:
         fail(exc)

@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from minerwatch.alerting.state import StateStore
-from minerwatch.cli.app import DEFAULT_STATE, app, err, fail, out
+from minerwatch.cli.app import DEFAULT_STATE, alert_or_fail, app, err, fail, out
 from minerwatch.errors import MinerWatchError
 from minerwatch.posture.checks import CHECKS, PostureOptions, run_posture
 from minerwatch.respond import journal as J
@@ -124,9 +124,7 @@ def respond_cmd(
     if execute and plan_only:
         fail("--plan and --execute exclude each other")
     store = StateStore(state)
-    record = store.get_alert(alert_id)
-    if record is None:
-        fail(f"no alert {alert_id!r} in {state}", 1)
+    record = alert_or_fail(store, alert_id, state)
     if audit:
         _print_audit(store, record["alert_id"], as_json)
         return

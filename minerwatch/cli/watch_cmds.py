@@ -14,7 +14,7 @@ import typer
 
 from minerwatch.alerting.allowlist import load_allowlist
 from minerwatch.cli.app import app, err, fail
-from minerwatch.cli.detect_cmds import DEFAULT_STATE, _alert_line, _print_summary
+from minerwatch.cli.detect_cmds import DEFAULT_STATE, DRAIN_TIMEOUT, _alert_line, _notify_config, _print_summary
 from minerwatch.errors import MinerWatchError
 from minerwatch.live.feeds import FollowSource, Source, StdinSource
 from minerwatch.live.http import HealthServer
@@ -126,6 +126,7 @@ def watch_cmd(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not print alerts on stdout."),
     fmt: str = typer.Option("jsonl", "--format", "-f", help="Alerts on stdout: jsonl or ocsf."),
     stats_json: Path | None = typer.Option(None, "--stats-json", help="Write the run summary as JSON at exit."),
+    drain_timeout: float = DRAIN_TIMEOUT,
 ) -> None:
     """Run a detection rule continuously over a live source, with the semantics of `detect`.
 
@@ -156,6 +157,7 @@ def watch_cmd(
         prefilter=not no_prefilter,
         reorder_window=reorder_window,
         idle_timeout=float(max(1, wait_seconds)),
+        drain_timeout=drain_timeout,
         on_alert=on_alert,
     )
     try:
@@ -192,6 +194,10 @@ def watch_cmd(
         if server is not None:
             server.stop()
     _print_summary(stats)
+    if service.drained is not None:
+        from minerwatch.cli.notify_cmds import report_delivery
+
+        report_delivery(*service.drained)
     if stats_json:
         stats_json.parent.mkdir(parents=True, exist_ok=True)
         stats_json.write_text(json.dumps({**stats.to_json(), "watch": service.metrics.snapshot()}, indent=2))
@@ -200,14 +206,10 @@ def watch_cmd(
 def _attach_notifications(options: WatchOptions, config: Path | None, state: Path, rule: Rule) -> str | None:
     """The outbox in the commit transaction and the dispatcher in a background thread, when a configuration with
     destinations is found (``--config``, else ``$MINERWATCH_CONFIG``, else ``./minerwatch.yaml``)."""
-    from minerwatch.notify.config import find_config, load_config
     from minerwatch.notify.outbox import Dispatcher, transaction_hook
 
-    found = find_config(config)
-    if found is None:
-        return None
-    cfg = load_config(found)
-    if not cfg.destinations:
+    cfg = _notify_config(config)
+    if cfg is None:
         return None
     options.in_transaction = transaction_hook(cfg)
     options.notifier = Dispatcher(state, cfg, rules=[rule])

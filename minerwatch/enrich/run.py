@@ -9,17 +9,20 @@ Isolation: every step runs in its own ``try``; an exception makes that step's se
 reason and the others go on. A source that was not given makes its sections ``unavailable`` ("no --flow given");
 a source with rejects keeps its sections and says how many records were rejected and where they went. The alert
 record itself is never modified: sections are stored beside it (``StateStore.save_enrichment``), all in one
-transaction, replacing those of an earlier run.
+transaction, replacing those of an earlier run — except that a section this run could only make ``unavailable``
+(its source not given, missing or unreadable) does not replace a stored section that had a result: the stored one
+is kept, marked ``stale`` with the reason, and the run reports it (``refresh=True`` replaces it on purpose).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from minerwatch.alerting.alerts import iso
 from minerwatch.alerting.state import StateStore
 from minerwatch.catalog.prices import PriceTable, load_prices
 from minerwatch.catalog.tables import CLOUDTRAIL, GUARDDUTY, ROUTE53RESOLVER, VPCFLOW
@@ -57,6 +60,8 @@ class EnrichmentResult:
     rejects_file: str | None = None
     rejected: int = 0
     notes: list[str] = field(default_factory=list)
+    stale: dict[str, str] = field(default_factory=dict)
+    """Sections kept from an earlier run because this one could not refresh them → why."""
 
     @property
     def alert_id(self) -> str:
@@ -73,7 +78,25 @@ class EnrichmentResult:
             "rejected": self.rejected,
             "rejects_file": self.rejects_file if self.rejected else None,
             "notes": self.notes,
+            "stale": self.stale,
         }
+
+
+def keep_stale(
+    sections: dict[str, dict[str, Any]], stored: dict[str, dict[str, Any]], names: Sequence[str], now: str
+) -> dict[str, str]:
+    """Put back each stored section of ``names`` that had a result where this run has only ``unavailable``,
+    marked ``stale: {reason, since}`` (``since``: when it first could not be refreshed). Returns name → reason."""
+    kept: dict[str, str] = {}
+    for name in names:
+        new, old = sections.get(name), stored.get(name)
+        if not new or not old or new.get("status") != "unavailable" or old.get("status") == "unavailable":
+            continue
+        reason = str(new.get("reason") or "unavailable")
+        since = (old.get("stale") or {}).get("since") or now
+        sections[name] = {**old, "stale": {"reason": reason, "since": since}}
+        kept[name] = reason
+    return kept
 
 
 def rule_for_alert(alert: dict[str, Any]) -> Rule | None:
@@ -102,13 +125,16 @@ def enrich_alert(
     rejects: str | Path | None = None,
     cpu_threshold: float = DEFAULT_THRESHOLD,
     cpu_min_points: int = DEFAULT_MIN_POINTS,
+    refresh: bool = False,
 ) -> EnrichmentResult:
     """Enrich the alert ``alert_id`` (an unambiguous prefix is enough) and store the sections and timeline.
 
     ``iocs`` defaults to the alert's rule's IOCs plus the bundled ones (``rule`` or the shipped rule with the
     alert's ``rule_id``). ``session`` is a ``boto3.Session`` for ``cloudwatch`` / ``cost_explorer`` (default:
     a new one; ``AWS_ENDPOINT_URL`` points it elsewhere). ``rejects`` is the file rejected input records are
-    appended to. Raises :class:`InputError` if there is no such alert; never for a source's problems.
+    appended to. A stored section with a result is not replaced by an ``unavailable`` one unless ``refresh``: it is
+    kept and marked stale (``EnrichmentResult.stale``). Raises :class:`InputError` if there is no such alert; never
+    for a source's problems.
     """
     alert = store.get_alert(alert_id)
     if alert is None:
@@ -126,6 +152,8 @@ def enrich_alert(
         notes.append("the alert names no EC2 instance: instance sections are unavailable")
     reject_log = RejectLog(str(rejects) if rejects else None)
     sections: dict[str, dict[str, Any]] = {}
+    stored = {} if refresh else store.enrichments(alert["alert_id"])
+    now = iso(datetime.now(UTC))
 
     def run(names: tuple[str, ...], step: Callable[[], dict[str, dict[str, Any]]]) -> None:
         try:
@@ -165,6 +193,8 @@ def enrich_alert(
             )
         },
     )
+    # Kept sections count for the cost and the timeline as they did before.
+    stale = keep_stale(sections, stored, [n for n in SECTION_ORDER if n != COST], now)
     price_table = prices
     run(
         (COST,),
@@ -174,6 +204,7 @@ def enrich_alert(
             )
         },
     )
+    stale.update(keep_stale(sections, stored, [COST], now))
     reject_log.close()
     ordered = {name: sections[name] for name in SECTION_ORDER}
     timeline = timeline_section(alert, ordered)
@@ -193,6 +224,7 @@ def enrich_alert(
         rejects_file=reject_log.path,
         rejected=reject_log.count,
         notes=notes,
+        stale=stale,
     )
 
 

@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from minerwatch.alerting.allowlist import Allowlist
 from minerwatch.alerting.detect import DetectOptions, Detector, DetectStats, Match
@@ -40,6 +40,9 @@ from minerwatch.live.reorder import HoldBuffer
 from minerwatch.notify.base import idempotency_key
 from minerwatch.rules.model import Rule
 from minerwatch.sources.records import ReadStats, Reject
+
+if TYPE_CHECKING:
+    from minerwatch.notify.outbox import DeliveryStats
 
 
 @dataclass
@@ -61,6 +64,8 @@ class WatchOptions:
     notifier: Notifier | None = None
     """Delivers the notification outbox (filled by ``in_transaction``); run in a background thread and woken
     after each commit that changed an alert."""
+    drain_timeout: float = 30.0
+    """When the source ends (``watch -``), seconds to keep delivering the outbox before exiting; 0: do not wait."""
     notify_poll: float = 1.0
     """Seconds between the dispatcher's looks at the outbox when nothing wakes it (retries coming due)."""
     stall_after: float = 120.0
@@ -77,6 +82,8 @@ class Notifier(Protocol):
 
     def close(self) -> None: ...
 
+    def drain(self, timeout: float, ids: Iterable[int] | None = None) -> tuple[DeliveryStats, int]: ...
+
 
 class WatchService:
     """One rule over one live source until ``stop`` is set (or the source ends)."""
@@ -90,6 +97,8 @@ class WatchService:
         self.det: Detector | None = None
         self._notify_thread: threading.Thread | None = None
         self._notify_stop = threading.Event()
+        self.drained: tuple[DeliveryStats, int] | None = None
+        """What the delivery at the end of the input did: its stats and the rows still queued."""
         self._arrival = 0.0
         self._recovery = 0.0
         self.stats: DetectStats | None = None
@@ -133,7 +142,7 @@ class WatchService:
             stop=stop,
             log=opts.log,
         )
-        clean = False
+        clean = ended = False
         try:
             self.source.start(ctx)
             if self.source.recovery_until > 0:
@@ -147,6 +156,7 @@ class WatchService:
                 self._notify_thread.start()
             self._loop(stop)
             clean = True
+            ended = self.source.exhausted and not stop.is_set()
         except BaseException:
             det.store.rollback()
             raise
@@ -154,7 +164,7 @@ class WatchService:
             try:
                 self.source.close(clean)
             finally:
-                self._stop_notifier()
+                self._stop_notifier(drain=ended)
                 if clean:
                     self.stats = det.finish(self._read_stats(), started)
                 else:
@@ -162,15 +172,20 @@ class WatchService:
         assert self.stats is not None
         return self.stats
 
-    def _stop_notifier(self) -> None:
-        """Let each destination finish the send in hand (bounded by its timeout); undelivered rows stay queued."""
+    def _stop_notifier(self, drain: bool = False) -> None:
+        """Let each destination finish the send in hand (bounded by its timeout); at the end of the input
+        (``drain``) keep delivering for up to ``drain_timeout`` seconds first. Undelivered rows stay queued."""
         notifier = self.opts.notifier
         if notifier is None:
             return
         self._notify_stop.set()
         if self._notify_thread is not None:
             self._notify_thread.join(timeout=60.0)
-        notifier.close()
+        try:
+            if drain and self.opts.drain_timeout > 0:
+                self.drained = notifier.drain(self.opts.drain_timeout)
+        finally:
+            notifier.close()
 
     def _loop(self, stop: threading.Event) -> None:
         source, buffer, opts = self.source, self.buffer, self.opts

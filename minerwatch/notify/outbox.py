@@ -419,6 +419,20 @@ class DeliveryStats:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
+    def merge(self, other: DeliveryStats) -> None:
+        """Add the counts of a later pass (per destination too)."""
+        for name, lane in other.destinations.items():
+            mine = self.destinations.setdefault(name, LaneStats())
+            mine.attempted += lane.attempted
+            mine.delivered += lane.delivered
+            mine.retrying += lane.retrying
+            mine.parked += lane.parked
+            mine.errors += lane.errors
+        self.attempted += other.attempted
+        self.delivered += other.delivered
+        self.retrying += other.retrying
+        self.parked += other.parked
+
 
 class _Lane:
     """One destination: its sender, its connection, its rows in order."""
@@ -657,6 +671,38 @@ class Dispatcher:
         for name, fut in futures.items():
             stats.add(name, fut.result())
         return stats
+
+    def drain(self, timeout: float, ids: Iterable[int] | None = None) -> tuple[DeliveryStats, int]:
+        """Deliver until none of ``ids`` (every row, when ``None``) is pending any more, waiting for retries that
+        come due, for at most ``timeout`` seconds. Every due row goes out, so an older row of the same alert does
+        not hold one of ``ids`` back. Returns the stats of all passes and how many rows are still pending (they
+        stay queued for the next ``watch`` or ``outbox deliver``)."""
+        deadline = time.monotonic() + max(0.0, timeout)
+        wanted = sorted(set(ids)) if ids is not None else None
+        total = DeliveryStats()
+        self.stopping.clear()  # a dispatcher whose run() ended is usable again
+        while True:
+            total.merge(self.deliver_due())
+            pending, due = self._pending(wanted)
+            left = deadline - time.monotonic()
+            if not pending or left <= 0 or self.stopping.is_set():
+                return total, pending
+            self.stopping.wait(min(left, max(0.05, (due or 0.0) - self.clock())))
+
+    def _pending(self, ids: list[int] | None) -> tuple[int, float | None]:
+        """How many of ``ids`` (of all rows, when ``None``) are pending, and when the first may go."""
+        sql = "SELECT COUNT(*), MIN(MAX(next_attempt, COALESCE(lease_until, 0))) FROM notify_outbox "
+        sql += "WHERE status='pending' AND destination IN (" + ",".join("?" * len(self.lanes)) + ")"
+        args: list[Any] = list(self.lanes)
+        if ids is not None:
+            sql += f" AND id IN ({','.join('?' * len(ids)) or 'NULL'})"
+            args += ids
+        db = open_outbox(self.state_path)
+        try:
+            count, due = db.execute(sql, args).fetchone()
+        finally:
+            db.close()
+        return int(count), None if due is None else float(due)
 
     def retry(self, target: str | int | None = None) -> dict[str, list[int]]:
         """``requeue`` parked rows (a row id, destination, alert id or everything) and wake the lanes."""

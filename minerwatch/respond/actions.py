@@ -175,6 +175,24 @@ def quarantine_name(vpc: str) -> str:
     return f"minerwatch-quarantine-{vpc}"
 
 
+MULTIPLE_INTERFACES = "InvalidInstanceID"
+"""EC2's answer to ModifyInstanceAttribute ``Groups`` on an instance with more than one interface ("specify an
+interface ID instead"): the per-interface calls have done the work there."""
+
+
+def instance_groups_call(inv: Inventory, groups: list[str], note: str) -> ApiCall:
+    """Set the instance's own security groups. EC2 applies them to the primary interface; some EC2
+    implementations (moto) also report them on every attached interface, so the interfaces alone cannot
+    leave them."""
+    return ApiCall(
+        "ec2", "ModifyInstanceAttribute", {"InstanceId": inv.instance_id, "Groups": groups}, inv.region, note=note
+    )
+
+
+def _listed(inv: Inventory) -> str:
+    return ", ".join(inv.instance_groups) or "no group"
+
+
 class Isolate(Action):
     id = "isolate"
     title = "Move every network interface of the instance to a quarantine security group with no ingress and no egress"
@@ -253,6 +271,8 @@ class Isolate(Action):
                             note="was " + (", ".join(eni.groups) or "no group"),
                         )
                     )
+            if vpc == inv.instance_vpc and inv.instance_groups != [gid]:
+                out.append(instance_groups_call(inv, [gid], "the instance's own groups, was " + _listed(inv)))
         return out
 
     def checks(self, inv: Inventory, ctx: Context) -> list[ApiCall]:
@@ -281,7 +301,10 @@ class Isolate(Action):
         for eni in inv.enis:
             if eni.id not in originals and not set(eni.groups) <= quarantine_ids:
                 originals[eni.id] = eni.groups
-        journal.set(self.id, originals=originals)  # before anything changes, for --rollback
+        instance_groups = detail.get("instance_groups")
+        if instance_groups is None and not set(inv.instance_groups) <= quarantine_ids:
+            instance_groups = inv.instance_groups
+        journal.set(self.id, originals=originals, instance_groups=instance_groups)  # before any change, for rollback
         values: dict[str, Any] = {}
         for call in self.calls(inv, ctx):
             try:
@@ -291,12 +314,14 @@ class Isolate(Action):
                     self._adopt(ex, call, values)
                 elif call.operation.startswith("RevokeSecurityGroup") and exc.code == "InvalidPermission.NotFound":
                     continue
+                elif call.operation == "ModifyInstanceAttribute" and exc.code == MULTIPLE_INTERFACES:
+                    continue  # what the interfaces read back decides below
                 else:
                     raise
         groups = {v: values.get(f"quarantine-sg/{v}") or inv.quarantine[v].group_id for v in inv.vpcs}
         checks = self.checks(inv, ctx)
         problems = self._verify(ex, checks, values, groups)
-        detail = {"originals": originals, "quarantine": groups}
+        detail = {"originals": originals, "instance_groups": instance_groups, "quarantine": groups}
         if problems:
             return Outcome(J.FAILED, "isolation incomplete: " + "; ".join(problems), detail)
         n = len(inv.enis)
@@ -569,12 +594,18 @@ class Terminate(Action):
         )
 
 
-def rollback_calls(inv: Inventory, originals: dict[str, list[str]], profile: dict[str, Any] | None) -> list[ApiCall]:
-    """Calls that put back the recorded security groups and instance profile, given the current state."""
+def rollback_calls(
+    inv: Inventory,
+    originals: dict[str, list[str]],
+    profile: dict[str, Any] | None,
+    instance_groups: list[str] | None = None,
+) -> list[ApiCall]:
+    """Calls that put back the recorded security groups (of the interfaces and of the instance) and the instance
+    profile, given the current state."""
     calls: list[ApiCall] = []
     current = {e.id: e.groups for e in inv.enis}
     for eni, groups in sorted(originals.items()):
-        if eni in current and current[eni] != groups and groups:
+        if eni in current and set(current[eni]) != set(groups) and groups:
             calls.append(
                 ApiCall(
                     "ec2",
@@ -584,6 +615,8 @@ def rollback_calls(inv: Inventory, originals: dict[str, list[str]], profile: dic
                     note="restore the original groups",
                 )
             )
+    if instance_groups and set(inv.instance_groups) != set(instance_groups):
+        calls.append(instance_groups_call(inv, instance_groups, "restore the instance's own groups"))
     if profile and profile.get("Arn") and not inv.profile:
         calls.append(
             ApiCall(

@@ -66,6 +66,8 @@ class Inventory:
     instance: dict[str, Any] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     enis: list[Eni] = field(default_factory=list)
+    instance_groups: list[str] = field(default_factory=list)
+    """The instance's own security groups (DescribeInstances ``SecurityGroups``)."""
     volumes: list[tuple[str, str]] = field(default_factory=list)
     """(volume id, device name) of every attached EBS volume."""
     profile: dict[str, Any] | None = None
@@ -90,6 +92,12 @@ class Inventory:
     @property
     def gone(self) -> bool:
         return self.state in ("shutting-down", "terminated")
+
+    @property
+    def instance_vpc(self) -> str | None:
+        """The VPC of the instance's own security groups: that of its primary interface."""
+        primary = next((e for e in self.enis if e.device_index == 0), None)
+        return self.instance.get("VpcId") or (primary.vpc_id if primary else None)
 
     def group_ids(self) -> list[str]:
         return sorted({g for e in self.enis for g in e.groups})
@@ -154,6 +162,7 @@ def discover(
     inv.instance = inst
     inv.state = (inst.get("State") or {}).get("Name")
     inv.tags = {t["Key"]: t.get("Value", "") for t in inst.get("Tags") or [] if "Key" in t}
+    inv.instance_groups = [g["GroupId"] for g in inst.get("SecurityGroups") or [] if "GroupId" in g]
     for nic in inst.get("NetworkInterfaces") or []:
         inv.enis.append(
             Eni(

@@ -20,7 +20,7 @@ from typing import Any
 from minerwatch.alerting.state import StateStore
 from minerwatch.errors import MinerWatchError
 from minerwatch.respond import journal as J
-from minerwatch.respond.actions import ACTIONS, Context, Outcome, rollback_calls
+from minerwatch.respond.actions import ACTIONS, MULTIPLE_INTERFACES, Context, Outcome, rollback_calls
 from minerwatch.respond.aws import Aws, AwsError, request_id
 from minerwatch.respond.discover import TEMPORARY_KEY_PREFIX, Inventory, KeyCandidate, discover
 from minerwatch.respond.evidence import location, sha256
@@ -383,8 +383,9 @@ class Response:
 
     # -- rollback -------------------------------------------------------------------------------------
     def rollback_calls(self, inv: Inventory) -> list[ApiCall]:
-        originals = self.journal.detail("isolate").get("originals") or {}
-        return rollback_calls(inv, originals, self.journal.detail("detach-profile").get("profile"))
+        isolate = self.journal.detail("isolate")
+        profile = self.journal.detail("detach-profile").get("profile")
+        return rollback_calls(inv, isolate.get("originals") or {}, profile, isolate.get("instance_groups"))
 
     def rollback(self, execute: bool) -> tuple[list[ApiCall], list[StepReport]]:
         if self.automatable:
@@ -400,7 +401,12 @@ class Response:
         reports: list[StepReport] = []
         try:
             for call in calls:
-                ex.call(call)
+                try:
+                    ex.call(call)
+                except AwsError as exc:
+                    # The interfaces' own calls restore a multi-interface instance's primary interface.
+                    if not (call.operation == "ModifyInstanceAttribute" and exc.code == MULTIPLE_INTERFACES):
+                        raise
         except AwsError as exc:
             reports.append(self._record("rollback", Outcome(J.FAILED, exc.message)))
             return calls, reports

@@ -36,6 +36,7 @@ _CANNED: dict[str, dict[str, Any]] = {
                         "InstanceId": _INSTANCE,
                         "State": {"Name": "running"},
                         "VpcId": _VPC,
+                        "SecurityGroups": [{"GroupId": "sg-0web"}],
                         "NetworkInterfaces": [
                             {
                                 "NetworkInterfaceId": "eni-0primary",
@@ -107,8 +108,9 @@ def representative_calls(evidence_root: str = "evidence") -> list[ApiCall]:
     for variant in (inv, with_group):
         for action in ACTIONS.values():
             calls += action.calls(variant, ctx) + action.checks(variant, ctx)
-    detached = Inventory(**{**inv.__dict__, "profile": None})
-    calls += rollback_calls(detached, {"eni-0primary": ["sg-0web"]}, {"Arn": "arn:aws:iam::1:instance-profile/app"})
+    detached = Inventory(**{**inv.__dict__, "profile": None, "instance_groups": ["sg-0q"]})
+    profile = {"Arn": "arn:aws:iam::1:instance-profile/app"}
+    calls += rollback_calls(detached, {"eni-0primary": ["sg-0web"]}, profile, ["sg-0web"])
     return calls
 
 

@@ -215,10 +215,66 @@ def test_rerunning_replaces_the_sections(scenario: dict[str, Any], tmp_path: Pat
     first = _enrich(alert, state, _args(scenario))
     again = _enrich(alert, state, _args(scenario))
     assert again == first
-    _enrich(alert, state, _args(scenario, skip="--flow"))
+    _enrich(alert, state, _args(scenario, skip="--flow") + ["--refresh"])  # replaced on purpose
     shown = _show(alert, state)
     assert shown["enrichment"]["network"]["status"] == "unavailable"
     assert shown["enrichment"]["dns"] == first["dns"]
+
+
+def _rerun(alert: dict[str, Any], state: Path, args: list[str]) -> Any:
+    return runner.invoke(app, ["enrich", alert["alert_id"], *args, "--state", str(state), "--json"])
+
+
+@pytest.mark.parametrize("case", ["not given", "missing path", "nothing readable"])
+def test_a_rerun_that_cannot_read_a_source_keeps_the_stored_section_stale(
+    scenario: dict[str, Any], tmp_path: Path, case: str
+) -> None:
+    state, alert = _alert(scenario, tmp_path)
+    first = _enrich(alert, state, _args(scenario))
+    assert first["network"]["status"] == "ok"
+    junk = tmp_path / "junk.log"
+    junk.write_bytes(b"version account-id\nnot a record at all\n\xff\xfe\n")
+    args = {
+        "not given": _args(scenario, skip="--flow"),
+        "missing path": _args(scenario, flow=str(tmp_path / "nowhere")),
+        "nothing readable": _args(scenario, flow=str(junk)),
+    }[case]
+    res = _rerun(alert, state, args)
+    assert res.exit_code == 1, res.output
+    out = json.loads(res.stdout)
+    kept = out["sections"]["network"]
+    reason = kept["stale"]["reason"]
+    assert {k: v for k, v in kept.items() if k != "stale"} == first["network"]
+    assert out["stale"] == {"network": reason}
+    expected = {"not given": "no --flow given", "missing path": str(tmp_path / "nowhere"),
+                "nothing readable": "every record of --flow was rejected"}[case]  # fmt: skip
+    assert expected in reason
+    assert f"stale: network kept from an earlier run (not refreshed since {kept['stale']['since']})" in res.stderr
+    assert "--refresh" in res.stderr
+    # What is stored and shown is the kept section, marked stale; the others were refreshed.
+    shown = _show(alert, state)
+    assert shown["enrichment"]["network"] == kept
+    assert all("stale" not in shown["enrichment"][n] for n in ALL if n != "network")
+    assert any(e["section"] == "network" for e in shown["timeline"])
+    text = runner.invoke(app, ["alerts", "show", alert["alert_id"], "--state", str(state)])
+    assert f"network [ok, stale since {kept['stale']['since']}: {reason}]" in text.stdout
+
+    # Stale again: the first time it could not be refreshed is kept; a run that reads it clears the mark.
+    again = _rerun(alert, state, args)
+    assert again.exit_code == 1
+    assert json.loads(again.stdout)["sections"]["network"]["stale"]["since"] == kept["stale"]["since"]
+    assert _enrich(alert, state, _args(scenario))["network"] == first["network"]
+    assert "stale" not in _show(alert, state)["enrichment"]["network"]
+
+
+def test_refresh_replaces_a_stored_section_by_an_unavailable_one(scenario: dict[str, Any], tmp_path: Path) -> None:
+    state, alert = _alert(scenario, tmp_path)
+    _enrich(alert, state, _args(scenario))
+    res = _rerun(alert, state, [*_args(scenario, flow=str(tmp_path / "nowhere")), "--refresh"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["stale"] == {}
+    network = _show(alert, state)["enrichment"]["network"]
+    assert network["status"] == "unavailable" and "stale" not in network
 
 
 def test_unknown_price_and_unknown_type_are_said(scenario: dict[str, Any], tmp_path: Path) -> None:
@@ -234,8 +290,8 @@ def test_unknown_price_and_unknown_type_are_said(scenario: dict[str, Any], tmp_p
     assert entry["note"].startswith("no price for p3.8xlarge in us-east-1") and "2030-01-01" in entry["note"]
     assert cost["summary"]["total_usd"] is None and cost["status"] == "ok"
     assert "no estimate" in cost["headline"]
-    # Only CPU datapoints: the instance type is known from nothing.
-    only_cpu = _enrich(alert, state, ["--metrics", str(scenario["dir"] / "metrics" / "cpu.jsonl")])
+    # Only CPU datapoints (replacing the sections on purpose): the instance type is known from nothing.
+    only_cpu = _enrich(alert, state, ["--metrics", str(scenario["dir"] / "metrics" / "cpu.jsonl"), "--refresh"])
     (entry,) = only_cpu["cost"]["summary"]["instances"]
     assert entry["instance_type"] is None and entry["note"].startswith("instance type unknown")
     assert entry["evidence_hours"] > 8

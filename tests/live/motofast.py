@@ -6,6 +6,10 @@
   retention check reads the queue's retention period directly.
 - EventBridge: ``put_events`` compiles the same JSONPath expressions for every event delivered to a target;
   the compiled expressions are cached (they are immutable).
+
+None of this changes what moto answers, only how fast; the results are the same without it, only slower. The
+names replaced are internals of moto, so pyproject.toml pins moto to the tested range (5.2.x), and a moto that no
+longer has them fails here, loudly, instead of silently running slow.
 """
 
 from __future__ import annotations
@@ -22,6 +26,21 @@ def speed_up_moto() -> None:
 
     if getattr(sqs_models, "_minerwatch_fast", False):
         return
+    missing = [
+        name
+        for owner, name in (
+            (sqs_models, "unix_time"),
+            (sqs_models, "unix_time_millis"),
+            (sqs_models.SQSBackend, "is_message_valid_based_on_retention_period"),
+            (jsonpath_ng.ext, "parse"),
+        )
+        if not hasattr(owner, name)
+    ]
+    if missing:
+        raise RuntimeError(
+            f"moto's internals changed (no {', '.join(missing)}): update tests/live/motofast.py and the moto pin "
+            "in pyproject.toml"
+        )
     original = sqs_models.unix_time
 
     def unix_time(dt: datetime | None = None) -> float:

@@ -15,7 +15,6 @@ from typing import Any
 
 import boto3
 import pytest
-from moto.ec2.models.elastic_network_interfaces import NetworkInterface
 from moto.server import ThreadedMotoServer
 from typer.testing import CliRunner
 
@@ -57,11 +56,6 @@ def use_moto(moto_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
     monkeypatch.setenv("USER", "analyst")
-    # EC2 keeps security groups per network interface; the instance's groups are those of its primary interface
-    # and ModifyNetworkInterfaceAttribute replaces an interface's groups. moto adds the groups the instance was
-    # launched with to every attached interface when describing it, so no interface could ever be seen leaving
-    # them. Describe interfaces as EC2 does.
-    monkeypatch.setattr(NetworkInterface, "group_set", property(lambda self: self._group_set))
 
 
 def ec2() -> Any:

@@ -41,6 +41,10 @@ def _instance(inc: Incident) -> dict:
     return ec2().describe_instances(InstanceIds=[inc.instance_id])["Reservations"][0]["Instances"][0]
 
 
+def _instance_groups(inc: Incident) -> list[str]:
+    return sorted(g["GroupId"] for g in _instance(inc)["SecurityGroups"])
+
+
 def _profile_arns(inc: Incident) -> list[str]:
     assoc = ec2().describe_iam_instance_profile_associations(
         Filters=[{"Name": "instance-id", "Values": [inc.instance_id]}]
@@ -111,6 +115,9 @@ def test_execute_isolates_snapshots_tags_captures_evidence_and_audits(incident: 
     modify = [p for _, op, p in made if op == "ModifyNetworkInterfaceAttribute"]
     assert sorted(p["NetworkInterfaceId"] for p in modify) == incident.enis
     assert all(p["Groups"] == [q["GroupId"]] for p in modify)
+    # The instance's own groups too: moto reports them on every attached interface.
+    assert _instance_groups(incident) == [q["GroupId"]]
+    assert [p["Groups"] for _, op, p in made if op == "ModifyInstanceAttribute" and "Groups" in p] == [[q["GroupId"]]]
 
     # Snapshots of every volume, tagged with the alert id.
     snaps = _snapshots(incident.alert_id)
@@ -205,19 +212,23 @@ def test_a_second_run_creates_no_group_or_snapshot(incident: Incident, calls: Ca
 
 
 def test_rollback_restores_the_original_groups_and_the_instance_profile(incident: Incident) -> None:
+    launched_with = _instance_groups(incident)
     assert respond(incident, "--execute", "--keep-running").exit_code == 0
     q = _quarantine_groups(incident)[0]["GroupId"]
     assert all(v == [q] for v in _enis(incident).values())
+    assert _instance_groups(incident) == [q]
 
     shown = respond(incident, "--rollback", "--plan")
     assert shown.exit_code == 0, shown.output
     assert shown.stdout.count("would  ec2:ModifyNetworkInterfaceAttribute") == 2
+    assert shown.stdout.count("would  ec2:ModifyInstanceAttribute") == 1
     assert "AssociateIamInstanceProfile" in shown.stdout
     assert all(v == [q] for v in _enis(incident).values()), "--plan changes nothing"
 
     res = respond(incident, "--rollback")
     assert res.exit_code == 0, res.output
     assert _enis(incident) == {k: sorted(v) for k, v in incident.groups.items()}
+    assert _instance_groups(incident) == launched_with
     assert _profile_arns(incident) == [incident.profile_arn]
     assert _instance(incident)["State"]["Name"] == "running"
     log = StateStore(incident.state).audit_log(incident.alert_id)

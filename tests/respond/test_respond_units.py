@@ -9,8 +9,12 @@ from typing import Any
 import pytest
 
 from minerwatch.alerting.state import StateStore
+from minerwatch.respond.actions import ACTIONS, Context, rollback_calls
+from minerwatch.respond.aws import AwsError
+from minerwatch.respond.discover import Eni, Inventory
 from minerwatch.respond.evidence import _decoded, location
 from minerwatch.respond.execute import DryRunViolation, Executor, launching_keys
+from minerwatch.respond.journal import DONE, Journal
 from minerwatch.respond.plan import ApiCall, line_actions, placeholder, skeleton
 from minerwatch.rules.loader import load_rule
 from minerwatch.rules.shipped import RULES_DIR
@@ -160,3 +164,94 @@ def test_evidence_locations(tmp_path: Path) -> None:
     assert location("s3://bucket", "mw-1").key_of("manifest.json") == "mw-1/manifest.json"
     local = location(str(tmp_path), "mw-1")
     assert not local.is_s3 and local.uri == str(tmp_path.resolve() / "mw-1")
+
+
+class _Ec2MultiInterface:
+    """EC2 as documented for an instance with two interfaces: groups belong to each interface, and
+    ModifyInstanceAttribute ``Groups`` is refused ("specify an interface ID instead")."""
+
+    def __init__(self) -> None:
+        self.enis = {"eni-0primary": ["sg-0web"], "eni-0second": ["sg-0app"]}
+        self.made: list[str] = []
+
+    def call(self, call: ApiCall, values: dict[str, Any] | None = None) -> dict[str, Any]:
+        values = values if values is not None else {}
+        params = call.resolved(values)
+        self.made.append(call.operation)
+        resp: dict[str, Any] = {}
+        if call.operation == "CreateSecurityGroup":
+            resp = {"GroupId": "sg-0quarantine"}
+        elif call.operation == "ModifyNetworkInterfaceAttribute":
+            self.enis[params["NetworkInterfaceId"]] = list(params["Groups"])
+        elif call.operation == "ModifyInstanceAttribute" and "Groups" in params:
+            raise AwsError(
+                f"There are multiple interfaces attached to instance '{params['InstanceId']}'. Please specify an "
+                "interface ID for the operation instead.",
+                code="InvalidInstanceID",
+                operation=call.operation,
+            )
+        elif call.operation == "DescribeSecurityGroups":
+            resp = {"SecurityGroups": [{"GroupId": "sg-0quarantine", "IpPermissions": [], "IpPermissionsEgress": []}]}
+        elif call.operation == "DescribeNetworkInterfaces":
+            resp = {
+                "NetworkInterfaces": [
+                    {"NetworkInterfaceId": e, "Groups": [{"GroupId": g} for g in gs]} for e, gs in self.enis.items()
+                ]
+            }
+        for name, key in call.binds.items():
+            values[name] = resp[key]
+        return resp
+
+    def read(self, call: ApiCall) -> dict[str, Any]:
+        return self.call(call)
+
+
+def test_isolation_of_a_multi_interface_instance_does_not_need_the_instance_level_call(tmp_path: Path) -> None:
+    vpc = "vpc-0example"
+    inv = Inventory(
+        instance_id="i-0123456789abcdef0",
+        region="us-east-1",
+        alert_id="mw-1",
+        found=True,
+        state="running",
+        instance={"VpcId": vpc},
+        enis=[Eni("eni-0primary", vpc, ["sg-0web"], 0), Eni("eni-0second", vpc, ["sg-0app"], 1)],
+        instance_groups=["sg-0web"],
+        vpc_ipv6={vpc: False},
+    )
+    ctx = Context(
+        alert={"alert_id": "mw-1"},
+        alert_id="mw-1",
+        incident_id="mw-1",
+        instance_id=inv.instance_id,
+        region="us-east-1",
+        account_id=None,
+        actor="test",
+        evidence=location(str(tmp_path / "evidence"), "mw-1"),
+    )
+    isolate = ACTIONS["isolate"]
+    planned = [c.operation for c in isolate.calls(inv, ctx)]
+    assert planned.count("ModifyNetworkInterfaceAttribute") == 2 and planned[-1] == "ModifyInstanceAttribute"
+    ec2 = _Ec2MultiInterface()
+    store = StateStore(tmp_path / "state.db")
+    try:
+        journal = Journal(store, "mw-1")
+        outcome = isolate.run(ec2, inv, ctx, journal)
+        # EC2's refusal is expected there; what the interfaces read back decides, and they are isolated.
+        assert outcome.status == DONE, outcome.message
+        assert ec2.enis == {"eni-0primary": ["sg-0quarantine"], "eni-0second": ["sg-0quarantine"]}
+        assert "ModifyInstanceAttribute" in ec2.made
+        recorded = journal.detail("isolate")
+        assert recorded["instance_groups"] == ["sg-0web"]
+        assert recorded["originals"] == {"eni-0primary": ["sg-0web"], "eni-0second": ["sg-0app"]}
+    finally:
+        store.close()
+    # Rollback puts back both: the interfaces, and the instance's own groups (refused the same way there).
+    after = Inventory(**{**inv.__dict__, "enis": [Eni(e, vpc, ["sg-0quarantine"], i) for i, e in enumerate(ec2.enis)],
+                         "instance_groups": ["sg-0quarantine"]})  # fmt: skip
+    back = rollback_calls(after, recorded["originals"], None, recorded["instance_groups"])
+    assert [(c.operation, c.params.get("Groups")) for c in back] == [
+        ("ModifyNetworkInterfaceAttribute", ["sg-0web"]),
+        ("ModifyNetworkInterfaceAttribute", ["sg-0app"]),
+        ("ModifyInstanceAttribute", ["sg-0web"]),
+    ]
