@@ -28,13 +28,23 @@ def _alert_line(record: dict[str, Any], fmt: str) -> str:
     return orjson.dumps(to_ocsf(record) if fmt == "ocsf" else record).decode()
 
 
+def _types_cell(record: dict[str, Any]) -> str:
+    """The finding types of an alert: one per group when the rule groups by type, else the latest row's type."""
+    types = sorted({str(g["type"]) for g in record.get("groups", []) if g.get("type")})
+    if types:
+        return "\n".join(types)
+    latest = record.get("fields", {}).get("type")
+    if isinstance(latest, str) and latest:
+        return f"{latest} (latest; not grouped by type)"
+    return "- (no type column)"
+
+
 def _alerts_table(records: list[dict[str, Any]]) -> Table:
     key_names = " / ".join(records[0]["key"]) if records else "key"
     table = Table("alert_id", "status", "severity", key_names, "first_seen", "last_seen", "events", "types")
     for column in table.columns:
         column.overflow = "fold"
     for r in records:
-        types = sorted({str(g.get("type")) for g in r.get("groups", []) if g.get("type")})
         table.add_row(
             r["alert_id"],
             r["status"],
@@ -43,7 +53,7 @@ def _alerts_table(records: list[dict[str, Any]]) -> Table:
             r["first_seen"],
             r["last_seen"],
             str(r["event_count"]),
-            "\n".join(types),
+            _types_cell(r),
             end_section=False,
         )
     return table
@@ -68,6 +78,8 @@ def _print_summary(stats: DetectStats) -> None:
     if s.rejected:
         err.print(f"  rejects written to {s.rejects_file}: " + ", ".join(
             f"{r} ×{n}" for r, n in sorted(s.reject_reasons.items())), highlight=False, markup=False)
+    elif s.rejects_file:
+        err.print(f"  no rejects (rejects file: {s.rejects_file})", highlight=False, markup=False)
 
 
 @app.command("detect")

@@ -202,7 +202,9 @@ def _summary(result: HuntResult) -> None:
         markup=False,
     )
     if result.stats.rejects_file:
-        err.print(f"  rejects written to {result.stats.rejects_file}", highlight=False, markup=False)
+        rejected = sum(s.rejected for s in result.stats.sources().values())
+        done = "rejects written to" if rejected else "no rejects; rejects file"
+        err.print(f"  {done} {result.stats.rejects_file}", highlight=False, markup=False)
 
 
 def _alert_summary(stats: HuntAlertStats, state: Path) -> None:

@@ -129,7 +129,10 @@ def hunt(iocs: IocSet, options: HuntOptions) -> HuntResult:
     stats.entities = len(result)
     stats.mapped_interfaces = imap.interfaces
     stats.mapped_addresses = imap.addresses
-    stats.rejects_file = options.rejects if rejects.count else None
+    if options.rejects and not rejects.count:
+        Path(options.rejects).parent.mkdir(parents=True, exist_ok=True)
+        Path(options.rejects).touch()  # exists, empty, when nothing was rejected
+    stats.rejects_file = options.rejects
     stats.seconds = round(time.monotonic() - started, 3)
     counts: dict[str, Any] = dict(iocs.counts())
     if effective is not iocs:

@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from minerwatch.report import format as F
+from minerwatch.wording import count
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _NEWLINES = re.compile(r"\r\n|[\r\n\u2028\u2029\x85]")
@@ -104,7 +105,7 @@ def _summary(report: dict[str, Any]) -> list[str]:
         ),
         ("Since", since),
         ("Severity", severity),
-        ("Status", f"{code(s['status'], True)}; {code(s['event_count'], True)} matched finding deliveries"),
+        ("Status", f"{code(s['status'], True)}; {code(count(s['event_count'], 'matched finding delivery'), True)}"),
         ("Cost", cost_text),
         ("MITRE ATT&amp;CK", _codes(F.mitre(what["mitre"]), True)),
         (
@@ -148,7 +149,7 @@ def _sections(report: dict[str, Any]) -> list[str]:
 
 def _timeline(report: dict[str, Any]) -> list[str]:
     entries = report["timeline"]
-    out = [f"## Timeline ({len(entries)} entries)", ""]
+    out = [f"## Timeline ({count(len(entries), 'entry')})", ""]
     if not entries:
         return [*out, "No timeline: the alert has not been enriched.", ""]
     out += [_row("time", "section", "what"), _row("---", "---", "---")]
