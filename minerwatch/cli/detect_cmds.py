@@ -18,6 +18,7 @@ from minerwatch.alerting.rule_tests import run_rule_tests
 from minerwatch.alerting.state import StateStore
 from minerwatch.cli.app import DEFAULT_STATE, app, err, fail, out
 from minerwatch.errors import MinerWatchError
+from minerwatch.rules.lint import lint_rule
 from minerwatch.rules.loader import load_rule
 from minerwatch.rules.shipped import DEFAULT_RULE, SAMPLES_DIR, shipped_rules
 
@@ -112,10 +113,14 @@ def detect_cmd(
         False, "--no-prefilter", help="Parse every line, even those lacking every literal the query requires."
     ),
     batch_rows: int = typer.Option(2000, "--batch-rows", help="Matched rows per state transaction.", hidden=True),
+    quiet: bool = typer.Option(
+        False, "--quiet", "-q", help="Do not print the rule's lint warnings (printed once on stderr at start)."
+    ),
 ) -> None:
     """Run a detection rule over GuardDuty findings: where → allowlist → throttle → alerts in the state store.
 
     Rerunning over the same input changes nothing (deliveries are deduplicated by finding id + updatedAt).
+    The rule's lint warnings that its document does not acknowledge are printed once on stderr first.
     """
     if fmt not in FORMATS:
         fail(f"--format must be one of {', '.join(FORMATS)}")
@@ -126,6 +131,9 @@ def detect_cmd(
         allow = load_allowlist(allowlist) if allowlist else None
     except MinerWatchError as exc:
         fail(exc)
+    if not quiet:
+        for warning in lint_rule(loaded).warnings:
+            err.print(warning.text, highlight=False, markup=False)
     emitted: list[dict[str, Any]] = []
 
     def on_alert(record: dict[str, Any]) -> None:
