@@ -39,7 +39,8 @@ def _environment() -> Environment:
         keep_trailing_newline=True,
     )
     env.filters.update(
-        usd=F.usd, hours=F.hours, mitre=F.mitre, tag_text=F.tag_text, pretty=_pretty, compact=_compact, counted=count
+        usd=F.usd, hours=F.hours, mitre=F.mitre, tag_text=F.tag_text, pretty=_pretty, compact=_compact, counted=count,
+        actions_text=F.actions_text,
     )
     return env
 

@@ -110,8 +110,8 @@ def _summary(report: dict[str, Any]) -> list[str]:
         ("MITRE ATT&amp;CK", _codes(F.mitre(what["mitre"]), True)),
         (
             "Response",
-            f"{checklist['open']} of {len(checklist['items'])} checklist items open; "
-            f"{actions['count']} action(s) recorded",
+            f"{checklist['open']} of {count(len(checklist['items']), 'checklist item')} open; "
+            f"{F.actions_text(actions)}",
         ),
     ]
     out = ["## Summary", "", _row("", ""), _row("---", "---")]
@@ -167,6 +167,7 @@ def _actions(report: dict[str, Any]) -> list[str]:
     out = [f"## Actions taken ({actions['count']})", ""]
     if not actions["entries"]:
         return [*out, text(actions["note"] or "none"), ""]
+    out += [text(F.actions_text(actions)), ""]
     out += [_row("time", "actor", "action", "outcome", "AWS request id", "message"), _row(*["---"] * 6)]
     for e in actions["entries"]:
         out.append(
@@ -192,6 +193,10 @@ def _checklist(report: dict[str, Any]) -> list[str]:
         line = f"- {box} {text(item['title'])} — {code(item['id'])}, {text(item['kind'])}, {code(item['status'])}"
         if item.get("requires_approval"):
             line += f", needs approval {code(item['requires_approval'])}"
+        if item.get("done_by"):
+            line += f", done by {code(item['done_by'])} at {code(item['done_at'])}"
+        if item.get("auto"):
+            line += f", {text(item['auto'])}"
         if item.get("message"):
             line += f": {code(item['message'])}"
         out.append(line)
