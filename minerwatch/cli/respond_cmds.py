@@ -217,7 +217,7 @@ def _rollback(response: Response, execute: bool, as_json: bool) -> None:
         doc: dict[str, Any] = {"calls": [c.to_json() for c in calls], "results": [r.to_json() for r in reports]}
         print(json.dumps(doc, indent=2, default=str))
     else:
-        if not calls and not reports:
+        if not calls and not any(r.status == J.SKIPPED for r in reports):  # skipped: the instance is gone
             print("nothing to roll back: no recorded change is in place")
         for c in calls:
             print(("CALL   " if execute else "would  ") + c.render())

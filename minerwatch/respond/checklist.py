@@ -23,6 +23,7 @@ from typing import Any
 
 import orjson
 
+from minerwatch.alerting.alerts import iso, parse_iso
 from minerwatch.alerting.state import StateStore
 from minerwatch.errors import MinerWatchError
 from minerwatch.respond import journal as J
@@ -133,9 +134,10 @@ def complete_item(
         )
     when = time.time() if at is None else at
     stamp = datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    journal = J.Journal(store, alert["alert_id"])  # creates its table first: DDL would end the transaction
     store.begin()
     try:
-        J.Journal(store, alert["alert_id"]).set(item.id, J.DONE, by=actor, at=stamp, note=note, message=note)
+        journal.set(item.id, J.DONE, by=actor, at=stamp, note=note, message=note)
         store.audit(
             AUDIT_ACTION,
             alert_id=alert["alert_id"],
@@ -160,7 +162,7 @@ def record_hunt(store: StateStore, start: datetime, end: datetime, summary: dict
     """Note in the state store that a hunt swept the fleet's logs from ``start`` to ``end`` (record times)."""
     store.audit(
         HUNT_ACTION,
-        request={"start": _iso(start), "end": _iso(end)},
+        request={"start": iso(start), "end": iso(end)},
         result={"ok": True, **summary},
     )
 
@@ -218,14 +220,7 @@ def _hunt_covering(store: StateStore, alert: dict[str, Any], warnings: list[str]
 
 
 def _instant(text: Any) -> datetime | None:
-    if not isinstance(text, str):
-        return None
     try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return parse_iso(text) if isinstance(text, str) else None
     except ValueError:
         return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
