@@ -51,6 +51,9 @@ class HuntOptions:
     """Append rejected records here (JSON Lines with source, file, line, reason)."""
     threads: int | None = None
     """DuckDB threads (default: every core)."""
+    span: bool = False
+    """Find the time span of every flow record read (``SourceStats.first/last``), at the cost of one more pass
+    of the DuckDB engine; the per-record engine and the DNS sweep track it anyway."""
     s3_client: Any | None = None
 
 
@@ -115,6 +118,7 @@ def hunt(iocs: IocSet, options: HuntOptions) -> HuntResult:
             kwargs: dict[str, Any] = {"s3_client": options.s3_client}
             if options.engine == "duckdb":
                 kwargs["threads"] = options.threads
+                kwargs["span"] = options.span
             else:
                 stats.flow.engine = "python"
             flow_groups = sweep(options.flow, effective, stats.flow, rejects.sink("flow"), **kwargs).values()

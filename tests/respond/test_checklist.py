@@ -113,3 +113,44 @@ def test_report_counts_changes_apart_from_reads(case: dict[str, Any]) -> None:
     md = runner.invoke(app, ["report", alert_id, "--state", str(case["state"])])
     assert "2 changes, 1 read-only call, 1 failed call, 1 step result" in md.stdout
     assert DEFAULT_RULE.exists()
+
+
+def _flows(path: Path, start: int, end: int) -> Path:
+    # VPC flow logs v2: the alert's instance talking to nothing suspicious, over [start, end].
+    lines = [f"2 973743533182 eni-0a1b2c3d4e5f60718 10.0.0.{i} 198.51.100.{i} 443 51000 6 10 840 {t} {t + 60} ACCEPT OK"
+             for i, t in enumerate((start, (start + end) // 2, end - 60))]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "python"])
+def test_hunt_items_close_when_a_hunt_covered_the_alerts_window(
+    case: dict[str, Any], tmp_path: Path, engine: str
+) -> None:
+    store, alert, rule = StateStore(case["state"]), case["alert"], case["rule"]
+    hunting = ["playbook-9", "recommended-10"]
+    titles = {i.id: i.title for i in checklist_items(store, alert, rule)}
+    assert [titles[h] for h in hunting] == ["Hunt for similar activity across account",
+                                            "Scan other instances for similar IOCs"]
+    # 2022-01-28T00:00Z .. 2022-01-29T00:00Z holds the alert (2022-01-28T21:12:25Z); 2023 does not.
+    before = _flows(tmp_path / "old.log", 1672531200, 1672617600)
+    res = runner.invoke(app, ["hunt", "--flow", str(before), "--state", str(case["state"]), "--engine", engine])
+    assert res.exit_code == 0, res.output
+    assert "hunt noted in" in res.output and "2023-01-01T00:00:00Z to 2023-01-02T00:00:00Z" in res.output
+    assert all(i.open for i in checklist_items(store, alert, rule) if i.id in hunting)
+    covering = _flows(tmp_path / "day.log", 1643328000, 1643414400)
+    res = runner.invoke(app, ["hunt", "--flow", str(covering), "--state", str(case["state"]), "--engine", engine])
+    assert res.exit_code == 0, res.output
+    items = {i.id: i for i in checklist_items(store, alert, rule)}
+    for item_id in hunting:
+        assert not items[item_id].open
+        assert "swept the fleet's logs from 2022-01-28T00:00:00Z to 2022-01-29T00:00:00Z" in (items[item_id].auto or "")
+    assert sum(not i.open for i in items.values()) == 2
+
+
+def test_a_hunt_does_not_create_a_state_store(tmp_path: Path) -> None:
+    flows = _flows(tmp_path / "day.log", 1643328000, 1643414400)
+    state = tmp_path / "none.db"
+    res = runner.invoke(app, ["hunt", "--flow", str(flows), "--state", str(state)])
+    assert res.exit_code == 0, res.output
+    assert not state.exists() and "hunt noted" not in res.output
