@@ -354,14 +354,19 @@ class _Reader:
     # ---- JSON Lines
 
     def _lines(
-        self, name: str, lines: Iterator[tuple[int, bytes | inputs.LongLine | inputs.BrokenLine]]
+        self,
+        name: str,
+        lines: Iterator[tuple[int, bytes | inputs.LongLine | inputs.BrokenLine]],
+        whole_file: bool = True,
     ) -> Iterator[Record]:
+        """Records of JSON Lines. ``whole_file``: the lines start at the file's beginning, so a first line that is
+        not JSON makes the file text (one reject for its run of non-JSON lines); a byte range of a file does not."""
         stats = self.stats
         prefilter = self.prefilter
         reject = self.reject
         loads = orjson.loads
         first = True
-        started = False  # a non-blank line was seen
+        started = not whole_file  # a non-blank line was seen (a range is never judged as text)
         text: _TextRun | None = None  # the file does not start as JSON: its non-JSON lines make one reject
         for lineno, raw in lines:
             if text is not None:
@@ -700,7 +705,10 @@ def is_plain_json_lines(path: str, *, max_record_bytes: int = inputs.MAX_RECORD_
         inputs.RejectSink(lambda _r: None, ReadStats()), ReadStats(), None, max_record_bytes, MAX_DOCUMENT_BYTES,
         LINE_BLOCK_BYTES,
     )
-    return sniffer._sniff(head, len(head) < 2 * max_record_bytes) == _JSONL
+    if sniffer._sniff(head, len(head) < 2 * max_record_bytes) != _JSONL:
+        return False
+    first = head[len(_BOM) :] if head.startswith(_BOM) else head
+    return first.lstrip()[:1] in (b"{", b"[")  # a file that starts as text is one reject: read it whole
 
 
 def read_guardduty_range(
@@ -723,10 +731,10 @@ def read_guardduty_range(
     )
     chunks = inputs.range_chunks(path, start, end, stats)
     if reader.needles is None:
-        yield from reader._lines(path, inputs.iter_lines(chunks, reader.max_record))
+        yield from reader._lines(path, inputs.iter_lines(chunks, reader.max_record), whole_file=False)
     else:
         items = inputs.iter_line_blocks(chunks, reader.max_record, reader.window)
-        yield from reader._lines(path, reader._block_lines(items, reader.needles))
+        yield from reader._lines(path, reader._block_lines(items, reader.needles), whole_file=False)
 
 
 def records_from_value(obj: Any, name: str, line: int | None, raw: bytes | None = None) -> list[Record | Reject]:

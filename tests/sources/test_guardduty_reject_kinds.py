@@ -10,9 +10,12 @@ from typing import Any
 import orjson
 from typer.testing import CliRunner
 
+from minerwatch.alerting.detect import DetectOptions, detect
 from minerwatch.cli.all_commands import app
 from minerwatch.compile.prefilter import Prefilter
-from minerwatch.sources.guardduty import records_from_value
+from minerwatch.rules.loader import load_rule
+from minerwatch.rules.shipped import DEFAULT_RULE
+from minerwatch.sources.guardduty import is_plain_json_lines, records_from_value
 
 from .conftest import Result
 
@@ -124,3 +127,18 @@ def test_detect_summary_counts_a_text_file_once(tmp_path: Path) -> None:
     stats = orjson.loads((tmp_path / "st.json").read_bytes())
     assert (stats["records_read"], stats["rejected"], stats["prefiltered"]) == (1, 1, 0)
     assert stats["reject_reasons"] == {"a VPC flow log, not JSON": 1}
+
+
+def test_a_text_file_is_not_split_for_parallel_reading(tmp_path: Path, real_lines: list[bytes]) -> None:
+    """Read in byte ranges, a text file would give one reject per range: it is read whole, as one reject."""
+    text = tmp_path / "notes.log"
+    text.write_text("".join(f"line {i} of a plain log\n" for i in range(2000)))
+    assert not is_plain_json_lines(str(text))
+    jsonl = tmp_path / "f.jsonl"
+    jsonl.write_bytes(b"\n".join(real_lines) + b"\n")
+    assert is_plain_json_lines(str(jsonl))
+    opts = DetectOptions(state=str(tmp_path / "s.db"), rejects=str(tmp_path / "r.jsonl"), workers=2,
+                         parallel_min_bytes=1)
+    stats = detect(load_rule(DEFAULT_RULE), [str(text)], opts)
+    assert (stats.records_read, stats.rejected) == (1, 1)
+    assert stats.reject_reasons == {"plain text, not JSON": 1}
