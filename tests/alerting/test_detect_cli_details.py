@@ -38,3 +38,16 @@ def test_types_column_for_a_rule_not_grouped_by_type(samples: Path, tmp_path: Pa
     [row] = [i for i, line in enumerate(res.stdout.splitlines()) if "mw-" in line]
     types = [line.split("│")[-2].strip() for line in res.stdout.splitlines()[row : row + 2]]
     assert " ".join(types) == "CryptoCurrency:EC2/BitcoinTool.B!DNS (latest; not grouped by type)"
+
+
+def test_hunt_rejects_file_is_created_empty_too(tmp_path: Path) -> None:
+    from minerwatch.rules.shipped import RULES_DIR
+
+    flows = RULES_DIR / "fixtures" / "aws-ioc-hunt-crypto-mining" / "stratum-one-instance.log"
+    rejects, stats = tmp_path / "hunt-rejects.jsonl", tmp_path / "hunt.json"
+    res = runner.invoke(app, ["hunt", "--flow", str(flows), "--rejects", str(rejects), "--stats-json", str(stats),
+                              "--state", str(tmp_path / "none.db")])
+    assert res.exit_code == 0, res.output
+    assert rejects.exists() and rejects.read_bytes() == b""
+    assert json.loads(stats.read_text())["rejects_file"] == str(rejects)
+    assert f"no rejects; rejects file {rejects}" in res.output
