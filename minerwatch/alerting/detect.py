@@ -58,6 +58,7 @@ class DetectStats:
     expired_allowlist_entries: list[dict[str, Any]] = field(default_factory=list)
     reject_reasons: dict[str, int] = field(default_factory=dict)
     rejects_file: str | None = None
+    """Where this run's rejects were appended (the file exists, empty when nothing was ever rejected)."""
     seconds: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
@@ -231,7 +232,11 @@ class Detector:
         s.prefiltered = read.prefiltered
         s.alerts_new = len(self.throttler.new_ids)
         s.alerts_updated = len(self.throttler.updated_ids - self.throttler.new_ids)
-        s.rejects_file = self.opts.rejects if s.rejected else None
+        if self.opts.rejects and self._rejects is None:
+            # Created even when nothing was rejected: a script reading it then finds it empty, not missing.
+            Path(self.opts.rejects).parent.mkdir(parents=True, exist_ok=True)
+            Path(self.opts.rejects).touch()
+        s.rejects_file = self.opts.rejects
         s.seconds = round(time.monotonic() - started, 3)
         self.store.finish_run(self.run_id, s.to_json())
         if self._rejects:

@@ -18,6 +18,7 @@ from minerwatch.alerting.rule_tests import run_rule_tests
 from minerwatch.alerting.state import StateStore
 from minerwatch.cli.app import DEFAULT_STATE, alert_or_fail, app, err, fail, out
 from minerwatch.errors import MinerWatchError
+from minerwatch.rules.lint import lint_rule
 from minerwatch.rules.loader import load_rule
 from minerwatch.rules.shipped import DEFAULT_RULE, SAMPLES_DIR, shipped_rules
 
@@ -28,13 +29,23 @@ def _alert_line(record: dict[str, Any], fmt: str) -> str:
     return orjson.dumps(to_ocsf(record) if fmt == "ocsf" else record).decode()
 
 
+def _types_cell(record: dict[str, Any]) -> str:
+    """The finding types of an alert: one per group when the rule groups by type, else the latest row's type."""
+    types = sorted({str(g["type"]) for g in record.get("groups", []) if g.get("type")})
+    if types:
+        return "\n".join(types)
+    latest = record.get("fields", {}).get("type")
+    if isinstance(latest, str) and latest:
+        return f"{latest} (latest; not grouped by type)"
+    return "- (no type column)"
+
+
 def _alerts_table(records: list[dict[str, Any]]) -> Table:
     key_names = " / ".join(records[0]["key"]) if records else "key"
     table = Table("alert_id", "status", "severity", key_names, "first_seen", "last_seen", "events", "types")
     for column in table.columns:
         column.overflow = "fold"
     for r in records:
-        types = sorted({str(g.get("type")) for g in r.get("groups", []) if g.get("type")})
         table.add_row(
             r["alert_id"],
             r["status"],
@@ -43,7 +54,7 @@ def _alerts_table(records: list[dict[str, Any]]) -> Table:
             r["first_seen"],
             r["last_seen"],
             str(r["event_count"]),
-            "\n".join(types),
+            _types_cell(r),
             end_section=False,
         )
     return table
@@ -68,6 +79,8 @@ def _print_summary(stats: DetectStats) -> None:
     if s.rejected:
         err.print(f"  rejects written to {s.rejects_file}: " + ", ".join(
             f"{r} ×{n}" for r, n in sorted(s.reject_reasons.items())), highlight=False, markup=False)
+    elif s.rejects_file:
+        err.print(f"  no rejects (rejects file: {s.rejects_file})", highlight=False, markup=False)
 
 
 DRAIN_TIMEOUT = typer.Option(
@@ -119,11 +132,15 @@ def detect_cmd(
         None, "--config", help="Notification settings (default: $MINERWATCH_CONFIG, else ./minerwatch.yaml if present)."
     ),
     drain_timeout: float = DRAIN_TIMEOUT,
+    quiet: bool = typer.Option(
+        False, "--quiet", "-q", help="Do not print the rule's lint warnings (printed once on stderr at start)."
+    ),
 ) -> None:
     """Run a detection rule over GuardDuty findings: where → allowlist → throttle → alerts in the state store.
 
     Rerunning over the same input changes nothing (deliveries are deduplicated by finding id + updatedAt). With a
     notification configuration, new and updated alerts go through the outbox and are delivered before exit.
+    The rule's lint warnings that its document does not acknowledge are printed once on stderr first.
     """
     if fmt not in FORMATS:
         fail(f"--format must be one of {', '.join(FORMATS)}")
@@ -135,6 +152,9 @@ def detect_cmd(
         notify = _notify_config(config)
     except MinerWatchError as exc:
         fail(exc)
+    if not quiet:
+        for warning in lint_rule(loaded).warnings:
+            err.print(warning.text, highlight=False, markup=False)
     emitted: list[dict[str, Any]] = []
 
     def on_alert(record: dict[str, Any]) -> None:

@@ -18,6 +18,7 @@ from minerwatch.enrich.iocs import IocSet, bundled, default_for_rule, load_ioc_f
 from minerwatch.enrich.run import EnrichSources, enrich_alert, rule_for_alert
 from minerwatch.errors import MinerWatchError
 from minerwatch.rules.loader import load_rule
+from minerwatch.wording import count
 
 _WINDOW = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -127,7 +128,7 @@ def enrich_cmd(
         out.print(f"alert {result.alert_id}", highlight=False)
         out.print(table)
         out.print(
-            f"timeline: {len(result.timeline)} entries — `minerwatch alerts show {result.alert_id}` shows them",
+            f"timeline: {count(len(result.timeline), 'entry')} — `minerwatch alerts show {result.alert_id}` shows them",
             highlight=False,
             markup=False,
         )

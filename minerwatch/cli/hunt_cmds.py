@@ -86,7 +86,11 @@ def hunt_cmd(
     open_alerts_flag: bool = typer.Option(
         False, "--open-alerts", help="Turn hits into alerts in the state store, through the rule's throttle."
     ),
-    state: Path = typer.Option(Path(DEFAULT_STATE), "--state", help="SQLite state store for --open-alerts."),
+    state: Path = typer.Option(
+        Path(DEFAULT_STATE), "--state",
+        help="SQLite state store for --open-alerts; when it exists, the hunt's time span is noted there too "
+        "(it closes the hunting items of the response checklists of alerts inside it).",
+    ),
     alerts_out: Path | None = typer.Option(
         None, "--alerts-out", help="With --open-alerts: append each alert created or updated as a JSON line."
     ),
@@ -99,6 +103,9 @@ def hunt_cmd(
     from minerwatch.rules.loader import load_rule
     from minerwatch.rules.shipped import RULES_DIR
 
+    # Noted in an existing state store (or the one --open-alerts fills): the span swept closes the hunting items
+    # of the response checklists of alerts inside it.
+    record_sweep = open_alerts_flag or state.exists()
     try:
         loaded = load_rule(rule or RULES_DIR / HUNT_RULE_NAME)
         sets = [from_rule(loaded)]
@@ -116,6 +123,7 @@ def hunt_cmd(
             include_samples=include_samples,
             rejects=str(rejects) if rejects else None,
             threads=threads,
+            span=record_sweep,
         )
         result = hunt(iocs, options)
     except MinerWatchError as exc:
@@ -134,6 +142,27 @@ def hunt_cmd(
         except MinerWatchError as exc:
             fail(exc)
         _alert_summary(alert_stats, state)
+    if record_sweep:
+        _record_sweep(result, state)
+
+
+def _record_sweep(result: HuntResult, state: Path) -> None:
+    from minerwatch.alerting.state import StateStore
+    from minerwatch.respond.checklist import record_hunt
+
+    fleet = [s for s in (result.stats.flow, result.stats.dns) if s is not None and s.first is not None]
+    if not fleet:
+        err.print(f"hunt not noted in {state}: no flow or DNS record with a time was read", highlight=False)
+        return
+    first = min(s.first for s in fleet if s.first is not None)
+    last = max(s.last for s in fleet if s.last is not None)
+    store = StateStore(state)
+    try:
+        record_hunt(store, first, last, {"entities": len(result.entities), "stats": result.stats.to_json()})
+    finally:
+        store.close()
+    err.print(f"hunt noted in {state}: flow and DNS records from {_iso(first)} to {_iso(last)}", highlight=False,
+              markup=False)
 
 
 def _write(result: HuntResult, fmt: HuntFormat, out_file: Path | None) -> None:
@@ -202,7 +231,9 @@ def _summary(result: HuntResult) -> None:
         markup=False,
     )
     if result.stats.rejects_file:
-        err.print(f"  rejects written to {result.stats.rejects_file}", highlight=False, markup=False)
+        rejected = sum(s.rejected for s in result.stats.sources().values())
+        done = "rejects written to" if rejected else "no rejects; rejects file"
+        err.print(f"  {done} {result.stats.rejects_file}", highlight=False, markup=False)
 
 
 def _alert_summary(stats: HuntAlertStats, state: Path) -> None:

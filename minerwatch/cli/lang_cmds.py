@@ -8,12 +8,9 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from minerwatch.catalog.finding_types import crypto_mining_types
 from minerwatch.cli.app import app, fail, out
 from minerwatch.errors import MinerWatchError
-from minerwatch.lang.lint import lint_query
-from minerwatch.lang.parser import parse_query
-from minerwatch.lang.tokens import Source
+from minerwatch.rules.lint import lint_path
 from minerwatch.rules.loader import load_rule
 from minerwatch.rules.shipped import DEFAULT_RULE, shipped_rules
 
@@ -74,47 +71,30 @@ def rules_list() -> None:
     out.print(table)
 
 
-def lint_file(path: Path) -> tuple[list[str], list[str]]:
-    """Errors and warnings (formatted ``file:line:col``) for a rule document or a ``.linq`` file."""
-    errors: list[str] = []
-    warnings: list[str] = []
-    file = str(path)
-    try:
-        if path.suffix.lower() == ".linq":
-            text = path.read_text(encoding="utf-8")
-            source = Source(text, file)
-            query = parse_query(text, file)
-        else:
-            rule = load_rule(path)
-            warnings += [w.format(file) for w in rule.warnings]
-            source = Source(rule.query, file, rule.query_line - 1)
-            query = parse_query(rule.query, file, rule.query_line - 1)
-        from minerwatch.compile.binder import bind  # binding catches unknown tables and bad grouping
-
-        bind(query)
-    except MinerWatchError as exc:
-        errors.append(exc.format())
-        return errors, warnings
-    except (OSError, UnicodeDecodeError) as exc:
-        return [f"{file}: cannot read: {exc}"], warnings
-    for w in lint_query(query, crypto_mining_types()):
-        warnings.append(w.format(file, source.line_text(w.pos)))
-    return errors, warnings
-
-
 @app.command()
 def lint(
     files: list[Path] = typer.Argument(..., help="Rule documents (.md/.txt) or query files (.linq)."),
+    show_acknowledged: bool = typer.Option(
+        False, "--acknowledged", help="Also print the warnings the document acknowledges, with its reason."
+    ),
 ) -> None:
     """Check rules and queries: syntax errors with file:line:col and a caret (exit 1), semantic warnings
-    (and/or precedence, ungrouped columns, crypto-mining finding types a GuardDuty rule can never match)."""
+    (and/or precedence, ungrouped columns, crypto-mining finding types a GuardDuty rule can never match).
+
+    A rule document acknowledges a warning it means under `## Lint Acknowledgements` (`- code: reason`);
+    acknowledged warnings are counted, not printed (unless --acknowledged)."""
     n_err = 0
     for path in files:
-        errors, warnings = lint_file(path)
-        for line in errors + warnings:
+        result = lint_path(path)
+        for line in result.errors + [w.detail for w in result.warnings]:
             print(line)
-        n_err += len(errors)
-        if not errors:
-            print(f"{path}: ok ({len(warnings)} warning{'s' if len(warnings) != 1 else ''})")
+        if show_acknowledged:
+            for item, ack in result.acknowledged:
+                print(f"{item.text} (acknowledged: {ack.reason})")
+        n_err += len(result.errors)
+        if not result.errors:
+            n = len(result.warnings)
+            acked = f", {len(result.acknowledged)} acknowledged" if result.acknowledged else ""
+            print(f"{path}: ok ({n} warning{'s' if n != 1 else ''}{acked})")
     if n_err:
         raise typer.Exit(1)

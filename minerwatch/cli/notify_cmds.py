@@ -174,7 +174,9 @@ def outbox_deliver(
     follow: bool = typer.Option(False, "--follow", "-f", help="Keep delivering until interrupted."),
     poll: float = typer.Option(1.0, "--poll", help="With --follow: seconds between looks at the outbox."),
 ) -> None:
-    """Send what is due (one pass), or keep the outbox flowing with --follow."""
+    """Send what is due (one pass), or keep the outbox flowing with --follow.
+
+    One pass exits 1 when it parked a row (out of attempts, or a permanent error): `outbox retry` sends it again."""
     cfg = _config(config, required=True)
     assert cfg is not None
     with Dispatcher(state, cfg) as dispatcher:
@@ -182,6 +184,8 @@ def outbox_deliver(
             stats = dispatcher.deliver_due()
             _print_stats(stats)
             print(f"delivered {stats.delivered}, retrying {stats.retrying}, parked {stats.parked}")
+            if stats.parked:  # a row gave up for good: say so to scripts and schedulers, not only in the text
+                raise typer.Exit(1)
             return
         stop = threading.Event()
         worker = threading.Thread(target=dispatcher.run, args=(stop, poll), daemon=True)

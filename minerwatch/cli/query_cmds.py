@@ -178,36 +178,50 @@ def query_cmd(
 
 @app.command("sql")
 def sql_cmd(
-    sql: str = typer.Argument(..., help="DuckDB SQL over the tables loaded below and 'alerts'."),
-    findings: list[str] = typer.Option([], "--findings", help="GuardDuty inputs → table 'guardduty'."),
-    cloudtrail: list[str] = typer.Option([], "--cloudtrail", help="CloudTrail inputs → table 'cloudtrail'."),
-    flow: list[str] = typer.Option([], "--flow", help="VPC flow log inputs → table 'vpcflow'."),
-    dns: list[str] = typer.Option([], "--dns", help="Route 53 Resolver query logs → table 'route53resolver'."),
+    sql: str = typer.Argument(
+        ..., help="DuckDB SQL over the tables loaded below and 'alerts', a .sql file, or - for stdin."
+    ),
+    findings: list[str] = typer.Option([], "--findings", help="GuardDuty inputs → table 'cloud_aws_guardduty'."),
+    cloudtrail: list[str] = typer.Option(
+        [], "--cloudtrail", help="CloudTrail inputs → table 'cloud_aws_cloudtrail'."
+    ),
+    flow: list[str] = typer.Option([], "--flow", help="VPC flow log inputs → table 'cloud_aws_vpcflow'."),
+    dns: list[str] = typer.Option(
+        [], "--dns", help="Route 53 Resolver query logs → table 'cloud_aws_route53resolver'."
+    ),
     state: Path | None = typer.Option(None, "--state", help="State store whose alerts become table 'alerts'."),
     fmt: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
 ) -> None:
-    """Join logs in DuckDB with plain SQL. Each table has the flat columns of its catalogue table plus `doc` (JSON);
-    `alerts` has alert_id, rule_id, status, first_seen, last_seen, event_count, key, fields, record (JSON).
+    """Join logs in DuckDB with plain SQL. Each table is named like its catalogue table with `_` for `.`
+    (cloud.aws.guardduty → cloud_aws_guardduty, as in `minerwatch compile` output, which runs here unchanged) and
+    has the table's flat columns plus `doc` (JSON); `alerts` has alert_id, rule_id, status, first_seen, last_seen,
+    event_count, key, fields, record (JSON).
 
     Example — findings per alerted instance:
-    minerwatch sql "SELECT a.alert_id, count(*) FROM alerts a JOIN guardduty g
+    minerwatch sql "SELECT a.alert_id, count(*) FROM alerts a JOIN cloud_aws_guardduty g
     ON g.doc->>'$.resource.instanceDetails.instanceId' = a.key->>'instance_id' GROUP BY ALL"
     --findings findings/ --state state.db
     """
     from minerwatch.alerting.state import StateStore
-    from minerwatch.engine.duckdb import open_workspace
+    from minerwatch.compile.sql import relation_name
+    from minerwatch.engine.duckdb import fetch_rows, open_workspace
     from minerwatch.sources.records import ReadStats, Reject
 
+    # The names `minerwatch compile` reads from (relation_name), so its output runs here as it is.
     tables = {
-        view: (table, paths)
-        for view, table, paths in (
-            ("guardduty", "cloud.aws.guardduty", findings),
-            ("cloudtrail", "cloud.aws.cloudtrail", cloudtrail),
-            ("vpcflow", "cloud.aws.vpcflow", flow),
-            ("route53resolver", "cloud.aws.route53resolver", dns),
+        relation_name(table): (table, paths)
+        for table, paths in (
+            ("cloud.aws.guardduty", findings),
+            ("cloud.aws.cloudtrail", cloudtrail),
+            ("cloud.aws.vpcflow", flow),
+            ("cloud.aws.route53resolver", dns),
         )
         if paths
     }
+    if sql == "-":
+        sql = sys.stdin.read()
+    elif "\n" not in sql and sql.lower().endswith(".sql") and Path(sql).is_file():
+        sql = Path(sql).read_text(encoding="utf-8")
     stats = ReadStats()
     rejects: list[Reject] = []
     try:
@@ -218,8 +232,7 @@ def sql_cmd(
         fail(exc)
     except duckdb.Error as exc:
         fail(f"sql: {exc}")
-    columns = [d[0] for d in cur.description or []]
-    rows = [dict(zip(columns, r, strict=True)) for r in cur.fetchall()]
+    columns, rows = fetch_rows(cur)
     result = render(rows, columns, fmt)
     if isinstance(result, str):
         sys.stdout.write(result)

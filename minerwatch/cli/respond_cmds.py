@@ -20,6 +20,7 @@ from minerwatch.errors import MinerWatchError
 from minerwatch.posture.checks import CHECKS, PostureOptions, run_posture
 from minerwatch.respond import journal as J
 from minerwatch.respond.aws import Aws
+from minerwatch.respond.checklist import checklist_items, complete_item, step_ids
 from minerwatch.respond.execute import Options, Response, StepReport
 from minerwatch.respond.plan import APPROVALS
 from minerwatch.respond.policy import iam_policy
@@ -103,14 +104,23 @@ def respond_cmd(
     profile: str | None = typer.Option(None, "--profile", help="AWS profile."),
     role_arn: str | None = typer.Option(None, "--role-arn", help="Assume this role first (another account)."),
     external_id: str | None = typer.Option(None, "--external-id", help="External id for --role-arn."),
-    actor: str | None = typer.Option(None, "--actor", help="Who acts, for the audit log (default: $USER)."),
+    actor: str | None = typer.Option(
+        None, "--actor", "--user", help="Who acts, for the audit log (default: the OS user)."
+    ),
+    checklist: bool = typer.Option(False, "--checklist", help="Print the response checklist, open and closed."),
+    done: str | None = typer.Option(
+        None, "--done", help="Tick a manual checklist item (its id, like playbook-4, or its number) as done."
+    ),
+    note: str | None = typer.Option(None, "--note", help="With --done: what was done, kept in the audit log."),
     as_json: bool = typer.Option(False, "--json", help="JSON output."),
 ) -> None:
     """Answer an alert with its rule's response playbook: a dry run by default, --execute to act.
 
     The dry run reads the account (Describe/Get/List only) and prints every step with the exact API calls it
     would make. --execute runs them, writing each call to the audit log in the state store; finished steps are
-    not repeated and a re-run resumes after a failure.
+    not repeated and a re-run resumes after a failure. --checklist shows every item; --done ITEM --note TEXT ticks a
+    manual one (recorded with who and when); items the tool already did (CloudTrail reviewed by enrich, a hunt
+    over the alert's window) tick themselves.
     """
     approvals = set(approve or [])
     unknown = approvals - set(APPROVALS)
@@ -129,8 +139,16 @@ def respond_cmd(
         _print_audit(store, record["alert_id"], as_json)
         return
     who = _actor(actor)
+    if note is not None and done is None:
+        fail("--note goes with --done ITEM")
     try:
         loaded = _rule_for(record["rule_id"], rule)
+        if done is not None or checklist:
+            _checklist(store, record, loaded, done, note, who, as_json)
+            return
+        unknown_steps = sorted(set(step or []) - set(step_ids(loaded)))
+        if unknown_steps:
+            fail(f"no step {', '.join(unknown_steps)} in this rule's plan; valid steps: {', '.join(step_ids(loaded))}")
         aws = Aws(region=region, profile=profile, role_arn=role_arn, external_id=external_id, actor=who)
         options = Options(
             evidence_root=evidence or str(state.parent / "evidence"),
@@ -167,13 +185,37 @@ def respond_cmd(
         raise typer.Exit(1)
 
 
+def _checklist(
+    store: StateStore, record: dict[str, Any], rule: Rule, done: str | None, note: str | None, who: str, as_json: bool
+) -> None:
+    if done is not None:
+        item = complete_item(store, record, rule, done, actor=who, note=note)
+        err.print(f"{item.id}: done by {item.done_by} at {item.done_at}", highlight=False, markup=False)
+    items = checklist_items(store, record, rule)
+    if as_json:
+        print(json.dumps([i.to_json() for i in items], indent=2, ensure_ascii=False))
+        return
+    for i in items:
+        box = "[ ]" if i.open else "[x]"
+        how = ""
+        if i.done_by:
+            how = f"  (done by {i.done_by} at {i.done_at}" + (f": {i.note})" if i.note else ")")
+        elif i.auto:
+            how = f"  ({i.auto})"
+        elif i.kind == "automated":
+            how = f"  (automated: {i.status})"
+        out.print(f"{i.number:>2}. {box} {i.id}: {i.title}{how}", highlight=False, markup=False)
+    n_open = sum(1 for i in items if i.open)
+    err.print(f"{n_open} of {len(items)} open", highlight=False)
+
+
 def _rollback(response: Response, execute: bool, as_json: bool) -> None:
     calls, reports = response.rollback(execute)
     if as_json:
         doc: dict[str, Any] = {"calls": [c.to_json() for c in calls], "results": [r.to_json() for r in reports]}
         print(json.dumps(doc, indent=2, default=str))
     else:
-        if not calls:
+        if not calls and not any(r.status == J.SKIPPED for r in reports):  # skipped: the instance is gone
             print("nothing to roll back: no recorded change is in place")
         for c in calls:
             print(("CALL   " if execute else "would  ") + c.render())

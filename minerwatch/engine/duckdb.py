@@ -109,6 +109,19 @@ def run_duckdb(
     return out
 
 
+def fetch_rows(cur: duckdb.DuckDBPyConnection) -> tuple[list[str], list[dict[str, Any]]]:
+    """Column names and rows of an executed statement, values as :func:`run_duckdb` gives them: JSON parsed,
+    timestamps timezone-aware UTC (for SQL written by hand, whose column types are known only from DuckDB)."""
+    columns = [d[0] for d in cur.description or []]
+    by_type = {"JSON": VT.JSON, "TIMESTAMP": VT.TIMESTAMP}
+    convs = [_converter(by_type[str(d[1])]) if str(d[1]) in by_type else None for d in cur.description or []]
+    rows = [
+        {n: (f(v) if f is not None else v) for n, f, v in zip(columns, convs, row, strict=True)}
+        for row in cur.fetchall()
+    ]
+    return columns, rows
+
+
 def duckdb_identifier(name: str) -> str:
     """A quoted DuckDB identifier (for the generated temporary table names only)."""
     from sqlglot import exp

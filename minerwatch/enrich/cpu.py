@@ -35,6 +35,7 @@ from minerwatch.enrich.context import AlertContext
 from minerwatch.enrich.sections import RejectLog, ev, make_section, mining, unavailable
 from minerwatch.errors import InputError
 from minerwatch.sources.records import Reject
+from minerwatch.wording import count
 
 CPU = "cpu"
 DEFAULT_THRESHOLD = 80.0
@@ -243,7 +244,7 @@ def cpu_section(
                 ev(
                     start,
                     run[0].source,
-                    f"{instance_id}: CPU ≥ {threshold:g} % for {hours:.2f} h ({len(run)} datapoints, "
+                    f"{instance_id}: CPU ≥ {threshold:g} % for {hours:.2f} h ({count(len(run), 'datapoint')}, "
                     f"mean {mean:.1f} %, max {peak:.1f} %)",
                     instance_id=instance_id,
                     end=iso(end),
@@ -287,7 +288,7 @@ def cpu_section(
         flag = (
             f"sustained ≥ {threshold:g} % for {hours:.2f} h" if i["flagged"] else f"never sustained ≥ {threshold:g} %"
         )
-        parts.append(f"{i['instance_id']}: {flag} (mean {i['mean_average']} %, {i['datapoints']} datapoints)")
+        parts.append(f"{i['instance_id']}: {flag} (mean {i['mean_average']} %, {count(i['datapoints'], 'datapoint')})")
     return make_section(
         CPU, "ok", headline="; ".join(parts), summary=summary, evidence=evidence, source=report, warnings=warnings
     )

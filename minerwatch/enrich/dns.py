@@ -16,6 +16,7 @@ from minerwatch.alerting.alerts import iso
 from minerwatch.enrich.context import AlertContext
 from minerwatch.enrich.iocs import IocSet
 from minerwatch.enrich.sections import SourceRead, ev, make_section, mining, needles_prefilter, unavailable, where
+from minerwatch.wording import count
 
 DNS = "dns"
 
@@ -124,7 +125,7 @@ def dns_section(ctx: AlertContext, read: SourceRead | None, iocs: IocSet) -> tup
         "resolved_addresses": dict(sorted(resolved.items())),
     }
     if not domains:
-        reason = f"no lookup of an IOC domain among the instance's {instance_queries} queries in the window"
+        reason = f"no lookup of an IOC domain among the instance's {count(instance_queries, 'query')} in the window"
         return make_section(DNS, "empty", reason=reason, summary=summary, source=report, warnings=warnings), resolved
     headline = "; ".join(f"{d['query_name']} ×{d['count']} ({d['first']} – {d['last']})" for d in domains)
     return (

@@ -18,6 +18,7 @@ from typing import Any
 from minerwatch.alerting.alerts import iso, parse_iso
 from minerwatch.enrich.context import AlertContext
 from minerwatch.enrich.sections import SourceRead, ev, make_section, mining, needles_prefilter, unavailable, where
+from minerwatch.wording import count
 
 FINDINGS = "findings"
 CRYPTO_PREFIX = "CryptoCurrency:"
@@ -151,7 +152,7 @@ def findings_section(ctx: AlertContext, read: SourceRead | None) -> dict[str, An
                 f.created or f.updated,
                 f.source,
                 f"{f.instance_id}: {label} {ftype} (severity {f.doc.get('severity')}, "
-                f"{len(f.deliveries)} deliveries){where_to}",
+                f"{count(len(f.deliveries), 'delivery')}){where_to}",
                 instance_id=f.instance_id,
                 finding_id=f.id,
                 type=ftype,

@@ -21,6 +21,7 @@ from minerwatch.alerting.alerts import iso
 from minerwatch.enrich.context import AlertContext
 from minerwatch.enrich.iocs import IocSet
 from minerwatch.enrich.sections import SourceRead, ev, make_section, mining, needles_prefilter, unavailable, where
+from minerwatch.wording import count
 
 NETWORK = "network"
 
@@ -131,7 +132,8 @@ def network_section(
             ev(
                 start,
                 where(record),
-                f"{owner}: {action} {arrow} {peer}:{peer_port} {nbytes:,} bytes {packets:,} packets ({'; '.join(why)})",
+                f"{owner}: {action} {arrow} {peer}:{peer_port} {count(nbytes, 'byte', thousands=True)} "
+                f"{count(packets, 'packet', thousands=True)} ({'; '.join(why)})",
                 instance_id=owner,
                 end=iso(end) if end else None,
                 interface_id=eni,

@@ -59,6 +59,7 @@ def sweep_dns(
 
     for record in read_route53(list(paths), on_reject=reject, stats=read, s3_client=s3_client):
         f = record.flat
+        stats.covers(f["eventdate"], f["eventdate"])
         account, srcaddr, instance = f.get("accountid"), f.get("srcaddr"), f.get("instance_id")
         imap.add_query(account, srcaddr, instance)
         hit = iocs.match_domain(f["query_name"])

@@ -32,6 +32,7 @@ import json
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from minerwatch.enrich.iocs import IocHit, IocSet
@@ -139,6 +140,8 @@ def sweep_python(
     groups: dict[tuple[Any, ...], FlowGroup] = {}
     match_ip = iocs.match_ip
     ports = iocs.ports
+    lo: int | None = None  # epoch seconds: the span of every record read, matched or not
+    hi: int | None = None
 
     def reject(rej: Reject) -> None:
         stats.reject(rej.reason)
@@ -147,6 +150,11 @@ def sweep_python(
 
     for record in read_vpcflow(list(paths), on_reject=reject, stats=read, s3_client=s3_client):
         f = record.flat
+        start, end = f.get("start"), f.get("end")
+        if start is not None and (lo is None or start < lo):
+            lo = start
+        if end is not None and (hi is None or end > hi):
+            hi = end
         src, dst = f.get("srcaddr"), f.get("dstaddr")
         dport, sport = f.get("dstport"), f.get("srcport")
         port_d = dport if dport in ports else None
@@ -179,7 +187,12 @@ def sweep_python(
     stats.files += read.files
     if stats.records is not None:  # None: the bulk engine could not count its part
         stats.records += read.records_read
+    stats.covers(_epoch(lo), _epoch(hi))
     return groups
+
+
+def _epoch(seconds: int | None) -> datetime | None:
+    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
 
 
 def _coalesce(a: int | None, b: int | None) -> int | None:
@@ -448,9 +461,11 @@ def sweep_duckdb(
     on_reject: Callable[[Reject], None] | None = None,
     s3_client: Any | None = None,
     threads: int | None = None,
+    span: bool = False,
 ) -> dict[tuple[Any, ...], FlowGroup]:
     """Hit groups from DuckDB over the local files, plus the per-record reader for what DuckDB cannot read.
-    Groups may hold records that only the coarse network ranges let through: :func:`classify` drops them."""
+    Groups may hold records that only the coarse network ranges let through: :func:`classify` drops them.
+    ``span``: also find the time span of every record read (one more pass over the files DuckDB read)."""
     import duckdb
 
     local, other = _local_files(paths)
@@ -467,6 +482,9 @@ def sweep_duckdb(
             keep = [f for f in read if f not in set(bad)]
             groups, read, scanned, more = _duckdb_groups(con, keep, networks) if keep else ([], [], 0, [])
             fallback += bad + more
+        if span and read:
+            lo, hi = con.execute(f'SELECT min("start"), max("end") FROM {_VIEW}').fetchone() or (None, None)
+            stats.covers(_epoch(lo), _epoch(hi))
     finally:
         con.close()
     stats.files += len(read)

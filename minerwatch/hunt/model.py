@@ -243,6 +243,16 @@ class SourceStats:
     """``duckdb``, ``python`` or ``duckdb+python`` (files DuckDB cannot read go through the per-record reader)."""
     skipped: int = 0
     """GuardDuty: AWS sample findings left out."""
+    first: datetime | None = None
+    last: datetime | None = None
+    """Earliest and latest record time read (flow start and end, DNS query time), when the sweep tracks them."""
+
+    def covers(self, first: datetime | None, last: datetime | None) -> None:
+        """Widen the time span of the records read to include ``first``..``last``."""
+        if first is not None and (self.first is None or first < self.first):
+            self.first = first
+        if last is not None and (self.last is None or last > self.last):
+            self.last = last
 
     def reject(self, reason: str) -> None:
         self.rejected += 1
@@ -263,6 +273,8 @@ class SourceStats:
             out["engine"] = self.engine
         if self.skipped:
             out["skipped_samples"] = self.skipped
+        if self.first is not None:
+            out["first"], out["last"] = iso(self.first), iso(self.last)
         return out
 
 

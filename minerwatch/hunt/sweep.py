@@ -51,6 +51,9 @@ class HuntOptions:
     """Append rejected records here (JSON Lines with source, file, line, reason)."""
     threads: int | None = None
     """DuckDB threads (default: every core)."""
+    span: bool = False
+    """Find the time span of every flow record read (``SourceStats.first/last``), at the cost of one more pass
+    of the DuckDB engine; the per-record engine and the DNS sweep track it anyway."""
     s3_client: Any | None = None
 
 
@@ -115,6 +118,7 @@ def hunt(iocs: IocSet, options: HuntOptions) -> HuntResult:
             kwargs: dict[str, Any] = {"s3_client": options.s3_client}
             if options.engine == "duckdb":
                 kwargs["threads"] = options.threads
+                kwargs["span"] = options.span
             else:
                 stats.flow.engine = "python"
             flow_groups = sweep(options.flow, effective, stats.flow, rejects.sink("flow"), **kwargs).values()
@@ -129,7 +133,10 @@ def hunt(iocs: IocSet, options: HuntOptions) -> HuntResult:
     stats.entities = len(result)
     stats.mapped_interfaces = imap.interfaces
     stats.mapped_addresses = imap.addresses
-    stats.rejects_file = options.rejects if rejects.count else None
+    if options.rejects and not rejects.count:
+        Path(options.rejects).parent.mkdir(parents=True, exist_ok=True)
+        Path(options.rejects).touch()  # exists, empty, when nothing was rejected
+    stats.rejects_file = options.rejects
     stats.seconds = round(time.monotonic() - started, 3)
     counts: dict[str, Any] = dict(iocs.counts())
     if effective is not iocs:

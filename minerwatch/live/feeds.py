@@ -268,13 +268,10 @@ class LineParser:
             if not raw or raw.isspace():
                 continue
             self.read += 1
-            if prefilter is not None and not prefilter(raw):
-                problem = implausible(raw)
-                if problem is None:
-                    self.prefiltered += 1
-                else:
-                    reason = f"{problem} (line skipped by the prefilter, not parsed)"
-                    out.append(Reject(file=self.name, line=lineno, reason=reason, excerpt=excerpt(raw)))
+            # As in the batch reader: a line that is not even a plausible JSON object is parsed anyway, so its
+            # reject reason does not depend on the prefilter (and it is never counted as skipped too).
+            if prefilter is not None and not prefilter(raw) and implausible(raw) is None:
+                self.prefiltered += 1
                 continue
             out.extend(records_from_line(raw, self.name, lineno))
         return out

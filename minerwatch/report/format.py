@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from minerwatch.wording import count
+
 EVIDENCE_ROWS = 25
 """Evidence records shown per section in Markdown and HTML; the JSON report keeps every one."""
 
@@ -33,6 +35,19 @@ def mitre(value: Any) -> list[str]:
 
 def tag_text(tag: dict[str, str]) -> str:
     return f"{tag['key']}={tag['value']}" if tag.get("value") else str(tag.get("key"))
+
+
+def actions_text(actions: dict[str, Any]) -> str:
+    """``2 changes, 5 read-only calls, 1 failed call, 3 step results, 1 checklist item ticked``: what the audit
+    log holds, changes apart from reads."""
+    parts = [count(actions.get("changed", 0), "change"), count(actions.get("read_only", 0), "read-only call")]
+    if actions.get("failed"):
+        parts.append(count(actions["failed"], "failed call"))
+    if actions.get("steps"):
+        parts.append(count(actions["steps"], "step result"))
+    if actions.get("checklist"):
+        parts.append(count(actions["checklist"], "checklist item") + " ticked")
+    return ", ".join(parts)
 
 
 def audit_outcome(entry: dict[str, Any]) -> str:

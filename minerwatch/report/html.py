@@ -16,6 +16,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from minerwatch.enrich.sections import SECTION_ORDER
 from minerwatch.report import format as F
 from minerwatch.report.svg import cpu_chart_svg, timeline_svg
+from minerwatch.wording import count
 
 
 def _pretty(value: Any) -> str:
@@ -37,7 +38,10 @@ def _environment() -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters.update(usd=F.usd, hours=F.hours, mitre=F.mitre, tag_text=F.tag_text, pretty=_pretty, compact=_compact)
+    env.filters.update(
+        usd=F.usd, hours=F.hours, mitre=F.mitre, tag_text=F.tag_text, pretty=_pretty, compact=_compact, counted=count,
+        actions_text=F.actions_text,
+    )
     return env
 
 

@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from minerwatch.report import format as F
+from minerwatch.wording import count
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _NEWLINES = re.compile(r"\r\n|[\r\n\u2028\u2029\x85]")
@@ -104,13 +105,13 @@ def _summary(report: dict[str, Any]) -> list[str]:
         ),
         ("Since", since),
         ("Severity", severity),
-        ("Status", f"{code(s['status'], True)}; {code(s['event_count'], True)} matched finding deliveries"),
+        ("Status", f"{code(s['status'], True)}; {code(count(s['event_count'], 'matched finding delivery'), True)}"),
         ("Cost", cost_text),
         ("MITRE ATT&amp;CK", _codes(F.mitre(what["mitre"]), True)),
         (
             "Response",
-            f"{checklist['open']} of {len(checklist['items'])} checklist items open; "
-            f"{actions['count']} action(s) recorded",
+            f"{checklist['open']} of {count(len(checklist['items']), 'checklist item')} open; "
+            f"{F.actions_text(actions)}",
         ),
     ]
     out = ["## Summary", "", _row("", ""), _row("---", "---")]
@@ -148,7 +149,7 @@ def _sections(report: dict[str, Any]) -> list[str]:
 
 def _timeline(report: dict[str, Any]) -> list[str]:
     entries = report["timeline"]
-    out = [f"## Timeline ({len(entries)} entries)", ""]
+    out = [f"## Timeline ({count(len(entries), 'entry')})", ""]
     if not entries:
         return [*out, "No timeline: the alert has not been enriched.", ""]
     out += [_row("time", "section", "what"), _row("---", "---", "---")]
@@ -166,6 +167,7 @@ def _actions(report: dict[str, Any]) -> list[str]:
     out = [f"## Actions taken ({actions['count']})", ""]
     if not actions["entries"]:
         return [*out, text(actions["note"] or "none"), ""]
+    out += [text(F.actions_text(actions)), ""]
     out += [_row("time", "actor", "action", "outcome", "AWS request id", "message"), _row(*["---"] * 6)]
     for e in actions["entries"]:
         out.append(
@@ -191,6 +193,10 @@ def _checklist(report: dict[str, Any]) -> list[str]:
         line = f"- {box} {text(item['title'])} — {code(item['id'])}, {text(item['kind'])}, {code(item['status'])}"
         if item.get("requires_approval"):
             line += f", needs approval {code(item['requires_approval'])}"
+        if item.get("done_by"):
+            line += f", done by {code(item['done_by'])} at {code(item['done_at'])}"
+        if item.get("auto"):
+            line += f", {text(item['auto'])}"
         if item.get("message"):
             line += f": {code(item['message'])}"
         out.append(line)

@@ -31,16 +31,14 @@ from minerwatch.alerting.alerts import iso, parse_iso
 from minerwatch.alerting.state import StateStore
 from minerwatch.enrich.run import rule_for_alert, stored_enrichment
 from minerwatch.errors import InputError, MinerWatchError
-from minerwatch.respond.actions import ACTIONS
-from minerwatch.respond.journal import Journal
-from minerwatch.respond.plan import skeleton, strip_emphasis
+from minerwatch.respond.aws import is_read
+from minerwatch.respond.checklist import AUDIT_ACTION as CHECKLIST_ACTION
+from minerwatch.respond.checklist import checklist_items
+from minerwatch.respond.plan import strip_emphasis
 from minerwatch.rules.loader import load_rule
 from minerwatch.rules.model import Rule
 
 REPORT_VERSION = 1
-
-CLOSED_STATUSES = frozenset({"done", "skipped"})
-"""Checklist statuses that close an item; anything else (pending, failed, rolled-back …) leaves it open."""
 
 MAX_CHART_POINTS = 1500
 """Datapoints kept per instance in the chart; longer series are reduced to per-bucket maxima."""
@@ -368,57 +366,47 @@ def build_actions(store: StateStore, alert_id: str, warnings: list[str]) -> dict
                 "result": result,
             }
         )
+    kinds = [_kind(e) for e in entries]
+    for e, kind in zip(entries, kinds, strict=True):
+        e["kind"] = kind
     return {
         "count": len(entries),
+        "changed": kinds.count("change"),
+        "read_only": kinds.count("read"),
+        "failed": kinds.count("failed"),
+        "steps": kinds.count("step"),
+        "checklist": kinds.count("checklist"),
         "entries": entries,
         "note": None if entries else "no actions taken yet",
     }
 
 
-def _plan_items(rule: Rule) -> list[dict[str, Any]]:
-    """The response plan's steps for the rule, automated and manual, in the order ``respond --plan`` gives."""
-    out: list[dict[str, Any]] = []
-    for item in skeleton(list(rule.response_playbook), list(rule.recommended_actions)):
-        action = ACTIONS.get(item.action) if item.action else None
-        out.append(
-            {
-                "id": item.action or item.manual_id or item.title,
-                "title": (action.title or item.action) if action else item.title,
-                "kind": "automated" if item.action else "manual",
-                "seed": list(item.seed),
-                "requires_approval": action.approval if action else None,
-            }
-        )
-    return out
+def _kind(entry: dict[str, Any]) -> str:
+    """``change`` (an AWS call that changed something), ``read`` (a read-only call), ``failed`` (a call that
+    failed, so changed nothing), ``step`` (a response step's outcome), ``checklist`` (an item ticked by hand) or
+    ``other``."""
+    action = str(entry.get("action") or "")
+    if action.startswith("step:"):
+        return "step"
+    if action == CHECKLIST_ACTION:
+        return "checklist"
+    service, _, operation = action.partition(":")
+    if not operation or not service.islower():
+        return "other"
+    result = entry.get("result")
+    if isinstance(result, dict) and result.get("ok") is False:
+        return "failed"
+    return "read" if is_read(operation) or operation == "AssumeRole" else "change"
 
 
-def _journal(store: StateStore, alert_id: str, warnings: list[str]) -> dict[str, tuple[str, dict[str, Any]]]:
-    """Step id → (status, recorded detail) from the response journal, if there is one."""
-    exists = store.db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='respond_steps'").fetchone()
-    if exists is None:  # never responded: do not create the journal's table just to read nothing
-        return {}
-    try:
-        return dict(Journal(store, alert_id).all())
-    except Exception as exc:  # the journal is optional for a report
-        warnings.append(f"response journal unreadable: {type(exc).__name__}: {exc}")
-        return {}
-
-
-def build_checklist(store: StateStore, alert_id: str, rule: Rule | None, warnings: list[str]) -> dict[str, Any]:
-    """The response steps with what is still open: closed when the journal says done (or skipped)."""
+def build_checklist(store: StateStore, alert: dict[str, Any], rule: Rule | None, warnings: list[str]) -> dict[str, Any]:
+    """The response steps with what is still open (:func:`minerwatch.respond.checklist.checklist_items`)."""
     if rule is None:
         return {"source": None, "items": [], "open": 0, "closed": 0, "note": "no rule: no checklist"}
-    items, source = _plan_items(rule), "response plan"
-    journal = _journal(store, alert_id, warnings)
-    for item in items:
-        status, detail = journal.get(item["id"], ("pending", {}))
-        item["status"] = status
-        item["open"] = status not in CLOSED_STATUSES
-        message = detail.get("message") if isinstance(detail, dict) else None
-        item["message"] = message if isinstance(message, str) else None
+    items = [i.to_json() for i in checklist_items(store, alert, rule, warnings)]
     n_open = sum(1 for i in items if i["open"])
     return {
-        "source": source,
+        "source": "response plan",
         "items": items,
         "open": n_open,
         "closed": len(items) - n_open,
@@ -485,7 +473,7 @@ def build_report(
         "timeline": timeline,
         "cpu_chart": build_cpu_chart(alert, sections.get("cpu"), metrics, warnings),
         "actions": build_actions(store, real_id, warnings),
-        "checklist": build_checklist(store, real_id, rule, warnings),
+        "checklist": build_checklist(store, alert, rule, warnings),
         "investigation_steps": [strip_emphasis(s) for s in rule.investigation_steps] if rule else [],
         "false_positives": {
             "considerations": [strip_emphasis(s) for s in rule.false_positives.considerations] if rule else [],

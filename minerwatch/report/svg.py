@@ -14,6 +14,7 @@ from typing import Any
 from markupsafe import Markup
 
 from minerwatch.alerting.alerts import parse_iso
+from minerwatch.wording import count
 
 PALETTE = ("#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#4b5563", "#65a30d")
 
@@ -209,7 +210,7 @@ def cpu_chart_svg(chart: dict[str, Any], width: int = 820, height: int = 260) ->
             )
             ET.SubElement(band, "title").text = (
                 f"{iid}: sustained {iv.get('start')} – {iv.get('end')}, mean {iv.get('mean_average')} %, "
-                f"{iv.get('datapoints')} datapoints"
+                f"{count(iv.get('datapoints') or 0, 'datapoint')}"
             )
             if not inst.get("points") and isinstance(iv.get("mean_average"), int | float):
                 _line(
@@ -234,7 +235,7 @@ def cpu_chart_svg(chart: dict[str, Any], width: int = 820, height: int = 260) ->
                     "points": " ".join(f"{_f(scale.x(t))},{_f(y(v))}" for t, v in pts),
                 },
             )
-            ET.SubElement(line, "title").text = f"{iid}: CPUUtilization average ({len(pts)} datapoints)"
+            ET.SubElement(line, "title").text = f"{iid}: CPUUtilization average ({count(len(pts), 'datapoint')})"
         _text(g, left + 6 + 170 * n, height - 6, f"■ {iid}", fill=colour, font_size="11")
     threshold = chart.get("threshold")
     if isinstance(threshold, int | float):

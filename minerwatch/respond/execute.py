@@ -393,7 +393,17 @@ class Response:
         ex = self.executor(execute=execute)
         self._audit_assume_role(execute)
         self._check_account(ex)
-        inv = self.discover(ex)
+        inv = discover(ex, self.instance_id, self.region, self.alert_id, self.keys)
+        terminated = self.journal.status("terminate") == J.DONE
+        if inv.gone or (not inv.found and terminated):
+            # Groups and profile went with the instance: no call on it could restore anything.
+            state = inv.state if inv.found else "terminated (no longer listed)"
+            gone = f"instance {self.instance_id} is {state}: it is gone, so nothing can be rolled back"
+            if execute:
+                return [], [self._record("rollback", Outcome(J.SKIPPED, gone))]
+            return [], [StepReport("rollback", J.SKIPPED, gone)]
+        if not inv.found:
+            inv = self.discover(ex)  # raises, naming the instance, region and account
         calls = self.rollback_calls(inv)
         recorded = [a for a in ROLLBACK_ACTIONS if self.journal.status(a) in (J.DONE, J.FAILED)]
         if not execute:

@@ -19,6 +19,7 @@ from typing import Any, Literal
 import orjson
 
 from minerwatch.respond.aws import is_read
+from minerwatch.wording import count
 
 Kind = Literal["automated", "manual"]
 
@@ -195,7 +196,7 @@ class Plan:
         lines += [f"note: {n}" for n in self.notes]
         if self.discovery:
             ops = sorted({f"{c.service}:{c.operation}" for c in self.discovery})
-            lines.append(f"read to build this plan ({len(self.discovery)} calls): {', '.join(ops)}")
+            lines.append(f"read to build this plan ({count(len(self.discovery), 'call')}): {', '.join(ops)}")
         for n, s in enumerate(self.steps, 1):
             tag = "auto  " if s.kind == "automated" else "manual"
             extra = []

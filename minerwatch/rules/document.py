@@ -62,8 +62,8 @@ class Ctx:
     def error(self, message: str, line: int | None, col: int | None = None) -> NoReturn:
         raise RuleError(message, file=self.file, line=line, col=col, source_line=self.source_line(line))
 
-    def warn(self, message: str, line: int | None) -> None:
-        self.warnings.append(RuleWarning(message=message, line=line))
+    def warn(self, message: str, line: int | None, code: str | None = None) -> None:
+        self.warnings.append(RuleWarning(message=message, line=line, code=code))
 
     def col_of(self, line: int, needle: str) -> int | None:
         src = self.source_line(line)

@@ -32,6 +32,7 @@ from minerwatch.rules.model import (
     AlertConfig,
     FalsePositives,
     Iocs,
+    LintAck,
     Mitre,
     MitreRef,
     Rule,
@@ -157,6 +158,8 @@ def _section_kind(title: str) -> str | None:
         return "cost_impact"
     if norm.startswith("prevention"):
         return "prevention"
+    if norm.startswith("lint"):
+        return "lint_acks"
     if norm in ("notes", "note"):
         return "notes"
     if norm in ("tests", "rule tests", "test cases"):
@@ -232,7 +235,8 @@ def _parse_mitre(ctx: Ctx, sec: Section) -> Mitre:
                     ctx.warn(f"{ref_id} is not a MITRE ATT&CK Enterprise tactic id", item.line)
                 elif known.lower() != name.lower():
                     ctx.warn(
-                        f"{ref_id} is '{known}' in MITRE ATT&CK; the document names it '{name}'", item.line
+                        f"{ref_id} is '{known}' in MITRE ATT&CK; the document names it '{name}'", item.line,
+                        "mitre-name",
                     )
                 mitre.tactics.append(MitreRef(id=ref_id, name=name))
             else:
@@ -373,6 +377,24 @@ def _parse_iocs(ctx: Ctx, sec: Section) -> Iocs:
         if not found and item.text.strip():
             ctx.warn(f"IOC entry not understood (no domain, IP, CIDR or port): {item.text!r}", item.line)
     return iocs
+
+
+_ACK_RE = re.compile(r"`?([a-z][a-z0-9-]*)`?\s*:\s*(\S.*)", re.DOTALL)
+
+
+def _parse_lint_acks(ctx: Ctx, sec: Section) -> list[LintAck]:
+    """``- code: why`` items: a warning the document means to have, with the reason (required)."""
+    acks: list[LintAck] = []
+    items = [it for b in sec.blocks if b.kind == "list" for it in b.items]
+    if not items:
+        ctx.warn(f"section '{sec.title}' has no list items; no lint warning is acknowledged", sec.line)
+    for item in items:
+        match = _ACK_RE.fullmatch(item.text.strip())
+        if match is None:
+            ctx.warn(f"lint acknowledgement not understood (expected '- code: reason'): {item.text!r}", item.line)
+            continue
+        acks.append(LintAck(code=match.group(1), reason=" ".join(match.group(2).split()), line=item.line))
+    return acks
 
 
 def _list_texts(ctx: Ctx, sec: Section) -> list[str]:
@@ -532,6 +554,8 @@ def parse_rule(text: str, path: str | None = None) -> Rule:
             fields["iocs"] = _parse_iocs(ctx, sec)
         elif kind == "tests":
             tests.extend(_parse_tests(ctx, sec))
+        elif kind == "lint_acks":
+            fields.setdefault("lint_acknowledgements", []).extend(_parse_lint_acks(ctx, sec))
         elif kind in _LIST_FIELDS:
             fields.setdefault(kind, []).extend(_list_texts(ctx, sec))
 

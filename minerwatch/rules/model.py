@@ -87,12 +87,23 @@ class RuleTest(_Model):
 class RuleWarning(_Model):
     message: str
     line: int | None = None
+    code: str | None = None
+    """Set for warnings a document may acknowledge (``## Lint Acknowledgements``), e.g. ``mitre-name``."""
 
     def format(self, file: str | None = None) -> str:
         where = file or "<input>"
         if self.line is not None:
             where += f":{self.line}"
-        return f"{where}: warning: {self.message}"
+        kind = f"warning[{self.code}]" if self.code else "warning"
+        return f"{where}: {kind}: {self.message}"
+
+
+class LintAck(_Model):
+    """A lint warning the document means to have: ``- code: why`` under ``## Lint Acknowledgements``."""
+
+    code: str
+    reason: str
+    line: int | None = None
 
 
 class Rule(_Model):
@@ -127,6 +138,7 @@ class Rule(_Model):
     section_lines: dict[str, int] = Field(default_factory=dict)
     """1-based line of each section's heading, same keys as ``sections``."""
     tests: list[RuleTest] = Field(default_factory=list)
+    lint_acknowledgements: list[LintAck] = Field(default_factory=list)
     warnings: list[RuleWarning] = Field(default_factory=list)
 
     @property

@@ -35,7 +35,10 @@ Anything else is a reject with file, line (1-based; for whole documents the line
 and a reason, and reading goes on: a malformed or over-long line, invalid UTF-8, nesting too deep, a record
 that is not a GuardDuty finding (no ``id``/``type``/``accountId`` string, a non-numeric ``severity``, no
 ISO 8601 ``updatedAt``/``createdAt``), a truncated or corrupt gzip (the records before the break are kept),
-a file inside a folder or an S3 object that cannot be opened. A path argument that cannot be opened raises
+a file inside a folder or an S3 object that cannot be opened. A record of another kind (CloudTrail, a finding
+inside another tool's wrapper...) is named as such (``minerwatch.sources.recognise``). A file whose first
+non-blank line is not JSON (a VPC flow log, source code, text) gives one reject for its run of non-JSON lines;
+a JSON object after them is read as usual. A path argument that cannot be opened raises
 :class:`~minerwatch.errors.InputError`. Blank lines are skipped.
 """
 
@@ -55,6 +58,7 @@ import orjson
 from minerwatch.catalog.tables import GUARDDUTY
 from minerwatch.sources import inputs
 from minerwatch.sources.botocore_shapes import iso_utc, to_camel
+from minerwatch.sources.recognise import record_kind, text_kind
 from minerwatch.sources.records import ReadStats, Record, Reject
 
 TABLE = GUARDDUTY.name
@@ -232,6 +236,20 @@ def _candidates(obj: Any) -> tuple[list[Any], bool]:
     return [obj], False
 
 
+_NOT_A_FINDING = frozenset(
+    {"not a GuardDuty finding", "missing field 'id'", "missing field 'type'", "missing field 'accountId'"}
+)
+
+
+def _named(error: FindingError, obj: Any) -> FindingError:
+    """``error``, or, for a value that is no finding at all, one that says what it is (a CloudTrail record,
+    a finding inside another tool's wrapper...) when that is recognised."""
+    if error.key not in _NOT_A_FINDING:
+        return error
+    kind = record_kind(obj)
+    return error if kind is None else FindingError(kind.name, kind.detail)
+
+
 # --------------------------------------------------------------------------------------------- reader
 
 
@@ -336,14 +354,26 @@ class _Reader:
     # ---- JSON Lines
 
     def _lines(
-        self, name: str, lines: Iterator[tuple[int, bytes | inputs.LongLine | inputs.BrokenLine]]
+        self,
+        name: str,
+        lines: Iterator[tuple[int, bytes | inputs.LongLine | inputs.BrokenLine]],
+        whole_file: bool = True,
     ) -> Iterator[Record]:
+        """Records of JSON Lines. ``whole_file``: the lines start at the file's beginning, so a first line that is
+        not JSON makes the file text (one reject for its run of non-JSON lines); a byte range of a file does not."""
         stats = self.stats
         prefilter = self.prefilter
         reject = self.reject
         loads = orjson.loads
         first = True
+        started = not whole_file  # a non-blank line was seen (a range is never judged as text)
+        text: _TextRun | None = None  # the file does not start as JSON: its non-JSON lines make one reject
         for lineno, raw in lines:
+            if text is not None:
+                if text.takes(lineno, raw):
+                    continue
+                text.reject(self, name)
+                text = None
             if type(raw) is not bytes:
                 if isinstance(raw, inputs.LongLine):
                     stats.records_read += 1
@@ -358,16 +388,16 @@ class _Reader:
                     raw = raw[len(_BOM) :]
             if not raw or raw.isspace():
                 continue
+            if not started:
+                started = True
+                if raw.lstrip()[:1] not in (b"{", b"["):
+                    text = _TextRun(lineno, raw)
+                    continue
             stats.records_read += 1
-            if prefilter is not None and not prefilter(raw):
-                # Cannot match the query, so it is not parsed; cheap checks still catch lines that are not
-                # even JSON objects or not UTF-8, so garbage is rejected rather than skipped.
-                problem = inputs.implausible(raw)
-                if problem is None:
-                    stats.prefiltered += 1
-                else:
-                    reason = f"{problem} (line skipped by the prefilter, not parsed)"
-                    reject(name, lineno, problem, reason, raw)
+            # A line the prefilter refuses cannot match the query, so it is not parsed, unless it is not even a
+            # plausible JSON object: then it is parsed like any other, so its reject reason is the same.
+            if prefilter is not None and not prefilter(raw) and inputs.implausible(raw) is None:
+                stats.prefiltered += 1
                 continue
             try:
                 obj = loads(raw)
@@ -376,6 +406,8 @@ class _Reader:
                 reject(name, lineno, key, reason, raw)
                 continue
             yield from self._records(obj, name, lineno, raw, counted=True)
+        if text is not None:
+            text.reject(self, name)
 
     def _block_lines(
         self, items: Iterator[inputs.LineItem], needles: tuple[bytes, ...]
@@ -437,7 +469,8 @@ class _Reader:
         for index, item in enumerate(items):
             try:
                 record = finding_to_record(normalise_finding(item), name, line)
-            except FindingError as exc:
+            except FindingError as error:
+                exc = _named(error, item)
                 where = f" (element {index})" if container else ""
                 text = inputs.dump_excerpt(item) if container or raw is None else raw
                 self.reject(name, line, exc.key, f"{exc}{where}", text)
@@ -513,6 +546,41 @@ class _Reader:
             yield from self._records(value, name, line, None, counted=False)
             line += text.count("\n", pos, end)
             pos = end
+
+
+class _TextRun:
+    """Consecutive lines of a file that does not start as JSON (source code, text, a VPC flow log): one reject
+    for all of them, not one per line. The run ends at a line that is a JSON object, which is read as usual."""
+
+    def __init__(self, line: int, raw: bytes) -> None:
+        self.first = self.last = line
+        self.expect = line + 1
+        self.head = raw
+
+    def takes(self, line: int, raw: bytes | inputs.LongLine | inputs.BrokenLine) -> bool:
+        """Whether ``raw`` (line ``line``) belongs to the run; a gap in the numbers means lines were skipped."""
+        if line != self.expect or isinstance(raw, inputs.BrokenLine):
+            return False
+        self.expect = line + 1
+        if isinstance(raw, bytes):
+            stripped = raw.strip()
+            if not stripped:
+                return True
+            if stripped[:1] == b"{" and stripped[-1:] == b"}":
+                try:
+                    if isinstance(orjson.loads(stripped), dict):
+                        return False
+                except orjson.JSONDecodeError:
+                    pass
+        self.last = line
+        return True
+
+    def reject(self, reader: _Reader, name: str) -> None:
+        kind = text_kind(self.head)
+        lines = f"line {self.first}" if self.first == self.last else f"lines {self.first}-{self.last}"
+        reader.stats.records_read += 1
+        key = f"{kind}, not JSON"
+        reader.reject(name, self.first, key, f"{key}: {lines}, no GuardDuty finding", self.head)
 
 
 def _clean_newlines(data: bytes, start: int, end: int, ascii: bool) -> list[int] | None:
@@ -637,7 +705,10 @@ def is_plain_json_lines(path: str, *, max_record_bytes: int = inputs.MAX_RECORD_
         inputs.RejectSink(lambda _r: None, ReadStats()), ReadStats(), None, max_record_bytes, MAX_DOCUMENT_BYTES,
         LINE_BLOCK_BYTES,
     )
-    return sniffer._sniff(head, len(head) < 2 * max_record_bytes) == _JSONL
+    if sniffer._sniff(head, len(head) < 2 * max_record_bytes) != _JSONL:
+        return False
+    first = head[len(_BOM) :] if head.startswith(_BOM) else head
+    return first.lstrip()[:1] in (b"{", b"[")  # a file that starts as text is one reject: read it whole
 
 
 def read_guardduty_range(
@@ -660,10 +731,10 @@ def read_guardduty_range(
     )
     chunks = inputs.range_chunks(path, start, end, stats)
     if reader.needles is None:
-        yield from reader._lines(path, inputs.iter_lines(chunks, reader.max_record))
+        yield from reader._lines(path, inputs.iter_lines(chunks, reader.max_record), whole_file=False)
     else:
         items = inputs.iter_line_blocks(chunks, reader.max_record, reader.window)
-        yield from reader._lines(path, reader._block_lines(items, reader.needles))
+        yield from reader._lines(path, reader._block_lines(items, reader.needles), whole_file=False)
 
 
 def records_from_value(obj: Any, name: str, line: int | None, raw: bytes | None = None) -> list[Record | Reject]:

@@ -94,14 +94,20 @@ def test_json_report_structure_of_an_enriched_alert(enriched: Case, scenario) ->
     assert report["rule"]["found"] and report["rule"]["id"] == report["alert"]["rule_id"] == rule.id
     assert report["investigation_steps"] == rule.investigation_steps
     assert report["notes"] == rule.notes
-    assert report["actions"] == {"count": 0, "entries": [], "note": "no actions taken yet"}
+    assert report["actions"] == {
+        "count": 0, "changed": 0, "read_only": 0, "failed": 0, "steps": 0, "checklist": 0, "entries": [],
+        "note": "no actions taken yet",
+    }
 
     checklist = report["checklist"]
     assert checklist["source"] == "response plan"
     ids = [i["id"] for i in checklist["items"]]
     assert {"isolate", "snapshot", "terminate"} <= set(ids) and "playbook-1" in ids
-    assert all(i["open"] and i["status"] == "pending" for i in checklist["items"])
-    assert checklist["open"] == len(ids) and checklist["closed"] == 0
+    # The enrichment reviewed CloudTrail (launch context, principal activity): those items closed themselves.
+    auto = {i["id"] for i in checklist["items"] if i["auto"]}
+    assert auto == {"playbook-4", "recommended-4"}
+    assert all(i["open"] and i["status"] == "pending" for i in checklist["items"] if i["id"] not in auto)
+    assert checklist["open"] == len(ids) - 2 and checklist["closed"] == 2
     # Every playbook line is carried by some step.
     carried = " ".join(" ".join(i["seed"]) for i in checklist["items"])
     for n in range(1, len(rule.response_playbook) + 1):
@@ -192,8 +198,9 @@ def test_actions_and_journal_close_checklist_items(enriched: Case, tmp_path: Pat
     items = {i["id"]: i for i in report["checklist"]["items"]}
     assert items["isolate"]["open"] is False and items["isolate"]["status"] == "done"
     assert items["snapshot"]["open"] is True and items["snapshot"]["message"] == "volume busy"
-    assert report["checklist"]["closed"] == 1
-    assert report["checklist"]["open"] == len(items) - 1
+    assert report["checklist"]["closed"] == 1 + 2  # and the two CloudTrail items enrich closed
+    assert report["checklist"]["open"] == len(items) - 3
+    assert (actions["changed"], actions["read_only"], actions["steps"]) == (1, 0, 1)
 
 
 def test_unknown_rule_and_rule_override(enriched: Case, tmp_path: Path) -> None:

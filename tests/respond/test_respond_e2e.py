@@ -266,6 +266,14 @@ def test_terminate_is_refused_until_evidence_and_snapshots_are_complete(incident
     assert res.exit_code == 0, res.output
     assert _instance(incident)["State"]["Name"] in ("shutting-down", "terminated")
 
+    # The instance is gone: a rollback proposes no call on it and says why.
+    for mode in (("--plan",), ()):
+        res = respond(incident, "--rollback", *mode)
+        assert res.exit_code == 0, res.output
+        text = " ".join(res.stdout.split())
+        assert "it is gone, so nothing can be rolled back" in text and "skipped" in text
+        assert "would" not in res.stdout and "CALL" not in res.stdout and "nothing to roll back" not in text
+
 
 def test_a_failed_step_blocks_its_dependents_only_and_a_rerun_resumes(incident: Incident) -> None:
     # Evidence into a bucket that does not exist yet: evidence fails, isolation and snapshots still happen,

@@ -117,7 +117,7 @@ def test_seed_every_section_kept_verbatim(seed: Rule, seed_path: Path) -> None:
 def test_seed_warnings_point_at_lines(seed: Rule) -> None:
     # TA0042 is "Resource Development" in ATT&CK; the seed calls it Resource Hijacking.
     assert [(w.line, "TA0042" in w.message) for w in seed.warnings] == [(10, True)]
-    assert seed.warnings[0].format("x.md").startswith("x.md:10: warning:")
+    assert seed.warnings[0].format("x.md").startswith("x.md:10: warning[mitre-name]:")
 
 
 def test_to_json_shape(seed: Rule) -> None:

@@ -53,7 +53,7 @@ def test_seed_copy_is_the_seed_plus_tests(seed_path: Path) -> None:
     seed_text = seed_path.read_text()
     copy_text = SEED_COPY.read_text()
     assert copy_text.startswith(seed_text)
-    assert re.findall(r"^## (.+)$", copy_text[len(seed_text) :], re.MULTILINE) == ["Tests"]
+    assert re.findall(r"^## (.+)$", copy_text[len(seed_text) :], re.MULTILINE) == ["Lint Acknowledgements", "Tests"]
     seed, copy = load_rule(seed_path), load_rule(SEED_COPY)
     assert copy.id == "aws-guardduty-crypto-mining"
     assert copy.query == seed.query

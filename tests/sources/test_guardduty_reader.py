@@ -215,7 +215,11 @@ def test_hostile_lines_are_rejected_with_file_line_and_reason(
         (str(path), 7, f"record too large: {len(lines[6])} bytes (limit 1048576)"),
         (str(path), 8, "bad field 'updatedAt': not an ISO 8601 timestamp: 'XXXX-XX-XXTXX:XX:XXZ'"),
         (str(path), 9, "bad field 'severity': expected a number, got string '8.0'"),
-        (str(path), 11, "missing field 'id': not a GuardDuty finding"),
+        (
+            str(path),
+            11,
+            "a CloudTrail record, not a GuardDuty finding: eventSource 'ec2.amazonaws.com', eventName 'RunInstances'",
+        ),
         (str(path), 12, "invalid JSON: unexpected end of data at column 38"),
         (str(path), 13, "invalid JSON: invalid literal, expected 'null' at column 1"),
     ]
@@ -228,7 +232,7 @@ def test_hostile_lines_are_rejected_with_file_line_and_reason(
         "record too large": 1,
         "bad field 'updatedAt'": 1,
         "bad field 'severity'": 1,
-        "missing field 'id'": 1,
+        "a CloudTrail record, not a GuardDuty finding": 1,
     }
     assert res.stats.records_read == 14
 
