@@ -18,6 +18,7 @@ def _throttler(store: StateStore, run_id: int = 1) -> Throttler:
 
 
 def _feed(th: Throttler, rows: list[tuple[str, datetime, str]]) -> None:
+    th.store.begin()  # rows are placed inside the store's write transaction
     for key, t, fid in rows:
         th.place({"accountid": "1", "instance_id": key}, t, fid, {"x": fid}, {"type": "T"})
 
