@@ -234,7 +234,7 @@ class Detector:
                         fh.flush()
                         os.fsync(fh.fileno())
                 except OSError as exc:
-                    raise state_error(exc, self.opts.out, "cannot write alerts (kept queued in the state store)") from None
+                    raise state_error(exc, self.opts.out, "cannot write alerts (kept queued in the state)") from None
                 self.store.clear_out(self.opts.out, pending[-1][0])
         except BaseException:
             self.store.rollback()

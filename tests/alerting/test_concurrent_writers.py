@@ -6,10 +6,14 @@ alert, one key's alerts start at least a window apart, and nothing is marked see
 
 from __future__ import annotations
 
+import errno
+import os
 import random
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -21,7 +25,6 @@ from minerwatch.generate.fast import write_jsonl_fast
 
 CLI = [sys.executable, "-m", "minerwatch.cli"]
 WINDOW = timedelta(hours=2)
-ROUNDS = 1
 
 
 @pytest.fixture(scope="module")
@@ -29,32 +32,71 @@ def crypto_lines(tmp_path_factory) -> list[bytes]:
     """Seed-rule matches only, from instances in bursts that overlap in time, shuffled."""
     path = tmp_path_factory.mktemp("findings") / "all.jsonl"
     # A short span packs each instance's rows minutes apart, so both writers keep touching the same keys.
-    write_jsonl_fast(path, 5_000_000, seed=11, crypto_ratio=1.0, span=timedelta(days=2))
+    write_jsonl_fast(path, 3_500_000, seed=11, crypto_ratio=1.0, span=timedelta(days=2))
     lines = path.read_bytes().splitlines(keepends=True)
-    assert len(lines) > 1500
+    assert len(lines) > 1000
     return lines
 
 
-def _parts(lines: list[bytes], n: int, seed: int, folder: Path) -> list[Path]:
+def _parts(lines: list[bytes], n: int, seed: int) -> list[bytes]:
     shuffled = list(lines)
     random.Random(seed).shuffle(shuffled)
-    paths = []
-    for i in range(n):
-        p = folder / f"part{i}.jsonl"
-        p.write_bytes(b"".join(shuffled[i::n]))
-        paths.append(p)
-    return paths
+    return [b"".join(shuffled[i::n]) for i in range(n)]
 
 
-def _detect(part: Path, state: Path) -> list[str]:
+def _detect(source: Path, state: Path) -> list[str]:
     # Small batches: many transactions, so the writers interleave often.
-    return [*CLI, "detect", str(part), "--state", str(state), "--batch-rows", "10"]
+    return [*CLI, "detect", str(source), "--state", str(state), "--batch-rows", "10"]
 
 
-def _finish(procs: list[subprocess.Popen]) -> None:
-    for p in procs:
-        out, err = p.communicate(timeout=240)
-        assert p.returncode == 0, err.decode()[-2000:]
+def _open_fifo(path: Path, proc: subprocess.Popen) -> int:
+    """The write end of a named pipe, once ``proc`` has opened the read end (polled: it may die first)."""
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as exc:
+            if exc.errno != errno.ENXIO or proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"{proc.args} did not open {path}: {proc.stderr.read().decode()}") from exc
+            time.sleep(0.01)
+            continue
+        os.set_blocking(fd, True)
+        return fd
+
+
+def _run_together(runs: list[tuple[subprocess.Popen, int, bytes]], *, alternate: bool = False) -> None:
+    """Write each process its input once all are up, so that their writes to the store overlap; with
+    ``alternate``, a few lines to each in turn (stream runs then take turns on the store)."""
+
+    def feed(fd: int, data: bytes) -> None:
+        with open(fd, "wb") as fh:
+            fh.write(data)
+
+    if alternate:
+        files = [(open(fd, "wb"), data.splitlines(keepends=True)) for _, fd, data in runs]  # noqa: SIM115
+        for start in range(0, max(len(lines) for _, lines in files), 8):
+            for fh, lines in files:
+                fh.write(b"".join(lines[start : start + 8]))
+                fh.flush()
+        for fh, _ in files:
+            fh.close()
+    else:
+        threads = [threading.Thread(target=feed, args=(fd, data)) for _, fd, data in runs]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    for proc, _, _ in runs:
+        assert proc.stderr is not None
+        err = proc.stderr.read()
+        assert proc.wait(timeout=240) == 0, err.decode()[-2000:]
+
+
+def _detect_on_fifo(folder: Path, name: str, state: Path) -> tuple[subprocess.Popen, int]:
+    fifo = folder / f"{name}.jsonl"
+    os.mkfifo(fifo)
+    proc = subprocess.Popen(_detect(fifo, state), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return proc, _open_fifo(fifo, proc)
 
 
 def _check_store(state: Path, lines: list[bytes]) -> None:
@@ -84,31 +126,44 @@ def _check_store(state: Path, lines: list[bytes]) -> None:
     assert len(alerts) > len(starts) > 10  # many keys, several alerts each: the windows were exercised
 
 
-@pytest.mark.parametrize("writers", [2, 3])
-def test_concurrent_detect_runs_keep_the_invariants(crypto_lines, tmp_path, writers):
-    for rnd in range(ROUNDS):
-        folder = tmp_path / f"r{rnd}"
-        folder.mkdir()
-        parts = _parts(crypto_lines, writers, seed=rnd * 10 + writers, folder=folder)
-        state = folder / "state.db"
-        procs = [
-            subprocess.Popen(_detect(p, state), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for p in parts
-        ]
-        _finish(procs)
-        _check_store(state, crypto_lines)
+def test_two_streaming_detect_runs_keep_the_invariants(crypto_lines, tmp_path):
+    """`detect -` twice, fed in turns: each commits row by row, so every key is changed by both."""
+    state = tmp_path / "state.db"
+    procs = [
+        subprocess.Popen(
+            [*CLI, "detect", "-", "--state", str(state)],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        for _ in range(2)
+    ]
+    runs = []
+    for proc, data in zip(procs, _parts(crypto_lines, 2, seed=2), strict=True):
+        assert proc.stdin is not None
+        runs.append((proc, os.dup(proc.stdin.fileno()), data))
+        proc.stdin.close()
+    _run_together(runs, alternate=True)
+    _check_store(state, crypto_lines)
+
+
+def test_three_detect_runs_keep_the_invariants(crypto_lines, tmp_path):
+    """Batch runs on thirds, started together (their inputs are named pipes written at once)."""
+    writers = 3
+    state = tmp_path / "state.db"
+    parts = _parts(crypto_lines, writers, seed=writers)
+    runs = [(*_detect_on_fifo(tmp_path, f"part{i}", state), data) for i, data in enumerate(parts)]
+    _run_together(runs)
+    _check_store(state, crypto_lines)
 
 
 def test_watch_beside_detect_keeps_the_invariants(crypto_lines, tmp_path):
-    for rnd in range(ROUNDS):
-        folder = tmp_path / f"r{rnd}"
-        folder.mkdir()
-        streamed, batch = _parts(crypto_lines, 2, seed=100 + rnd, folder=folder)
-        state = folder / "state.db"
-        with open(streamed, "rb") as stdin:
-            watch = subprocess.Popen(
-                [*CLI, "watch", "-", "--state", str(state), "--quiet"],
-                stdin=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            )  # fmt: skip
-            det = subprocess.Popen(_detect(batch, state), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            _finish([watch, det])
-        _check_store(state, crypto_lines)
+    state = tmp_path / "state.db"
+    streamed, batch = _parts(crypto_lines, 2, seed=100)
+    watch = subprocess.Popen(
+        [*CLI, "watch", "-", "--state", str(state), "--quiet"],
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert watch.stdin is not None
+    runs = [(watch, os.dup(watch.stdin.fileno()), streamed), (*_detect_on_fifo(tmp_path, "batch", state), batch)]
+    watch.stdin.close()
+    _run_together(runs)
+    _check_store(state, crypto_lines)
