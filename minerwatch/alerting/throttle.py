@@ -96,14 +96,10 @@ class Throttler:
             alerts.insert(idx, target)
             starts.insert(idx, eventdate)
         target.add(eventdate, finding_id, row, groups)
-        if self._created_run.get(target.alert_id) == self.run_id:
-            target.status = "new"
-        elif target.status in ("new", "updated"):
-            target.status = "updated"
-        if target.status == "new":
-            self.new_ids.add(target.alert_id)
-        else:
-            self.updated_ids.add(target.alert_id)
+        created_here = self._created_run.get(target.alert_id) == self.run_id
+        if target.status in ("new", "updated"):  # a person's acknowledged / closed stays (even mid-run)
+            target.status = "new" if created_here else "updated"
+        (self.new_ids if created_here else self.updated_ids).add(target.alert_id)
         self.dirty[target.alert_id] = (target, key_json)
         return target
 
