@@ -9,11 +9,10 @@ from pathlib import Path
 
 import typer
 from rich.table import Table
-from rich.text import Text
 
 from minerwatch.alerting.state import StateStore
 from minerwatch.catalog.prices import load_prices
-from minerwatch.cli.app import DEFAULT_STATE, app, err, fail, out
+from minerwatch.cli.app import DEFAULT_STATE, app, cell, err, fail, inert, out
 from minerwatch.enrich.iocs import IocSet, bundled, default_for_rule, load_ioc_file, merge
 from minerwatch.enrich.run import EnrichSources, enrich_alert, rule_for_alert
 from minerwatch.errors import MinerWatchError
@@ -117,9 +116,9 @@ def enrich_cmd(
             text = section["headline"]
             for w in section.get("warnings", []):
                 text += f"\n(warning: {w})"
-            # Headlines quote log content (user agents, names): plain Text, never rich markup.
-            table.add_row(name, section["status"], Text(text))
-        out.print(f"alert {result.alert_id}", highlight=False)
+            # Headlines quote log content (user agents, names): inert text, never markup or control sequences.
+            table.add_row(cell(name), cell(section["status"]), cell(text, multiline=True))
+        out.print(f"alert {inert(result.alert_id)}", highlight=False, markup=False)
         out.print(table)
         out.print(
             f"timeline: {len(result.timeline)} entries — `minerwatch alerts show {result.alert_id}` shows them",

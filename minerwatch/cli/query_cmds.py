@@ -15,7 +15,7 @@ import orjson
 import typer
 from rich.table import Table
 
-from minerwatch.cli.app import app, err, fail, out
+from minerwatch.cli.app import app, cell, err, fail, out
 from minerwatch.errors import MinerWatchError
 from minerwatch.lang.ast import Query
 from minerwatch.lang.parser import parse_query
@@ -114,14 +114,8 @@ def render(rows: list[dict[str, Any]], columns: list[str], fmt: Format) -> str |
         table.add_column(c, overflow="fold")
     for r in rows:
         # Cell text is data: no markup interpretation.
-        table.add_row(*[_markup_safe(_text(r.get(c))) for c in columns])
+        table.add_row(*[cell(_text(r.get(c))) for c in columns])
     return table
-
-
-def _markup_safe(s: str) -> Any:
-    from rich.text import Text
-
-    return Text(s)
 
 
 @app.command("query")

@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 
 from minerwatch.alerting.state import StateStore
-from minerwatch.cli.app import DEFAULT_STATE, app, err, fail
+from minerwatch.cli.app import DEFAULT_STATE, app, err, fail, inert
 from minerwatch.errors import MinerWatchError
 from minerwatch.report.html import render_html
 from minerwatch.report.markdown import render_markdown
@@ -75,4 +75,4 @@ def report_cmd(
             f"wrote {fmt.value} report of {report['report']['alert_id']} to {out_file}", highlight=False, markup=False
         )
     for w in report["warnings"]:
-        err.print(f"note: {w}", highlight=False, markup=False)
+        err.print(f"note: {inert(w)}", highlight=False, markup=False)
