@@ -23,8 +23,11 @@ CONTROL = ("\x1b", "\x07", "\x9b", "\u202e")
 def hostile(tmp_path_factory):
     """One crypto finding whose type, title, instance id and tags carry terminal control and markup."""
     folder = tmp_path_factory.mktemp("hostile")
-    f = next(f for f in generate_findings(400, seed=4, crypto_ratio=0.5)
-             if seed_rule_matches(f["type"], float(f["severity"])) and f["resource"].get("instanceDetails"))  # fmt: skip
+    f = next(
+        f
+        for f in generate_findings(400, seed=4, crypto_ratio=0.5)
+        if seed_rule_matches(f["type"], float(f["severity"])) and f["resource"].get("instanceDetails")
+    )
     f["type"] += HOSTILE
     f["title"] = "Mining " + HOSTILE
     details = f["resource"]["instanceDetails"]
