@@ -179,6 +179,11 @@ def sql_cmd(
     dns: list[str] = typer.Option([], "--dns", help="Route 53 Resolver query logs → table 'route53resolver'."),
     state: Path | None = typer.Option(None, "--state", help="State store whose alerts become table 'alerts'."),
     fmt: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
+    allow_external: bool = typer.Option(
+        False, "--allow-external",
+        help="Let the SQL reach files and extensions (read_text, COPY … TO, ATTACH, INSTALL). Off by default: "
+        "the SQL sees only the tables loaded above.",
+    ),
 ) -> None:
     """Join logs in DuckDB with plain SQL. Each table has the flat columns of its catalogue table plus `doc` (JSON);
     `alerts` has alert_id, rule_id, status, first_seen, last_seen, event_count, key, fields, record (JSON).
@@ -189,7 +194,7 @@ def sql_cmd(
     --findings findings/ --state state.db
     """
     from minerwatch.alerting.state import StateStore
-    from minerwatch.engine.duckdb import open_workspace
+    from minerwatch.engine.duckdb import lock_down, open_workspace
     from minerwatch.sources.records import ReadStats, Reject
 
     tables = {
@@ -207,9 +212,21 @@ def sql_cmd(
     try:
         alerts = StateStore(state).list_alerts() if state else []
         con = open_workspace(tables, alerts=alerts, on_reject=rejects.append, stats=stats)
-        cur = con.execute(sql)
+        if not allow_external:
+            lock_down(con)  # after loading: the SQL itself reads and writes nothing outside these tables
     except MinerWatchError as exc:
         fail(exc)
+    except duckdb.Error as exc:
+        fail(f"sql: {exc}")
+    try:
+        cur = con.execute(sql)
+    except duckdb.PermissionException as exc:
+        first = str(exc).splitlines()[0]
+        fail(f"sql: {first} (the SQL sees only the loaded tables; --allow-external lets it reach files and extensions)")
+    except duckdb.InvalidInputException as exc:
+        if "configuration has been locked" not in str(exc):
+            fail(f"sql: {exc}")
+        fail(f"sql: {str(exc).splitlines()[0]} (settings are locked; --allow-external leaves them open)")
     except duckdb.Error as exc:
         fail(f"sql: {exc}")
     columns = [d[0] for d in cur.description or []]
