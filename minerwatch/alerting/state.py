@@ -101,6 +101,10 @@ ForeignChanges = Callable[[set[tuple[str, str]] | None], None]
 """Told the (rule_id, key_json) of alerts another connection changed, or None when every cached alert is stale."""
 
 
+last_opened: str | None = None
+"""The path of the store this process opened last: named by an error that escapes without one."""
+
+
 def state_error(exc: BaseException, path: str, doing: str) -> StateError:
     """One line for a failed state store operation: what was being done, and SQLite's or the OS's reason."""
     reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
@@ -150,7 +154,8 @@ class StateStore:
 
         A read-only store is opened with SQLite's ``mode=ro``: nothing is created or migrated, and a file the
         user may only read can still be listed. A read-only look at a missing file sees an empty store."""
-        self.path = str(path)
+        global last_opened
+        self.path = last_opened = str(path)
         self.read_only = read_only
         self._in_tx = False
         self._listeners: list[ForeignChanges] = []
@@ -246,6 +251,14 @@ class StateStore:
                 self.db.execute("ROLLBACK")
             for listener in self._listeners:
                 listener(None)  # what they cached may hold changes that were never written
+
+    def verify(self) -> None:
+        """SQLite's quick check of every page (linear in the file's size): a damaged store is a StateError, even
+        where the tables a command reads happen to be intact."""
+        problems = [r[0] for r in self.db.execute("PRAGMA quick_check(3)")]
+        if problems != ["ok"]:
+            detail = "; ".join(line for p in problems for line in p.splitlines() if not line.startswith("***"))
+            raise StateError(f"state store is damaged: {detail}", file=self.path)
 
     @property
     def in_transaction(self) -> bool:

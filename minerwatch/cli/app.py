@@ -82,8 +82,16 @@ def fail(exc: MinerWatchError | str, code: int = 2) -> NoReturn:
 
 def run() -> None:
     """Run the app; a MinerWatchError that escapes a command is printed as ``file:line:col: message``."""
+    import sqlite3
+
     try:
         app()
     except MinerWatchError as exc:
         print(inert(exc.format(), multiline=True), file=sys.stderr)
+        sys.exit(2)
+    except sqlite3.Error as exc:
+        # A damaged, full or busy state store: one line naming the store and SQLite's reason, not a traceback.
+        from minerwatch.alerting import state
+
+        print(inert(state.state_error(exc, state.last_opened or "<state>", "state store").format()), file=sys.stderr)
         sys.exit(2)

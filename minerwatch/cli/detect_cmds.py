@@ -169,7 +169,7 @@ def alerts_list(
     as_json: bool = typer.Option(False, "--json", help="JSON Lines instead of a table."),
 ) -> None:
     """List alerts, oldest first."""
-    records = StateStore(state).list_alerts(rule_id, status)
+    records = StateStore(state, read_only=True).list_alerts(rule_id, status)
     if as_json:
         for r in records:
             print(orjson.dumps(r).decode())
@@ -188,7 +188,7 @@ def alerts_show(
     `minerwatch enrich` has run (JSON: the alert's keys plus "enrichment" and "timeline")."""
     from minerwatch.enrich.run import stored_enrichment  # local: nothing else in this module needs enrich
 
-    store = StateStore(state)
+    store = StateStore(state, read_only=True)
     record = store.get_alert(alert_id)
     if record is None:
         fail(f"no alert {alert_id!r} in {state}", 1)

@@ -70,7 +70,7 @@ def outbox_list(
     if not state.exists():
         fail(f"no state store at {state}", 1)
     cfg = _config(config, required=False)
-    db = open_outbox(state)
+    db = open_outbox(state, read_only=True)
     try:
         counts = summary(db)
         for d in cfg.destinations if cfg else []:

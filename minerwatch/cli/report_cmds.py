@@ -48,7 +48,7 @@ def report_cmd(
 ) -> None:
     if not state.exists():
         fail(f"no state store at {state}", 1)
-    store = StateStore(state)
+    store = StateStore(state, read_only=True)
     try:
         if store.get_alert(alert_id) is None:
             fail(f"no alert {alert_id!r} in {state}", 1)
