@@ -142,6 +142,9 @@ def _create_file(path: str) -> None:
         os.link(tmp, path)
     except FileExistsError:
         pass  # another process created it first: use theirs
+    except OSError:  # a file system without hard links: a rename is atomic too, but replaces a racing creator's file
+        if not os.path.exists(path):
+            os.replace(tmp, path)
     finally:
         for leftover in (tmp, tmp + "-wal", tmp + "-shm"):
             if os.path.exists(leftover):
@@ -184,12 +187,13 @@ class StateStore:
                 self._create()
             self._data_version = self._pragma_int("data_version")
             self._seq_mark, self._reset_mark = self._change_marks()
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             if hasattr(self, "db"):
                 self.db.close()
             raise state_error(exc, str(path), "cannot open state store") from None
         except BaseException:
-            self.db.close()
+            if hasattr(self, "db"):
+                self.db.close()
             raise
 
     def _create(self) -> None:
