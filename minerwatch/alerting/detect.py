@@ -24,7 +24,7 @@ import orjson
 
 from minerwatch.alerting.alerts import iso, jsonable_row
 from minerwatch.alerting.allowlist import Allowlist
-from minerwatch.alerting.state import StateStore
+from minerwatch.alerting.state import StateStore, state_error
 from minerwatch.alerting.throttle import Throttler
 from minerwatch.compile import compile_python
 from minerwatch.compile.prefilter import make_prefilter
@@ -170,14 +170,19 @@ class Detector:
     # -- effects -------------------------------------------------------------------------------------
     def apply(self, m: _Match) -> None:
         delivery = (m.finding_id, m.updated_at)
+        # A delivery once seen stays seen, so a look outside the transaction can only say "duplicate" early.
         if delivery in self._seen_run or self.store.seen(self.rule.id, *delivery):
+            self.stats.duplicates += 1
+            return
+        if self.store.begin() and self.store.seen(self.rule.id, *delivery):
+            # Another writer took it between the look and the lock: the answer inside the transaction decides.
+            self.store.commit()  # nothing written yet (a fresh transaction): don't hold the lock
             self.stats.duplicates += 1
             return
         if not self.opts.stream:
             # Stream runs commit every row, so the store already answers; a long-running stream must not grow this.
             self._seen_run.add(delivery)
         self.stats.matched += 1  # distinct deliveries only; repeats are counted as duplicates
-        self.store.begin()
         self.store.mark_seen(self.rule.id, *delivery)
         key = {name: _lookup(m.row, name) for name in self.throttle_key}
         reason = source = None
@@ -214,16 +219,28 @@ class Detector:
     def _flush_out_backlog(self) -> None:
         if not self.opts.out:
             return
-        pending = list(self.store.pending_out(self.opts.out))
-        if not pending:
+        if not self.store.has_pending_out(self.opts.out):
             return
-        Path(self.opts.out).parent.mkdir(parents=True, exist_ok=True)
-        with open(self.opts.out, "ab") as fh:
-            _drop_torn_tail(fh)
-            fh.write("".join(line + "\n" for _, line in pending).encode())
-            fh.flush()
-            os.fsync(fh.fileno())
-        self.store.clear_out(self.opts.out, pending[-1][0])
+        # Under the write lock: another writer appending to the same file in between could put an alert's older
+        # line after its newer one.
+        self.store.begin()
+        try:
+            pending = list(self.store.pending_out(self.opts.out))
+            if pending:
+                try:
+                    Path(self.opts.out).parent.mkdir(parents=True, exist_ok=True)
+                    with open(self.opts.out, "ab") as fh:
+                        _drop_torn_tail(fh)
+                        fh.write("".join(line + "\n" for _, line in pending).encode())
+                        fh.flush()
+                        os.fsync(fh.fileno())
+                except OSError as exc:
+                    raise state_error(exc, self.opts.out, "cannot write alerts (kept queued in the state)") from None
+                self.store.clear_out(self.opts.out, pending[-1][0])
+        except BaseException:
+            self.store.rollback()
+            raise
+        self.store.commit()
 
     def finish(self, read: ReadStats, started: float) -> DetectStats:
         self.commit()
@@ -310,7 +327,10 @@ def _unpack(blob: bytes) -> _Match:
 def detect(rule: Rule, paths: list[str], options: DetectOptions) -> DetectStats:
     """Run ``rule`` over ``paths`` (files, folders, ``-``, ``s3://``) and update the state store."""
     started = time.monotonic()
-    det = Detector(rule, options, paths)
+    try:
+        det = Detector(rule, options, paths)
+    except sqlite3.Error as exc:
+        raise state_error(exc, options.state, "state store") from None
     read = ReadStats()
     prefilter = make_prefilter(det.query) if options.prefilter else None
     try:
@@ -325,10 +345,15 @@ def detect(rule: Rule, paths: list[str], options: DetectOptions) -> DetectStats:
             matches = (m for r in records if (m := det.match(r)) is not None)
             for m in _sorted_matches(itertools.chain(parallel, matches)):
                 det.apply(m)
-    except BaseException:
-        det.store.rollback()
+        return det.finish(read, started)
+    except BaseException as exc:
+        try:
+            det.store.close()  # rolls back the batch in hand
+        except sqlite3.Error:
+            pass  # the error that brought us here is the one to report
+        if isinstance(exc, sqlite3.Error):
+            raise state_error(exc, options.state, "state store") from None
         raise
-    return det.finish(read, started)
 
 
 # -- reading large files on several cores ------------------------------------------------------------------

@@ -2,13 +2,23 @@
 
 One file. Every batch of effects is one transaction, so a run killed at any moment leaves the store at a batch
 boundary and the next run over the same input finishes the job.
+
+Several processes may write one store at once (two ``detect`` runs, ``watch`` beside ``detect``, the console).
+Writes take SQLite's write lock (``BEGIN IMMEDIATE``) for one batch, and every decision that depends on stored
+alerts or deliveries is made inside that transaction. A writer that caches alerts between transactions
+(the throttler) registers with :meth:`StateStore.on_foreign_changes`: when a transaction begins after another
+connection committed (``PRAGMA data_version`` moved), it is told which alert keys changed. Triggers stamp every
+insert or update of an alert with the next value of the store's change counter (``meta.alerts_seq``), whoever
+writes it, so a writer that knows nothing of the cache (plain SQL included) still invalidates it.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+import urllib.parse
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +29,8 @@ from minerwatch.alerting.alerts import Alert, iso, parse_iso
 from minerwatch.errors import StateError
 
 SCHEMA_VERSION = 1
+BUSY_TIMEOUT = 60.0
+"""Seconds a statement waits for another writer's transaction (each holds the lock for one batch at most)."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -37,7 +49,8 @@ CREATE TABLE IF NOT EXISTS alerts (
     latest_time TEXT,
     latest_id TEXT,
     record TEXT NOT NULL,
-    updated_wall REAL NOT NULL
+    updated_wall REAL NOT NULL,
+    change_seq INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS alerts_by_key ON alerts (rule_id, key_json, first_seen);
 CREATE TABLE IF NOT EXISTS suppressions (
@@ -62,6 +75,89 @@ CREATE TABLE IF NOT EXISTS audit (
 );
 """
 
+# The alerts change counter (see the module docstring). Deleting an alert bumps ``alerts_reset``: its key is gone
+# with the row, so caches are dropped whole.
+_CHANGE_TRACKING = """
+INSERT OR IGNORE INTO meta VALUES ('alerts_seq', '0');
+INSERT OR IGNORE INTO meta VALUES ('alerts_reset', '0');
+CREATE INDEX IF NOT EXISTS alerts_by_change ON alerts (change_seq);
+CREATE TRIGGER IF NOT EXISTS alerts_changed_ins AFTER INSERT ON alerts BEGIN
+    UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE name = 'alerts_seq';
+    UPDATE alerts SET change_seq = (SELECT CAST(value AS INTEGER) FROM meta WHERE name = 'alerts_seq')
+        WHERE rowid = NEW.rowid;
+END;
+CREATE TRIGGER IF NOT EXISTS alerts_changed_upd AFTER UPDATE OF
+    rule_id, key_json, first_seen, last_seen, status, created_run, latest_time, latest_id, record ON alerts BEGIN
+    UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE name = 'alerts_seq';
+    UPDATE alerts SET change_seq = (SELECT CAST(value AS INTEGER) FROM meta WHERE name = 'alerts_seq')
+        WHERE rowid = NEW.rowid;
+END;
+CREATE TRIGGER IF NOT EXISTS alerts_changed_del AFTER DELETE ON alerts BEGIN
+    UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE name = 'alerts_reset';
+END;
+"""
+
+ForeignChanges = Callable[[set[tuple[str, str]] | None], None]
+"""Told the (rule_id, key_json) of alerts another connection changed, or None when every cached alert is stale."""
+
+
+last_opened: str | None = None
+"""The path of the store this process opened last: named by an error that escapes without one."""
+
+
+def state_error(exc: BaseException, path: str, doing: str) -> StateError:
+    """One line for a failed state store operation: what was being done, and SQLite's or the OS's reason."""
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    if isinstance(exc, sqlite3.OperationalError) and "locked" in reason:
+        reason += f" (another process held the write lock for over {BUSY_TIMEOUT:.0f} s)"
+    return StateError(f"{doing}: {reason}", file=path)
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The statements of a script one by one (``executescript`` would commit the caller's transaction)."""
+    pending = ""
+    for part in script.split(";"):
+        pending += part + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                yield pending
+            pending = ""
+
+
+def _create_file(path: str) -> None:
+    """Create a store file whole: built aside and linked into place, so that no process ever finds a 0-byte store
+    (which would be a truncated one) while another is creating it. When two create it at once, one link wins."""
+    tmp = f"{path}.{os.getpid()}.new"
+    db = sqlite3.connect(tmp, isolation_level=None)
+    try:
+        # Nobody else sees this file yet: no journal, and one fsync of the whole file below instead of several.
+        db.execute("PRAGMA journal_mode=OFF")
+        db.execute("PRAGMA synchronous=OFF")
+        db.execute("BEGIN")
+        for statement in _statements(_SCHEMA + _CHANGE_TRACKING):
+            db.execute(statement)
+        db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        db.execute("COMMIT")
+        db.execute("PRAGMA journal_mode=WAL")
+    finally:
+        db.close()
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass  # another process created it first: use theirs
+    except OSError:  # a file system without hard links: a rename is atomic too, but replaces a racing creator's file
+        if not os.path.exists(path):
+            os.replace(tmp, path)
+    finally:
+        for leftover in (tmp, tmp + "-wal", tmp + "-shm"):
+            if os.path.exists(leftover):
+                os.unlink(leftover)
+
 
 class AmbiguousAlertId(StateError):
     """An alert id prefix that starts more than one alert's id."""
@@ -84,43 +180,150 @@ class AmbiguousAlertId(StateError):
 
 
 class StateStore:
-    def __init__(self, path: str | Path) -> None:
-        self.path = str(path)
-        try:
-            if self.path != ":memory:":
-                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.executescript(_SCHEMA)
-            row = self.db.execute("SELECT value FROM meta WHERE name='schema_version'").fetchone()
-            if row is None:
-                self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            elif int(row[0]) != SCHEMA_VERSION:
-                raise StateError(f"state schema version {row[0]} is not {SCHEMA_VERSION}", file=self.path)
-        except sqlite3.DatabaseError as exc:
-            raise StateError(f"cannot open state store: {exc}", file=self.path) from None
+    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
+        """Open (and create, unless ``read_only``) the store at ``path``.
+
+        A read-only store is opened with SQLite's ``mode=ro``: nothing is created or migrated, and a file the
+        user may only read can still be listed. A read-only look at a missing file sees an empty store."""
+        global last_opened
+        self.path = last_opened = str(path)
+        self.read_only = read_only
         self._in_tx = False
+        self._listeners: list[ForeignChanges] = []
+        exists = self.path != ":memory:" and os.path.exists(self.path)
+        if exists and os.path.isfile(self.path) and os.path.getsize(self.path) == 0:
+            raise StateError(
+                "state store is an empty (0-byte) file, not a database; move it away to start afresh", file=self.path
+            )
+        try:
+            if read_only and exists:
+                self.db = sqlite3.connect(
+                    f"file:{urllib.parse.quote(os.path.abspath(self.path))}?mode=ro",
+                    uri=True,
+                    isolation_level=None,
+                    timeout=BUSY_TIMEOUT,
+                )
+                self.db.execute("PRAGMA query_only=ON")
+                self._check_version()
+            else:
+                if read_only:
+                    self.path = ":memory:"  # nothing stored there yet: an empty store, and no file is created
+                elif not exists:
+                    Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+                    _create_file(self.path)
+                self.db = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT)
+                self._create()
+            self._data_version = self._pragma_int("data_version")
+            self._seq_mark, self._reset_mark = self._change_marks()
+        except (sqlite3.Error, OSError) as exc:
+            if hasattr(self, "db"):
+                self.db.close()
+            raise state_error(exc, str(path), "cannot open state store") from None
+        except BaseException:
+            if hasattr(self, "db"):
+                self.db.close()
+            raise
+
+    def _create(self) -> None:
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("BEGIN IMMEDIATE")  # one writer creates or migrates the schema; the others wait and find it
+        try:
+            for statement in _statements(_SCHEMA):
+                self.db.execute(statement)
+            if self.db.execute("SELECT 1 FROM meta WHERE name='schema_version'").fetchone() is None:
+                self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            self._check_version()
+            if not any(c[1] == "change_seq" for c in self.db.execute("PRAGMA table_info(alerts)")):
+                self.db.execute("ALTER TABLE alerts ADD COLUMN change_seq INTEGER NOT NULL DEFAULT 0")
+            for statement in _statements(_CHANGE_TRACKING):
+                self.db.execute(statement)
+        except BaseException:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def _check_version(self) -> None:
+        row = self.db.execute("SELECT value FROM meta WHERE name='schema_version'").fetchone()
+        if row is not None and int(row[0]) != SCHEMA_VERSION:
+            raise StateError(f"state schema version {row[0]} is not {SCHEMA_VERSION}", file=self.path)
 
     # -- transactions ---------------------------------------------------------------------------------
-    def begin(self) -> None:
-        if not self._in_tx:
-            self.db.execute("BEGIN IMMEDIATE")
-            self._in_tx = True
+    def begin(self) -> bool:
+        """Take the write lock (waiting for other writers); True when this started a transaction.
+
+        Listeners registered with :meth:`on_foreign_changes` hear of alerts other connections changed since
+        this connection's last transaction, before the caller reads anything."""
+        if self._in_tx:
+            return False
+        self.db.execute("BEGIN IMMEDIATE")
+        self._in_tx = True
+        if self._listeners:
+            version = self._pragma_int("data_version")
+            if version != self._data_version:
+                self._data_version = version
+                self._tell_foreign_changes()
+        return True
 
     def commit(self) -> None:
         if self._in_tx:
+            if self._listeners:
+                # Our own changes are not news to us: the marks move past them before the lock is released.
+                self._seq_mark, self._reset_mark = self._change_marks()
             self.db.execute("COMMIT")
             self._in_tx = False
 
     def rollback(self) -> None:
         if self._in_tx:
-            self.db.execute("ROLLBACK")
             self._in_tx = False
+            # SQLite has already rolled back on some errors (disk full, I/O): a second ROLLBACK would fail and
+            # hide the error that caused it.
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            for listener in self._listeners:
+                listener(None)  # what they cached may hold changes that were never written
+
+    def verify(self) -> None:
+        """SQLite's quick check of every page (linear in the file's size): a damaged store is a StateError, even
+        where the tables a command reads happen to be intact."""
+        problems = [r[0] for r in self.db.execute("PRAGMA quick_check(3)")]
+        if problems != ["ok"]:
+            detail = "; ".join(line for p in problems for line in p.splitlines() if not line.startswith("***"))
+            raise StateError(f"state store is damaged: {detail}", file=self.path)
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._in_tx
+
+    def on_foreign_changes(self, listener: ForeignChanges) -> None:
+        """Call ``listener`` at the start of a transaction with the alert keys another connection changed."""
+        self._listeners.append(listener)
+
+    def _pragma_int(self, name: str) -> int:
+        return int(self.db.execute(f"PRAGMA {name}").fetchone()[0])
+
+    def _change_marks(self) -> tuple[int, int]:
+        rows = dict(self.db.execute("SELECT name, value FROM meta WHERE name IN ('alerts_seq', 'alerts_reset')"))
+        return int(rows.get("alerts_seq", 0)), int(rows.get("alerts_reset", 0))
+
+    def _tell_foreign_changes(self) -> None:
+        seq, reset = self._change_marks()
+        changed: set[tuple[str, str]] | None = None
+        if reset == self._reset_mark:
+            changed = set(
+                self.db.execute("SELECT rule_id, key_json FROM alerts WHERE change_seq > ?", (self._seq_mark,))
+            )
+        self._seq_mark, self._reset_mark = seq, reset
+        if changed is None or changed:
+            for listener in self._listeners:
+                listener(changed)
 
     def close(self) -> None:
-        self.rollback()
-        self.db.close()
+        try:
+            self.rollback()
+        finally:
+            self.db.close()
 
     # -- deliveries -----------------------------------------------------------------------------------
     def seen(self, rule_id: str, finding_id: str, updated_at: str) -> bool:
@@ -173,7 +376,9 @@ class StateStore:
         record = alert.to_json()
         latest_time, latest_id = (iso(alert.latest[0]), alert.latest[1]) if alert.latest else (None, None)
         self.db.execute(
-            "INSERT INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (alert_id) DO UPDATE SET "
+            "INSERT INTO alerts (alert_id, rule_id, key_json, first_seen, last_seen, status, created_run, "
+            "latest_time, latest_id, record, updated_wall) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (alert_id) DO UPDATE SET "
             "first_seen=excluded.first_seen, last_seen=excluded.last_seen, status=excluded.status, "
             "latest_time=excluded.latest_time, latest_id=excluded.latest_id, record=excluded.record, "
             "updated_wall=excluded.updated_wall",
@@ -293,6 +498,10 @@ class StateStore:
     # -- output lines written after commit (at least once) --------------------------------------------
     def queue_out(self, out_path: str, lines: Iterable[str]) -> None:
         self.db.executemany("INSERT INTO out_pending (out_path, line) VALUES (?, ?)", [(out_path, x) for x in lines])
+
+    def has_pending_out(self, out_path: str) -> bool:
+        row = self.db.execute("SELECT 1 FROM out_pending WHERE out_path=? LIMIT 1", (out_path,)).fetchone()
+        return row is not None
 
     def pending_out(self, out_path: str) -> Iterator[tuple[int, str]]:
         yield from self.db.execute("SELECT seq, line FROM out_pending WHERE out_path=? ORDER BY seq", (out_path,))

@@ -8,6 +8,10 @@ Starts of one key's alerts stay at least W apart whatever the arrival order, and
 alert; rows that arrive in (eventdate, id) order reduce to "open an alert when no window holds the row".
 With a throttle count N > 1, up to N alerts may start within any window; a row joins the latest window holding it
 once N windows hold it.
+
+Rows are placed inside the store's write transaction. The throttler caches each key's alerts between transactions;
+the store tells it which keys another writer changed meanwhile (``StateStore.on_foreign_changes``) and those are
+read again, so concurrent writers on one store keep the invariants.
 """
 
 from __future__ import annotations
@@ -43,6 +47,21 @@ class Throttler:
     new_ids: set[str] = field(default_factory=set)
     updated_ids: set[str] = field(default_factory=set)
 
+    def __post_init__(self) -> None:
+        self.store.on_foreign_changes(self._forget)
+
+    def _forget(self, changed: set[tuple[str, str]] | None) -> None:
+        """Drop cached alerts of keys another writer changed (None: all of them, and unsaved changes)."""
+        if changed is None:
+            self._alerts.clear()
+            self._starts.clear()
+            self._created_run.clear()
+            self.dirty.clear()
+            return
+        for rule_id, key_json in changed:
+            if rule_id == self.rule_id and self._alerts.pop(key_json, None) is not None:
+                del self._starts[key_json]
+
     def _key_alerts(self, key_json: str) -> tuple[list[Alert], list[datetime]]:
         alerts = self._alerts.get(key_json)
         if alerts is None:
@@ -56,6 +75,8 @@ class Throttler:
     def place(
         self, key: dict[str, Any], eventdate: datetime, finding_id: str, row: dict[str, Any], groups: dict[str, Any]
     ) -> Alert:
+        if not self.store.in_transaction:
+            raise RuntimeError("rows are placed inside a state store transaction (StateStore.begin)")
         key_json = orjson.dumps(key).decode()  # key values come from JSON rows: no conversion needed
         alerts, starts = self._key_alerts(key_json)
         idx = bisect.bisect_right(starts, eventdate)  # alerts[:idx] start at or before the row
@@ -75,14 +96,10 @@ class Throttler:
             alerts.insert(idx, target)
             starts.insert(idx, eventdate)
         target.add(eventdate, finding_id, row, groups)
-        if self._created_run.get(target.alert_id) == self.run_id:
-            target.status = "new"
-        elif target.status in ("new", "updated"):
-            target.status = "updated"
-        if target.status == "new":
-            self.new_ids.add(target.alert_id)
-        else:
-            self.updated_ids.add(target.alert_id)
+        created_here = self._created_run.get(target.alert_id) == self.run_id
+        if target.status in ("new", "updated"):  # a person's acknowledged / closed stays (even mid-run)
+            target.status = "new" if created_here else "updated"
+        (self.new_ids if created_here else self.updated_ids).add(target.alert_id)
         self.dirty[target.alert_id] = (target, key_json)
         return target
 

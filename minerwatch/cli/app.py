@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sys
+import unicodedata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from minerwatch.errors import MinerWatchError
 
@@ -51,10 +53,34 @@ out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 180)
 err = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 180)
 
 
+def inert(value: Any, *, multiline: bool = False) -> str:
+    """Data (finding text, log fields, server replies) as text that cannot drive a terminal: control and format
+    characters (ESC and so CSI/OSC sequences, C1, bidi overrides; newlines too unless ``multiline``) are shown as
+    escapes such as ``\\x1b``. Print it with ``markup=False`` or wrap it in :func:`cell`, so ``[bold]`` stays text.
+    """
+    text = "" if value is None else str(value)
+    if text.isprintable():
+        return text
+    return "".join(
+        ch if ch == "\t" or (multiline and ch == "\n") or unicodedata.category(ch)[0] != "C" else _escape(ch)
+        for ch in text
+    )
+
+
+def _escape(ch: str) -> str:
+    code = ord(ch)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def cell(value: Any, style: str = "", *, multiline: bool = False) -> Text:
+    """A table cell (or printable) of data: :func:`inert` text, never read as Rich markup."""
+    return Text(inert(value, multiline=multiline), style=style)
+
+
 def fail(exc: MinerWatchError | str, code: int = 2) -> NoReturn:
     """Print an error the way every command does (``file:line:col: message`` + caret) and exit."""
     text = exc.format() if isinstance(exc, MinerWatchError) else exc
-    print(text, file=sys.stderr)
+    print(inert(text, multiline=True), file=sys.stderr)  # messages quote input lines and names
     raise typer.Exit(code)
 
 
@@ -74,8 +100,16 @@ def alert_or_fail(store: StateStore, alert_id: str, state: Path) -> dict[str, An
 
 def run() -> None:
     """Run the app; a MinerWatchError that escapes a command is printed as ``file:line:col: message``."""
+    import sqlite3
+
     try:
         app()
     except MinerWatchError as exc:
-        print(exc.format(), file=sys.stderr)
+        print(inert(exc.format(), multiline=True), file=sys.stderr)
+        sys.exit(2)
+    except sqlite3.Error as exc:
+        # A damaged, full or busy state store: one line naming the store and SQLite's reason, not a traceback.
+        from minerwatch.alerting import state
+
+        print(inert(state.state_error(exc, state.last_opened or "<state>", "state store").format()), file=sys.stderr)
         sys.exit(2)

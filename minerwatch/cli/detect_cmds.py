@@ -16,7 +16,7 @@ from minerwatch.alerting.allowlist import load_allowlist
 from minerwatch.alerting.detect import DetectOptions, DetectStats, detect
 from minerwatch.alerting.rule_tests import run_rule_tests
 from minerwatch.alerting.state import StateStore
-from minerwatch.cli.app import DEFAULT_STATE, alert_or_fail, app, err, fail, out
+from minerwatch.cli.app import DEFAULT_STATE, alert_or_fail, app, cell, err, fail, inert, out
 from minerwatch.errors import MinerWatchError
 from minerwatch.rules.lint import lint_rule
 from minerwatch.rules.loader import load_rule
@@ -42,19 +42,23 @@ def _types_cell(record: dict[str, Any]) -> str:
 
 def _alerts_table(records: list[dict[str, Any]]) -> Table:
     key_names = " / ".join(records[0]["key"]) if records else "key"
-    table = Table("alert_id", "status", "severity", key_names, "first_seen", "last_seen", "events", "types")
+    table = Table("alert_id", "status", "severity")
+    table.add_column(cell(key_names))  # names from the rule document: text, not markup
+    for name in ("first_seen", "last_seen", "events", "types"):
+        table.add_column(name)
     for column in table.columns:
         column.overflow = "fold"
     for r in records:
+        # Every value may come from a finding: inert text, never markup or terminal control sequences.
         table.add_row(
-            r["alert_id"],
-            r["status"],
-            f"{r.get('severity')}/{r.get('priority')}",
-            " / ".join("-" if v is None else str(v) for v in r["key"].values()),
-            r["first_seen"],
-            r["last_seen"],
-            str(r["event_count"]),
-            _types_cell(r),
+            cell(r["alert_id"]),
+            cell(r["status"]),
+            cell(f"{r.get('severity')}/{r.get('priority')}"),
+            cell(" / ".join("-" if v is None else str(v) for v in r["key"].values())),
+            cell(r["first_seen"]),
+            cell(r["last_seen"]),
+            cell(r["event_count"]),
+            cell(_types_cell(r), multiline=True),
             end_section=False,
         )
     return table
@@ -69,18 +73,18 @@ def _print_summary(stats: DetectStats) -> None:
         highlight=False,
     )
     for reason, n in sorted(s.suppressed_by_reason.items()):
-        err.print(f"  suppressed {n:,}: {reason}", highlight=False, markup=False)
+        err.print(f"  suppressed {n:,}: {inert(reason)}", highlight=False, markup=False)
     for e in s.expired_allowlist_entries:
         err.print(
-            f"  allowlist entry at line {e['line']} expired {e['expires']} and no longer applies: {e['reason']}",
+            f"  allowlist entry at line {e['line']} expired {e['expires']} and no longer applies: {inert(e['reason'])}",
             highlight=False,
             markup=False,
         )
     if s.rejected:
-        err.print(f"  rejects written to {s.rejects_file}: " + ", ".join(
-            f"{r} ×{n}" for r, n in sorted(s.reject_reasons.items())), highlight=False, markup=False)
+        err.print(f"  rejects written to {inert(s.rejects_file)}: " + ", ".join(
+            f"{inert(r)} ×{n}" for r, n in sorted(s.reject_reasons.items())), highlight=False, markup=False)
     elif s.rejects_file:
-        err.print(f"  no rejects (rejects file: {s.rejects_file})", highlight=False, markup=False)
+        err.print(f"  no rejects (rejects file: {inert(s.rejects_file)})", highlight=False, markup=False)
 
 
 DRAIN_TIMEOUT = typer.Option(
@@ -216,7 +220,7 @@ def alerts_list(
     as_json: bool = typer.Option(False, "--json", help="JSON Lines instead of a table."),
 ) -> None:
     """List alerts, oldest first."""
-    records = StateStore(state).list_alerts(rule_id, status)
+    records = StateStore(state, read_only=True).list_alerts(rule_id, status)
     if as_json:
         for r in records:
             print(orjson.dumps(r).decode())
@@ -235,7 +239,7 @@ def alerts_show(
     `minerwatch enrich` has run (JSON: the alert's keys plus "enrichment" and "timeline")."""
     from minerwatch.enrich.run import stored_enrichment  # local: nothing else in this module needs enrich
 
-    store = StateStore(state)
+    store = StateStore(state, read_only=True)
     record = alert_or_fail(store, alert_id, state)
     sections, timeline = stored_enrichment(store, record["alert_id"])
     if as_json:
@@ -246,11 +250,15 @@ def alerts_show(
     out.print(_alerts_table([record]))
     out.print("groups:", highlight=False)
     for g in record["groups"]:
-        out.print("  " + json.dumps(g, ensure_ascii=False), highlight=False, markup=False)
+        out.print("  " + inert(json.dumps(g, ensure_ascii=False)), highlight=False, markup=False)
     out.print("fields:", highlight=False)
     for k, v in record["fields"].items():
-        out.print(f"  {k}: {json.dumps(v, ensure_ascii=False)}", highlight=False, markup=False)
-    out.print(f"findings ({len(record['finding_ids'])}): " + ", ".join(record["finding_ids"]), highlight=False)
+        out.print(f"  {inert(k)}: {inert(json.dumps(v, ensure_ascii=False))}", highlight=False, markup=False)
+    out.print(
+        f"findings ({len(record['finding_ids'])}): " + inert(", ".join(record["finding_ids"])),
+        highlight=False,
+        markup=False,
+    )
     if not sections:
         return
     out.print("enrichment:", highlight=False)
@@ -258,12 +266,14 @@ def alerts_show(
         status, stale = str(section.get("status")), section.get("stale")
         if stale:  # kept from an earlier run that a later one could not refresh
             status += f", stale since {stale.get('since')}: {stale.get('reason')}"
-        out.print(f"  {name} [{status}]: {section.get('headline')}", highlight=False, markup=False)
+        out.print(f"  {inert(name)} [{inert(status)}]: {inert(section.get('headline'))}", highlight=False, markup=False)
         for w in section.get("warnings", []):
-            out.print(f"      warning: {w}", highlight=False, markup=False)
+            out.print(f"      warning: {inert(w)}", highlight=False, markup=False)
     out.print(f"timeline ({len(timeline)}):", highlight=False)
     for e in timeline:
-        out.print(f"  {e['time']:<24}  {e['section']:<18}  {e['what']}", highlight=False, markup=False)
+        out.print(
+            f"  {inert(e['time']):<24}  {inert(e['section']):<18}  {inert(e['what'])}", highlight=False, markup=False
+        )
 
 
 def _set_status(alert_id: str, state: Path, status: str, config: Path | None = None) -> None:

@@ -9,11 +9,10 @@ from pathlib import Path
 
 import typer
 from rich.table import Table
-from rich.text import Text
 
 from minerwatch.alerting.state import StateStore
 from minerwatch.catalog.prices import load_prices
-from minerwatch.cli.app import DEFAULT_STATE, alert_or_fail, app, err, fail, out
+from minerwatch.cli.app import DEFAULT_STATE, alert_or_fail, app, cell, err, fail, inert, out
 from minerwatch.enrich.iocs import IocSet, bundled, default_for_rule, load_ioc_file, merge
 from minerwatch.enrich.run import EnrichSources, enrich_alert, rule_for_alert
 from minerwatch.errors import MinerWatchError
@@ -122,10 +121,10 @@ def enrich_cmd(
             text = section["headline"]
             for w in section.get("warnings", []):
                 text += f"\n(warning: {w})"
-            # Headlines quote log content (user agents, names): plain Text, never rich markup.
+            # Headlines quote log content (user agents, names): inert text, never markup or control sequences.
             status = section["status"] + (" (stale)" if name in result.stale else "")
-            table.add_row(name, status, Text(text))
-        out.print(f"alert {result.alert_id}", highlight=False)
+            table.add_row(cell(name), cell(status), cell(text, multiline=True))
+        out.print(f"alert {inert(result.alert_id)}", highlight=False, markup=False)
         out.print(table)
         out.print(
             f"timeline: {count(len(result.timeline), 'entry')} — `minerwatch alerts show {result.alert_id}` shows them",

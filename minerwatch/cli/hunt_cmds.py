@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from minerwatch.cli.app import DEFAULT_STATE, app, err, fail, out
+from minerwatch.cli.app import DEFAULT_STATE, app, cell, err, fail, inert, out
 from minerwatch.errors import MinerWatchError
 
 if TYPE_CHECKING:
@@ -187,27 +187,26 @@ def _write(result: HuntResult, fmt: HuntFormat, out_file: Path | None) -> None:
 
 def _table(result: HuntResult) -> object:
     from rich.table import Table
-    from rich.text import Text
 
     table = Table("account", "entity", "type", "via", "matched", "flows", "bytes", "queries", "findings",
                   "first_seen", "last_seen")
     for column in table.columns:
         column.overflow = "fold"
     for e in result.entities:
-        matched = "\n".join(f"{m.evidence} {m.kind} {m.indicator} ×{m.records}" for m in e.sorted_matches())
-        # Log values are attacker data: plain Text, never console markup.
+        matched = "\n".join(inert(f"{m.evidence} {m.kind} {m.indicator} ×{m.records}") for m in e.sorted_matches())
+        # Log values are attacker data: inert text, never console markup or control sequences.
         table.add_row(
-            Text(e.account or "-"),
-            Text(e.entity),
-            Text(e.entity_type),
-            Text(e.mapped_by or "-"),
-            Text(matched),
+            cell(e.account or "-"),
+            cell(e.entity),
+            cell(e.entity_type),
+            cell(e.mapped_by or "-"),
+            cell(matched, multiline=True),
             f"{e.flows:,}",
             f"{e.bytes:,}",
             f"{e.queries:,}",
             f"{e.findings:,}",
-            Text(_iso(e.first_seen)),
-            Text(_iso(e.last_seen)),
+            cell(_iso(e.first_seen)),
+            cell(_iso(e.last_seen)),
         )
     return table
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from minerwatch.cli.app import app, fail, out
+from minerwatch.cli.app import app, cell, fail, out
 from minerwatch.enrich.iocs import IocSet, bundled, from_rule, load_ioc_file, merge
 from minerwatch.errors import MinerWatchError
 from minerwatch.rules.loader import load_rule
@@ -62,7 +62,7 @@ def ioc_list(
         return
     table = Table("kind", "value", "source")
     for e in iocs:
-        table.add_row(e.kind, e.value, e.source)
+        table.add_row(cell(e.kind), cell(e.value), cell(e.source))
     out.print(table)
     n, d = counts["entries"], counts["distinct"]
     out.print(

@@ -14,7 +14,7 @@ import typer
 from rich.table import Table
 
 from minerwatch.alerting.state import StateStore
-from minerwatch.cli.app import DEFAULT_STATE, app, err, fail, out
+from minerwatch.cli.app import DEFAULT_STATE, app, cell, err, fail, out
 from minerwatch.errors import MinerWatchError
 from minerwatch.notify.base import Delivery, DeliveryError, RuleActions, clean, cut, idempotency_key, version_of
 from minerwatch.notify.config import NotifyConfig, find_config, load_config, scrub
@@ -72,7 +72,7 @@ def outbox_list(
     if not state.exists():
         fail(f"no state store at {state}", 1)
     cfg = _config(config, required=False)
-    db = open_outbox(state)
+    db = open_outbox(state, read_only=True)
     try:
         counts = summary(db)
         for d in cfg.destinations if cfg else []:
@@ -95,7 +95,8 @@ def outbox_list(
         c = counts[name]
         label = name if configured is None or name in configured else f"{name} (not configured)"
         oldest = "-" if c["oldest_pending_seconds"] is None else f"{c['oldest_pending_seconds']:.0f}s"
-        table.add_row(label, str(c["pending"]), str(c["delivered"]), str(c["parked"]), str(c["superseded"]), oldest)
+        counts_row = (str(c["pending"]), str(c["delivered"]), str(c["parked"]), str(c["superseded"]), oldest)
+        table.add_row(cell(label), *counts_row)
     out.print(table)
     if listed:
         rows_table = Table("id", "destination", "alert / version", "event", "status", "attempts", "next", "last error")
@@ -104,13 +105,13 @@ def outbox_list(
         for r in listed:
             rows_table.add_row(
                 str(r.id),
-                r.destination,
-                f"{r.alert_id}:{r.version}",
-                r.event,
-                r.status,
+                cell(r.destination),
+                cell(f"{r.alert_id}:{r.version}"),
+                cell(r.event),
+                cell(r.status),
                 str(r.attempts),
                 _when(r.next_attempt) if r.status == "pending" else "-",
-                cut(clean(r.last_error), 300) or "-",
+                cell(cut(clean(r.last_error), 300) or "-"),
             )
         out.print(rows_table)
     parked = sum(c["parked"] for c in counts.values())

@@ -15,7 +15,7 @@ import orjson
 import typer
 from rich.table import Table
 
-from minerwatch.cli.app import app, err, fail, out
+from minerwatch.cli.app import app, cell, err, fail, out
 from minerwatch.errors import MinerWatchError
 from minerwatch.lang.ast import Query
 from minerwatch.lang.parser import parse_query
@@ -114,14 +114,8 @@ def render(rows: list[dict[str, Any]], columns: list[str], fmt: Format) -> str |
         table.add_column(c, overflow="fold")
     for r in rows:
         # Cell text is data: no markup interpretation.
-        table.add_row(*[_markup_safe(_text(r.get(c))) for c in columns])
+        table.add_row(*[cell(_text(r.get(c))) for c in columns])
     return table
-
-
-def _markup_safe(s: str) -> Any:
-    from rich.text import Text
-
-    return Text(s)
 
 
 @app.command("query")
@@ -191,6 +185,11 @@ def sql_cmd(
     ),
     state: Path | None = typer.Option(None, "--state", help="State store whose alerts become table 'alerts'."),
     fmt: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
+    allow_external: bool = typer.Option(
+        False, "--allow-external",
+        help="Let the SQL reach files and extensions (read_text, COPY … TO, ATTACH, INSTALL). Off by default: "
+        "the SQL sees only the tables loaded above.",
+    ),
 ) -> None:
     """Join logs in DuckDB with plain SQL. Each table is named like its catalogue table with `_` for `.`
     (cloud.aws.guardduty → cloud_aws_guardduty, as in `minerwatch compile` output, which runs here unchanged) and
@@ -204,7 +203,7 @@ def sql_cmd(
     """
     from minerwatch.alerting.state import StateStore
     from minerwatch.compile.sql import relation_name
-    from minerwatch.engine.duckdb import fetch_rows, open_workspace
+    from minerwatch.engine.duckdb import fetch_rows, lock_down, open_workspace
     from minerwatch.sources.records import ReadStats, Reject
 
     # The names `minerwatch compile` reads from (relation_name), so its output runs here as it is.
@@ -227,9 +226,21 @@ def sql_cmd(
     try:
         alerts = StateStore(state).list_alerts() if state else []
         con = open_workspace(tables, alerts=alerts, on_reject=rejects.append, stats=stats)
-        cur = con.execute(sql)
+        if not allow_external:
+            lock_down(con)  # after loading: the SQL itself reads and writes nothing outside these tables
     except MinerWatchError as exc:
         fail(exc)
+    except duckdb.Error as exc:
+        fail(f"sql: {exc}")
+    try:
+        cur = con.execute(sql)
+    except duckdb.PermissionException as exc:
+        first = str(exc).splitlines()[0]
+        fail(f"sql: {first} (the SQL sees only the loaded tables; --allow-external lets it reach files and extensions)")
+    except duckdb.InvalidInputException as exc:
+        if "configuration has been locked" not in str(exc):
+            fail(f"sql: {exc}")
+        fail(f"sql: {str(exc).splitlines()[0]} (settings are locked; --allow-external leaves them open)")
     except duckdb.Error as exc:
         fail(f"sql: {exc}")
     columns, rows = fetch_rows(cur)

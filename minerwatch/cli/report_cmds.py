@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 
 from minerwatch.alerting.state import StateStore
-from minerwatch.cli.app import DEFAULT_STATE, alert_or_fail, app, err, fail
+from minerwatch.cli.app import DEFAULT_STATE, alert_or_fail, app, err, fail, inert
 from minerwatch.errors import MinerWatchError
 from minerwatch.report.html import render_html
 from minerwatch.report.markdown import render_markdown
@@ -48,7 +48,7 @@ def report_cmd(
 ) -> None:
     if not state.exists():
         fail(f"no state store at {state}", 1)
-    store = StateStore(state)
+    store = StateStore(state, read_only=True)
     try:
         alert_id = alert_or_fail(store, alert_id, state)["alert_id"]
         report = build_report(store, alert_id, rule_path=rule, metrics=str(metrics) if metrics else None)
@@ -74,4 +74,4 @@ def report_cmd(
             f"wrote {fmt.value} report of {report['report']['alert_id']} to {out_file}", highlight=False, markup=False
         )
     for w in report["warnings"]:
-        err.print(f"note: {w}", highlight=False, markup=False)
+        err.print(f"note: {inert(w)}", highlight=False, markup=False)

@@ -12,10 +12,9 @@ from typing import Any
 
 import typer
 from rich.table import Table
-from rich.text import Text
 
 from minerwatch.alerting.state import StateStore
-from minerwatch.cli.app import DEFAULT_STATE, alert_or_fail, app, err, fail, out
+from minerwatch.cli.app import DEFAULT_STATE, alert_or_fail, app, cell, err, fail, inert, out
 from minerwatch.errors import MinerWatchError
 from minerwatch.posture.checks import CHECKS, PostureOptions, run_posture
 from minerwatch.respond import journal as J
@@ -56,7 +55,7 @@ def _reports_table(reports: list[StepReport]) -> Table:
     for r in reports:
         style = {J.DONE: "green", J.FAILED: "red", J.BLOCKED: "red", J.REFUSED: "red"}.get(r.status, "yellow")
         # Messages carry names and error text from the account: shown as text, never as markup.
-        table.add_row(r.id, Text(r.status, style=style), Text(r.message))
+        table.add_row(cell(r.id), cell(r.status, style), cell(r.message, multiline=True))
     return table
 
 
@@ -74,7 +73,7 @@ def _print_audit(store: StateStore, alert_id: str, as_json: bool) -> None:
         status = result.get("status") or ("ok" if result.get("ok") else result.get("error") or "")
         when = datetime.fromtimestamp(e["time"], UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         cells = (str(e["seq"]), when, e["actor"] or "", e["action"], e["aws_request_id"] or "", str(status))
-        table.add_row(*(Text(c) for c in cells))
+        table.add_row(*(cell(c) for c in cells))
     out.print(table)
     err.print(f"{len(entries)} audit entr{'y' if len(entries) == 1 else 'ies'}", highlight=False)
 
@@ -260,7 +259,7 @@ def _print_posture(report: Any, show_passed: bool) -> None:
     for c in report.summary():
         style = "green" if not c["failed"] and not c["errors"] else "red"
         summary.add_row(
-            Text(c["id"], style=style), Text(c["measure"]), str(c["passed"]), str(c["failed"]), str(c["errors"])
+            cell(c["id"], style), cell(c["measure"]), str(c["passed"]), str(c["failed"]), str(c["errors"])
         )
     out.print(summary)
     rows = [r for r in report.results if show_passed or r.status != "pass"]
@@ -270,10 +269,10 @@ def _print_posture(report: Any, show_passed: bool) -> None:
             column.overflow = "fold"
         for r in rows:
             cells = (r.check, r.region or "-", r.resource or "-", r.status, r.detail, r.remediation or "")
-            table.add_row(*(Text(c) for c in cells))
+            table.add_row(*(cell(c) for c in cells))
         out.print(table)
     for m in report.not_checked:
-        out.print(f"not checked (manual): {m}", highlight=False, markup=False)
+        out.print(f"not checked (manual): {inert(m)}", highlight=False, markup=False)
     verdict = "PASS" if report.ok else "FAIL"
     err.print(
         f"posture {verdict}: account {report.account or '?'}, {len(report.regions)} region(s), "

@@ -156,6 +156,23 @@ def run_duckdb_files(
     return run_duckdb(bound, records, con)
 
 
+LOCKDOWN = (
+    "SET enable_external_access = false",
+    "SET autoinstall_known_extensions = false",
+    "SET autoload_known_extensions = false",
+    "SET allow_community_extensions = false",
+    "SET lock_configuration = true",
+)
+"""Settings that keep a connection to the data already loaded into it: no files (read_text, COPY … TO, ATTACH,
+EXPORT), no extensions installed or loaded, and none of this can be SET back."""
+
+
+def lock_down(con: duckdb.DuckDBPyConnection) -> None:
+    """Shut ``con`` off from the file system and from extensions, for good (see :data:`LOCKDOWN`)."""
+    for statement in LOCKDOWN:
+        con.execute(statement)
+
+
 def open_workspace(
     tables: dict[str, tuple[str, Sequence[str]]],
     *,

@@ -26,7 +26,7 @@ import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
@@ -326,18 +326,24 @@ def redact_url(url: str) -> str:
 
 
 def _secret_pieces(secret: str) -> list[str]:
-    """A secret and, for a URL, the parts of it a server might echo back (path, query, long path segments)."""
+    """A secret and, for a URL, the parts of it a server might echo back (path, query, each query value, long path
+    segments, user name and password), each also as the server may have decoded it."""
     pieces = [secret]
     if "://" in secret:
         try:
             parts = urlsplit(secret)
+            username, password = parts.username, parts.password
         except ValueError:
             return pieces
-        pieces += [parts.path + ("?" + parts.query if parts.query else ""), parts.path, parts.query]
+        pieces += [parts.path + ("?" + parts.query if parts.query else ""), parts.path, parts.query, parts.fragment]
         pieces += [seg for seg in parts.path.split("/") if len(seg) >= 8]
-        if parts.password:
-            pieces.append(parts.password)
-    return [p for p in pieces if len(p) >= 4 and p != "/"]
+        pieces += [value for _, value in parse_qsl(parts.query, keep_blank_values=True)]
+        pieces += [raw.partition("=")[2] for raw in parts.query.split("&")]
+        pieces += [p for p in (username, password) if p]
+        if "@" in parts.netloc:
+            pieces.append(parts.netloc.rpartition("@")[0])  # user:password as written
+    pieces += [unquote(p) for p in pieces] + [quote(p, safe="") for p in pieces]
+    return [p for p in dict.fromkeys(pieces) if len(p) >= 4 and p != "/"]
 
 
 def scrub(text: str, secrets: list[str]) -> str:

@@ -230,8 +230,19 @@ def transaction_hook(config: NotifyConfig) -> Callable[[StateStore, list[dict[st
 # -- reading and re-queuing ------------------------------------------------------------------------------------
 
 
-def open_outbox(state_path: str | Path) -> sqlite3.Connection:
-    """A connection to the state store with the outbox tables in place."""
+def open_outbox(state_path: str | Path, *, read_only: bool = False) -> sqlite3.Connection:
+    """A connection to the state store with the outbox tables in place. ``read_only`` (for listing) opens the file
+    read-only and creates nothing: a store without an outbox gets an empty one in a temporary table."""
+    if read_only:
+        store = StateStore(state_path, read_only=True)  # checks the file (0 bytes, schema version) too
+        store.verify()  # an empty outbox must mean "nothing queued", never "unreadable"
+        db = store.db
+        db.execute("PRAGMA query_only=OFF")  # the file stays read-only (mode=ro); the temporary tables need writes
+        if db.execute("SELECT 1 FROM sqlite_master WHERE name='notify_outbox'").fetchone() is None:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement.replace("CREATE TABLE", "CREATE TEMP TABLE", 1))
+        return db
     StateStore(state_path).close()  # creates the file and the alerting tables, checks the schema version
     db = sqlite3.connect(str(state_path), isolation_level=None, timeout=30, check_same_thread=False)
     db.execute("PRAGMA busy_timeout=30000")
@@ -334,7 +345,8 @@ def requeue(db: sqlite3.Connection, target: str | int | None = None) -> dict[str
                 result["requeued"].append(rid)
         db.execute("COMMIT")
     except BaseException:
-        db.execute("ROLLBACK")
+        if db.in_transaction:  # SQLite may have rolled back already (disk full): keep the real error
+            db.execute("ROLLBACK")
         raise
     return result
 
@@ -485,7 +497,8 @@ class _Lane:
             )
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:  # SQLite may have rolled back already (disk full): keep the real error
+                db.execute("ROLLBACK")
             raise
         return claimed
 
@@ -560,7 +573,8 @@ class _Lane:
                         )
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:  # SQLite may have rolled back already (disk full): keep the real error
+                db.execute("ROLLBACK")
             raise
 
     def _failed(self, row: OutboxRow, exc: DeliveryError, stats: LaneStats) -> None:

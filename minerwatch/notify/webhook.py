@@ -84,7 +84,8 @@ class WebhookSender:
             secret = self.dest.secret.resolve()
         except SecretError as exc:
             raise DeliveryError(str(exc), transient=False) from None
-        self._secrets = [secret] + ([url] if self.dest.url_ref is not None else [])
+        # An inline URL is meant to hold no secret, but its query values and user info are treated as one anyway.
+        self._secrets = [secret, url]
         body = body_of(delivery.record)
         self._http.post(url, body, headers_for(self.dest, delivery, secret, body, self._clock()))
 

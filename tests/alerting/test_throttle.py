@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import random
+import sqlite3
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
@@ -18,6 +19,7 @@ def _throttler(store: StateStore, run_id: int = 1) -> Throttler:
 
 
 def _feed(th: Throttler, rows: list[tuple[str, datetime, str]]) -> None:
+    th.store.begin()  # rows are placed inside the store's write transaction
     for key, t, fid in rows:
         th.place({"accountid": "1", "instance_id": key}, t, fid, {"x": fid}, {"type": "T"})
 
@@ -179,3 +181,47 @@ def test_an_alert_moved_back_does_not_share_its_id_with_a_later_one(tmp_path):
     store.commit()
     _check_invariants(store, rows)
     assert len({a["alert_id"] for a in _alerts(store)}) == 2
+
+
+def _commit(th: Throttler) -> None:
+    th.store.begin()
+    th.flush()
+    th.store.commit()
+
+
+def test_two_connections_see_each_others_alerts(tmp_path):
+    """Two throttlers on one store file, in turns: each reads again the keys the other changed, so rows of one key
+    stay in one alert and the other's status change (acknowledged) survives."""
+    one, two = StateStore(tmp_path / "s.db"), StateStore(tmp_path / "s.db")
+    th1, th2 = _throttler(one, run_id=1), _throttler(two, run_id=2)
+    _feed(th1, [("i-1", T0, "a")])
+    _commit(th1)
+    _feed(th2, [("i-1", T0 + timedelta(minutes=10), "b")])  # joins the alert th1 made
+    _commit(th2)
+    (alert,) = _alerts(one)
+    assert alert["finding_ids"] == ["a", "b"]
+    two.set_status(alert["alert_id"], "acknowledged")  # autocommit, as `alerts ack` from another process
+    _feed(th1, [("i-1", T0 + timedelta(minutes=20), "c"), ("i-9", T0, "z")])  # th1 still caches i-1
+    _commit(th1)
+    alerts = {a["key"]["instance_id"]: a for a in _alerts(two)}
+    assert alerts["i-1"]["finding_ids"] == ["a", "b", "c"]
+    assert alerts["i-1"]["status"] == "acknowledged"
+    _check_invariants(one, [("i-1", T0, "a"), ("i-1", T0 + timedelta(minutes=10), "b"),
+                            ("i-1", T0 + timedelta(minutes=20), "c"), ("i-9", T0, "z")])  # fmt: skip
+
+
+def test_a_store_from_before_change_tracking_is_migrated(tmp_path):
+    path = tmp_path / "old.db"
+    StateStore(path).close()
+    db = sqlite3.connect(path)
+    db.executescript(
+        "DROP TRIGGER alerts_changed_ins; DROP TRIGGER alerts_changed_upd; DROP TRIGGER alerts_changed_del;"
+        "DROP INDEX alerts_by_change; ALTER TABLE alerts DROP COLUMN change_seq;"
+        "DELETE FROM meta WHERE name LIKE 'alerts_%'"
+    )
+    db.close()
+    store = StateStore(path)
+    th = _throttler(store)
+    _feed(th, [("i-1", T0, "a")])
+    _commit(th)
+    assert store.db.execute("SELECT change_seq FROM alerts").fetchone()[0] == 1
