@@ -20,7 +20,7 @@ def _sql(query: str, *extra: str):
 
 
 def test_the_loaded_tables_still_answer():
-    res = _sql("SELECT count(*) AS n FROM guardduty WHERE doc->>'$.type' LIKE '%CryptoCurrency%'")
+    res = _sql("SELECT count(*) AS n FROM cloud_aws_guardduty WHERE doc->>'$.type' LIKE '%CryptoCurrency%'")
     assert res.exit_code == 0, res.output
     assert '"n"' in res.stdout
 
