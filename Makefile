@@ -12,7 +12,7 @@ $(BIN)/minerwatch: pyproject.toml
 	@touch $@
 
 $(VENV)/.test-deps: $(BIN)/minerwatch
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,spark]'
 	@touch $@
 
 install: $(BIN)/minerwatch

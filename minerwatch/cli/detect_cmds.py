@@ -17,11 +17,13 @@ from minerwatch.alerting.detect import DetectOptions, DetectStats, detect
 from minerwatch.alerting.rule_tests import run_rule_tests
 from minerwatch.alerting.state import StateStore
 from minerwatch.cli.app import DEFAULT_STATE, app, err, fail, out
+from minerwatch.cli.spark_opts import SPARK_CONF, SPARK_MASTER, SPARK_REMOTE, spark_options
 from minerwatch.errors import MinerWatchError
 from minerwatch.rules.loader import load_rule
 from minerwatch.rules.shipped import DEFAULT_RULE, SAMPLES_DIR, shipped_rules
 
 FORMATS = ("jsonl", "table", "ocsf")
+ENGINES = ("stream", "duckdb", "spark")
 
 
 def _alert_line(record: dict[str, Any], fmt: str) -> str:
@@ -100,6 +102,13 @@ def detect_cmd(
         False, "--no-prefilter", help="Parse every line, even those lacking every literal the query requires."
     ),
     batch_rows: int = typer.Option(2000, "--batch-rows", help="Matched rows per state transaction.", hidden=True),
+    engine: str = typer.Option(
+        "stream", "--engine", "-e",
+        help="Who reads and matches: stream (Python, per record), duckdb or spark. The alerts are the same.",
+    ),
+    spark_master: str = SPARK_MASTER,
+    spark_remote: str | None = SPARK_REMOTE,
+    spark_conf: list[str] = SPARK_CONF,
 ) -> None:
     """Run a detection rule over GuardDuty findings: where → allowlist → throttle → alerts in the state store.
 
@@ -107,8 +116,12 @@ def detect_cmd(
     """
     if fmt not in FORMATS:
         fail(f"--format must be one of {', '.join(FORMATS)}")
+    if engine not in ENGINES:
+        fail(f"--engine must be one of {', '.join(ENGINES)}")
     inputs = paths or [str(SAMPLES_DIR / "findings")]
     stream = inputs == ["-"]
+    if stream and engine != "stream":
+        fail("stdin ('-') is read with --engine stream only")
     try:
         loaded = load_rule(rule)
         allow = load_allowlist(allowlist) if allowlist else None
@@ -135,7 +148,16 @@ def detect_cmd(
         on_alert=on_alert,
     )
     try:
-        stats = detect(loaded, inputs, options)
+        if engine == "duckdb":
+            from minerwatch.alerting.sql_detect import detect_duckdb
+
+            stats = detect_duckdb(loaded, inputs, options)
+        elif engine == "spark":
+            from minerwatch.alerting.sql_detect import detect_spark
+
+            stats = detect_spark(loaded, inputs, options, spark_options(spark_master, spark_remote, spark_conf))
+        else:
+            stats = detect(loaded, inputs, options)
     except MinerWatchError as exc:
         fail(exc)
     latest = list({r["alert_id"]: r for r in emitted}.values())
