@@ -595,11 +595,16 @@ class Spark(Dialect):
     def pick(self, x: exp.Expression) -> exp.Expression:
         return exp.IgnoreNulls(this=exp.AnyValue(this=x))
 
+    # Both directions stay in TIMESTAMP_NTZ, whose arithmetic is in UTC: a cast to or from TIMESTAMP (with local
+    # time zone) would go through the session's time zone and move day buckets off UTC midnight.
+    def _epoch(self) -> exp.Expression:
+        return exp.cast(_str("1970-01-01 00:00:00"), self.timestamp_type)
+
     def epoch_us(self, ts: exp.Expression) -> exp.Expression:
-        return _fn("unix_micros", exp.cast(ts, "TIMESTAMP"))
+        return _fn("timestampdiff", exp.Var(this="MICROSECOND"), self._epoch(), ts)
 
     def from_epoch_us(self, us: exp.Expression) -> exp.Expression:
-        return exp.cast(_fn("timestamp_micros", us), self.timestamp_type)
+        return _fn("timestampadd", exp.Var(this="MICROSECOND"), us, self._epoch())
 
 
 class Trino(Dialect):
