@@ -484,7 +484,7 @@ def run_spark_files(
                      prefilter=make_prefilter(bound), since=since, until=until)
     try:
         plan = compile_sql_plan(bound, "spark", relation=inp.view)
-        return list(convert_rows(plan, result_frame(spark, plan).toLocalIterator()))
+        return list(convert_rows(plan, result_frame(spark, plan).collect()))
     finally:
         inp.close()
         spark.catalog.dropTempView(inp.view)
@@ -510,6 +510,6 @@ def run_spark(spark: Any, query: Query | BoundQuery, records: Sequence[Record]) 
     frame.selectExpr(*table_select(bound.table)).createOrReplaceTempView(view)
     try:
         plan = compile_sql_plan(bound, "spark", relation=view)
-        return list(convert_rows(plan, result_frame(spark, plan).toLocalIterator()))
+        return list(convert_rows(plan, result_frame(spark, plan).collect()))
     finally:
         spark.catalog.dropTempView(view)
