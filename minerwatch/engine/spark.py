@@ -307,8 +307,8 @@ def _read_one(
         stats.rejected += 1
         stats.reasons["unreadable file"] = stats.reasons.get("unreadable file", 0) + 1
     drain()
-    if start > 0:
-        stats.files = 0  # the file is counted by its first part
+    if end >= 0:
+        stats.files = 1 if start == 0 else 0  # a split file is counted by its first part
     out.stats(stats, ord_)
     if out.full():
         yield out.flush()

@@ -38,7 +38,8 @@ def write_inputs(root: Path, findings: list[dict[str, Any]]) -> Path:
     }) + b"\n" for i, f in enumerate(parts[3])))
     (root / "e-rest.json").write_bytes(orjson.dumps({"findings": parts[4]}))
     (root / "f-cli.json").write_bytes(orjson.dumps({"Findings": [to_pascal(f) for f in parts[5]]}))
-    bad = dict(parts[6][0], updatedAt="yesterday", createdAt="XXXX-XX-XX", id="bad-time")
+    bad = dict(parts[6][0], updatedAt="yesterday", createdAt="XXXX-XX-XX", id="bad-time",
+               type="CryptoCurrency:EC2/BitcoinTool.B!DNS")
     for i, f in enumerate(parts[6]):
         p = root / f"AWSLogs/{f['accountId']}/GuardDuty/{f['region']}/{f['updatedAt'][:10].replace('-', '/')}"
         p.mkdir(parents=True, exist_ok=True)
@@ -50,7 +51,7 @@ def write_inputs(root: Path, findings: list[dict[str, Any]]) -> Path:
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    findings = list(generate_findings(1400, seed=21, crypto_ratio=0.25))
+    findings = list(generate_findings(700, seed=21, crypto_ratio=0.3))
     root = write_inputs(tmp_path_factory.mktemp("spark-detect") / "in", findings)
     crypto = next(f for f in findings if "CryptoCurrency" in f["type"]
                   and f["resource"].get("instanceDetails", {}).get("instanceId"))
