@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from minerwatch.alerting.alerts import jsonable_row
-from minerwatch.alerting.detect import DetectOptions, DetectStats, Detector, Match, _delivery_time
+from minerwatch.alerting.detect import DetectOptions, Detector, DetectStats, Match, _delivery_time
 from minerwatch.catalog.tables import ColType
 from minerwatch.compile.binder import bind
 from minerwatch.compile.prefilter import make_prefilter

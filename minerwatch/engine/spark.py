@@ -382,6 +382,7 @@ def read_input(
     ``stats``, and the records become a temporary view (see :class:`SparkInput`)."""
     if "-" in paths:
         raise InputError("--engine spark cannot read stdin ('-'): give files, folders or URLs")
+    spark.conf.set("spark.sql.session.timeZone", "UTC")  # also for a session the caller made
     listing_rejects: list[Reject] = []
     local = list_local([p for p in paths if not is_url(p)], table, listing_rejects.append,
                        split_bytes=split_bytes or SPLIT_BYTES, since=since, until=until)
@@ -505,7 +506,8 @@ def run_spark(spark: Any, query: Query | BoundQuery, records: Sequence[Record]) 
     import pyarrow as pa
 
     arrow = pa.Table.from_batches(batches, schema=out.schema)
-    frame = spark.createDataFrame(arrow, input_ddl(bound.table)) if batches else spark.createDataFrame([], input_ddl(bound.table))
+    ddl = input_ddl(bound.table)
+    frame = spark.createDataFrame(arrow, ddl) if batches else spark.createDataFrame([], ddl)
     view = f"_mw_mem_{os.getpid()}_{next(_counter)}"
     frame.selectExpr(*table_select(bound.table)).createOrReplaceTempView(view)
     try:

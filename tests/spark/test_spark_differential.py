@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
-import orjson
 from linq_gen import REAL, _norm, findings, query_text
 
 from minerwatch.compile.python import compile_python

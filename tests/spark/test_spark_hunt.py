@@ -31,3 +31,26 @@ def test_spark_hunt_names_the_same_entities(spark: Any) -> None:
     assert results["spark"]["entities"], "the samples hold hits"
     assert _comparable(results["spark"]) == _comparable(results["python"]) == _comparable(results["duckdb"])
     assert results["spark"]["stats"]["sources"]["flow"]["engine"] == "spark"
+
+
+def test_spark_tables_are_the_documented_ones(spark: Any) -> None:
+    """The relation the readers build for each catalogue table has exactly the columns and types of
+    ``spark_tables.table_ddl`` (the definition docs/spark.md describes)."""
+    from pyspark.sql.types import StructType
+
+    from minerwatch.catalog.tables import TABLES
+    from minerwatch.engine.spark import read_input
+    from minerwatch.engine.spark_tables import table_ddl
+    from minerwatch.sources.records import ReadStats
+
+    samples = Path(__file__).resolve().parents[1] / "data" / "real"
+    folders = {"cloud.aws.guardduty": "guardduty", "cloud.aws.vpcflow": "vpcflow", "cloud.aws.cloudtrail": "cloudtrail",
+               "cloud.aws.route53resolver": "route53"}
+    for name, table in TABLES.items():
+        inp = read_input(spark, table, [str(samples / folders[name])], on_reject=lambda _r: None, stats=ReadStats())
+        try:
+            frame = spark.table(inp.view).select(*table.columns, "doc")
+            assert frame.schema.simpleString() == StructType.fromDDL(table_ddl(table)).simpleString()
+            assert frame.count() > 0
+        finally:
+            inp.close()

@@ -9,10 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import NON_UTC
-
 from minerwatch.generate.findings import generate_findings
 
+NON_UTC = "America/New_York"
 REAL = Path(__file__).resolve().parents[1] / "data" / "real" / "guardduty"
 
 
