@@ -29,7 +29,7 @@ lint: $(VENV)/.test-deps
 test: $(VENV)/.test-deps
 	$(BIN)/ruff check minerwatch tests bench scripts
 	./scripts/install-chromium.sh
-	$(BIN)/python -m pytest -n 2 -p no:cacheprovider
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -p no:cacheprovider
 
 clean:
 	rm -rf $(VENV) .minerwatch .pytest_cache .hypothesis

@@ -27,6 +27,13 @@ TEST_CONF = {
 }
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # One worker runs every Spark test (`-n 2 --dist loadgroup`), so one JVM serves the whole run.
+    for item in items:
+        if "tests/spark/" in str(item.path).replace("\\", "/"):
+            item.add_marker(pytest.mark.xdist_group("spark"))
+
+
 @pytest.fixture(scope="session")
 def spark() -> Iterator[Any]:
     with spark_session(SparkOptions(master="local[2]", conf=TEST_CONF, app_name="minerwatch-tests")) as session:
