@@ -6,7 +6,7 @@ peak RSS of the largest process (for Spark: the JVM or a Python worker), and how
     .venv/bin/python bench/spark.py --sizes 50 200 800
 
 Appends a section to bench/RESULTS.md. Both arms must report the same matched rows and alerts; a run where they
-differ is marked. Data and work files go to bench/.data (reused when present).
+differ is marked. Data goes to bench/data (git-ignored, reused when present).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--no-append", action="store_true", help="print the section, do not append it to RESULTS.md")
     args = ap.parse_args(argv)
-    data_dir = BENCH / ".data"
+    data_dir = BENCH / "data"
     rows = ["| MiB | findings | arm | seconds | records/s | peak RSS MB | time vs DuckDB | matched | alerts new |",
             "|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
     growth: dict[str, list[tuple[int, float]]] = {a: [] for a in ARMS}
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Command: `.venv/bin/python bench/spark.py --sizes {' '.join(str(s) for s in args.sizes)}`",
         "",
-        "Input: `bench/.data/findings-<size>mb-seed1.jsonl` (generated, 2 % crypto), page cache warm. Arms: "
+        "Input: `bench/data/findings-<size>mb-seed1.jsonl` (generated, 2 % crypto), page cache warm. Arms: "
         "`minerwatch detect FILE --engine duckdb` and `--engine spark --spark-master local[2]`, one run each; "
         "wall time includes process start (and for Spark the JVM and the session). Peak RSS: the largest single "
         "process.",

@@ -87,13 +87,12 @@ def spark_session(options: SparkOptions | None = None) -> Iterator[Any]:
     SparkSession = _pyspark()
     builder = SparkSession.builder.appName(opts.app_name)
     builder = builder.remote(opts.remote) if opts.remote else builder.master(opts.master)
-    conf = {
-        "spark.sql.shuffle.partitions": "8" if not opts.remote and opts.master.startswith("local") else "200",
-        "spark.ui.showConsoleProgress": "false",
-        **opts.conf,
-        "spark.sql.session.timeZone": "UTC",
-    }
-    if not opts.remote and opts.master.startswith("local") and not os.environ.get("PYSPARK_PYTHON"):
+    local = not opts.remote and opts.master.startswith("local")
+    # A local session gets few shuffle partitions and no progress bar (it would garble the output); a cluster or a
+    # Connect server keeps its own settings.
+    defaults = {"spark.sql.shuffle.partitions": "8", "spark.ui.showConsoleProgress": "false"} if local else {}
+    conf = {**defaults, **opts.conf, "spark.sql.session.timeZone": "UTC"}
+    if local and not os.environ.get("PYSPARK_PYTHON"):
         # Local workers run this interpreter (with this package and its dependencies), not whatever is on PATH.
         os.environ["PYSPARK_PYTHON"] = sys.executable
     if not opts.remote:

@@ -4,6 +4,7 @@ with the session time zone away from UTC."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -17,11 +18,13 @@ from minerwatch.engine.duckdb import run_duckdb
 from minerwatch.engine.spark import run_spark
 from minerwatch.errors import QueryCompileError
 from minerwatch.generate.findings import generate_findings
+from minerwatch.generate.flows import write_flow_files
 from minerwatch.lang.parser import parse_query
 from minerwatch.rules.loader import load_rule
 from minerwatch.rules.shipped import shipped_rules
 from minerwatch.sources.guardduty import finding_to_record
-from minerwatch.sources.records import Record
+from minerwatch.sources.records import ReadStats, Record
+from minerwatch.sources.registry import read_table
 
 GENERATED = [finding_to_record(f, "gen.jsonl", i + 1) for i, f in enumerate(generate_findings(400, seed=3,
                                                                                               crypto_ratio=0.3))]
@@ -43,13 +46,22 @@ def three_ways(spark: Any, text: str, recs: list[Record]) -> list[dict[str, Any]
     return py
 
 
+def _flow_records(tmp: Path) -> list[Record]:
+    """Generated flow logs (with Stratum-port hits) and the real flow-log samples, as canonical records."""
+    write_flow_files(tmp / "flows", 3000, 2, seed=4, hit_ratio=0.05, processes=1)
+    stats = ReadStats()
+    paths = [str(tmp / "flows"), str(Path(__file__).resolve().parents[1] / "data" / "real" / "vpcflow")]
+    return list(read_table("cloud.aws.vpcflow", paths, on_reject=lambda _r: None, stats=stats))
+
+
 @pytest.mark.parametrize("rule_path", shipped_rules(), ids=lambda p: p.stem)
-def test_every_shipped_rule(spark: Any, rule_path: Any) -> None:
+def test_every_shipped_rule(spark: Any, rule_path: Path, tmp_path: Path) -> None:
     rule = load_rule(rule_path)
     query = parse_query(rule.query, str(rule_path), rule.query_line - 1)
-    if query.table.lower() != "cloud.aws.guardduty":
-        pytest.skip("not a GuardDuty rule")  # the hunting rule runs through `hunt`: test_spark_hunt
-    rows = three_ways(spark, rule.query, REAL + GENERATED)
+    table = query.table.lower()
+    recs = REAL + GENERATED if table == "cloud.aws.guardduty" else _flow_records(tmp_path)
+    assert table in ("cloud.aws.guardduty", "cloud.aws.vpcflow")
+    rows = three_ways(spark, rule.query, recs)
     assert rows, "the rule should match some records"
 
 
