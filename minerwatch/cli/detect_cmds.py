@@ -94,6 +94,13 @@ def detect_cmd(
     ),
     stats_json: Path | None = typer.Option(None, "--stats-json", help="Write the run summary as JSON here."),
     fmt: str = typer.Option("jsonl", "--format", "-f", help="Alerts on stdout: jsonl, table or ocsf."),
+    engine: str = typer.Option(
+        "stream", "--engine", "-e",
+        help="Who reads and matches: stream (Python, per record), duckdb or spark. The alerts are the same.",
+    ),
+    spark_master: str = SPARK_MASTER,
+    spark_remote: str | None = SPARK_REMOTE,
+    spark_conf: list[str] = SPARK_CONF,
     strict: bool = typer.Option(False, "--strict", help="Exit 1 if any record was rejected."),
     include_samples: bool = typer.Option(
         False, "--include-samples", help="Alert on AWS-generated sample findings too (suppressed by default)."
@@ -102,13 +109,6 @@ def detect_cmd(
         False, "--no-prefilter", help="Parse every line, even those lacking every literal the query requires."
     ),
     batch_rows: int = typer.Option(2000, "--batch-rows", help="Matched rows per state transaction.", hidden=True),
-    engine: str = typer.Option(
-        "stream", "--engine", "-e",
-        help="Who reads and matches: stream (Python, per record), duckdb or spark. The alerts are the same.",
-    ),
-    spark_master: str = SPARK_MASTER,
-    spark_remote: str | None = SPARK_REMOTE,
-    spark_conf: list[str] = SPARK_CONF,
 ) -> None:
     """Run a detection rule over GuardDuty findings: where → allowlist → throttle → alerts in the state store.
 
