@@ -11,13 +11,13 @@ import orjson
 import typer
 from rich.table import Table
 
+import minerwatch.cli.spark_opts as spark_opts
 from minerwatch.alerting.alerts import to_ocsf
 from minerwatch.alerting.allowlist import load_allowlist
 from minerwatch.alerting.detect import DetectOptions, DetectStats, detect
 from minerwatch.alerting.rule_tests import run_rule_tests
 from minerwatch.alerting.state import StateStore
 from minerwatch.cli.app import DEFAULT_STATE, app, err, fail, out
-from minerwatch.cli.spark_opts import SPARK_CONF, SPARK_MASTER, SPARK_REMOTE, spark_options
 from minerwatch.errors import MinerWatchError
 from minerwatch.rules.loader import load_rule
 from minerwatch.rules.shipped import DEFAULT_RULE, SAMPLES_DIR, shipped_rules
@@ -98,9 +98,9 @@ def detect_cmd(
         "stream", "--engine", "-e",
         help="Who reads and matches: stream (Python, per record), duckdb or spark. The alerts are the same.",
     ),
-    spark_master: str = SPARK_MASTER,
-    spark_remote: str | None = SPARK_REMOTE,
-    spark_conf: list[str] = SPARK_CONF,
+    spark_master: str = spark_opts.SPARK_MASTER,
+    spark_remote: str | None = spark_opts.SPARK_REMOTE,
+    spark_conf: list[str] = spark_opts.SPARK_CONF,
     strict: bool = typer.Option(False, "--strict", help="Exit 1 if any record was rejected."),
     include_samples: bool = typer.Option(
         False, "--include-samples", help="Alert on AWS-generated sample findings too (suppressed by default)."
@@ -155,7 +155,7 @@ def detect_cmd(
         elif engine == "spark":
             from minerwatch.alerting.sql_detect import detect_spark
 
-            stats = detect_spark(loaded, inputs, options, spark_options(spark_master, spark_remote, spark_conf))
+            stats = detect_spark(loaded, inputs, options, spark_opts.spark_options(spark_master, spark_remote, spark_conf))
         else:
             stats = detect(loaded, inputs, options)
     except MinerWatchError as exc:
