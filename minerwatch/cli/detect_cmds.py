@@ -155,7 +155,8 @@ def detect_cmd(
         elif engine == "spark":
             from minerwatch.alerting.sql_detect import detect_spark
 
-            stats = detect_spark(loaded, inputs, options, spark_opts.spark_options(spark_master, spark_remote, spark_conf))
+            session = spark_opts.spark_options(spark_master, spark_remote, spark_conf)
+            stats = detect_spark(loaded, inputs, options, session)
         else:
             stats = detect(loaded, inputs, options)
     except MinerWatchError as exc:
