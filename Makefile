@@ -12,7 +12,7 @@ $(BIN)/minerwatch: pyproject.toml
 	@touch $@
 
 $(VENV)/.test-deps: $(BIN)/minerwatch
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,spark]'
 	@touch $@
 
 install: $(BIN)/minerwatch
@@ -29,7 +29,7 @@ lint: $(VENV)/.test-deps
 test: $(VENV)/.test-deps
 	$(BIN)/ruff check minerwatch tests bench scripts
 	./scripts/install-chromium.sh
-	$(BIN)/python -m pytest -n 2 -p no:cacheprovider
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -p no:cacheprovider
 
 clean:
 	rm -rf $(VENV) .minerwatch .pytest_cache .hypothesis

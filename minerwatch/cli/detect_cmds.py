@@ -11,6 +11,7 @@ import orjson
 import typer
 from rich.table import Table
 
+import minerwatch.cli.spark_opts as spark_opts
 from minerwatch.alerting.alerts import to_ocsf
 from minerwatch.alerting.allowlist import load_allowlist
 from minerwatch.alerting.detect import DetectOptions, DetectStats, detect
@@ -23,6 +24,7 @@ from minerwatch.rules.loader import load_rule
 from minerwatch.rules.shipped import DEFAULT_RULE, SAMPLES_DIR, shipped_rules
 
 FORMATS = ("jsonl", "table", "ocsf")
+ENGINES = ("stream", "duckdb", "spark")
 
 
 def _alert_line(record: dict[str, Any], fmt: str) -> str:
@@ -124,6 +126,13 @@ def detect_cmd(
     ),
     stats_json: Path | None = typer.Option(None, "--stats-json", help="Write the run summary as JSON here."),
     fmt: str = typer.Option("jsonl", "--format", "-f", help="Alerts on stdout: jsonl, table or ocsf."),
+    engine: str = typer.Option(
+        "stream", "--engine", "-e",
+        help="Who reads and matches: stream (Python, per record), duckdb or spark. The alerts are the same.",
+    ),
+    spark_master: str = spark_opts.SPARK_MASTER,
+    spark_remote: str | None = spark_opts.SPARK_REMOTE,
+    spark_conf: list[str] = spark_opts.SPARK_CONF,
     strict: bool = typer.Option(False, "--strict", help="Exit 1 if any record was rejected."),
     include_samples: bool = typer.Option(
         False, "--include-samples", help="Alert on AWS-generated sample findings too (suppressed by default)."
@@ -148,8 +157,12 @@ def detect_cmd(
     """
     if fmt not in FORMATS:
         fail(f"--format must be one of {', '.join(FORMATS)}")
+    if engine not in ENGINES:
+        fail(f"--engine must be one of {', '.join(ENGINES)}")
     inputs = paths or [str(SAMPLES_DIR / "findings")]
     stream = inputs == ["-"]
+    if stream and engine != "stream":
+        fail("stdin ('-') is read with --engine stream only")
     try:
         loaded = load_rule(rule)
         allow = load_allowlist(allowlist) if allowlist else None
@@ -186,7 +199,17 @@ def detect_cmd(
         cfg = notify  # the outbox rows are written in the transaction that commits the alerts
         options.in_transaction = lambda store, records: queued.extend(enqueue(store, records, cfg))
     try:
-        stats = detect(loaded, inputs, options)
+        if engine == "duckdb":
+            from minerwatch.alerting.sql_detect import detect_duckdb
+
+            stats = detect_duckdb(loaded, inputs, options)
+        elif engine == "spark":
+            from minerwatch.alerting.sql_detect import detect_spark
+
+            session = spark_opts.spark_options(spark_master, spark_remote, spark_conf)
+            stats = detect_spark(loaded, inputs, options, session)
+        else:
+            stats = detect(loaded, inputs, options)
     except MinerWatchError as exc:
         fail(exc)
     latest = list({r["alert_id"]: r for r in emitted}.values())

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from minerwatch.cli.app import DEFAULT_STATE, app, cell, err, fail, inert, out
+from minerwatch.cli.spark_opts import SPARK_CONF, SPARK_MASTER, SPARK_REMOTE, spark_options
 from minerwatch.errors import MinerWatchError
 
 if TYPE_CHECKING:
@@ -29,6 +30,8 @@ class HuntFormat(StrEnum):
 class HuntEngine(StrEnum):
     duckdb = "duckdb"
     python = "python"
+    stream = "stream"
+    spark = "spark"
 
 
 _HELP = "\n\n".join(
@@ -71,7 +74,8 @@ def hunt_cmd(
     fmt: HuntFormat = typer.Option(HuntFormat.table, "--format", "-f", help="Output: table, json or csv."),
     out_file: Path | None = typer.Option(None, "--out", "-o", help="Write the output here instead of stdout."),
     engine: HuntEngine = typer.Option(
-        HuntEngine.duckdb, "--engine", help="Flow sweep: duckdb (bulk) or python (every record read one by one)."
+        HuntEngine.duckdb, "--engine",
+        help="Flow sweep: duckdb (bulk), python or stream (every record read one by one), or spark.",
     ),
     resolved_ips: bool = typer.Option(
         False, "--resolved-ips", help="Also hunt flows to the addresses that matching DNS queries resolved to."
@@ -95,6 +99,9 @@ def hunt_cmd(
         None, "--alerts-out", help="With --open-alerts: append each alert created or updated as a JSON line."
     ),
     threads: int | None = typer.Option(None, "--threads", help="DuckDB threads (default: every core).", min=1),
+    spark_master: str = SPARK_MASTER,
+    spark_remote: str | None = SPARK_REMOTE,
+    spark_conf: list[str] = SPARK_CONF,
 ) -> None:
     if not (flow or dns or findings):
         fail("nothing to hunt in: give --flow, --dns or --findings")
@@ -118,12 +125,14 @@ def hunt_cmd(
             dns=list(dns or []),
             findings=list(findings or []),
             cloudtrail=list(cloudtrail or []),
-            engine=engine.value,  # type: ignore[arg-type]
+            engine="python" if engine is HuntEngine.stream else engine.value,  # type: ignore[arg-type]
             resolved_ips=resolved_ips,
             include_samples=include_samples,
             rejects=str(rejects) if rejects else None,
             threads=threads,
             span=record_sweep,
+            spark_options=spark_options(spark_master, spark_remote, spark_conf) if engine is HuntEngine.spark
+            else None,
         )
         result = hunt(iocs, options)
     except MinerWatchError as exc:

@@ -16,6 +16,7 @@ import typer
 from rich.table import Table
 
 from minerwatch.cli.app import app, cell, err, fail, out
+from minerwatch.cli.spark_opts import SPARK_CONF, SPARK_MASTER, SPARK_REMOTE, spark_options
 from minerwatch.errors import MinerWatchError
 from minerwatch.lang.ast import Query
 from minerwatch.lang.parser import parse_query
@@ -30,6 +31,7 @@ class Dialect(StrEnum):
 class Engine(StrEnum):
     duckdb = "duckdb"
     stream = "stream"
+    spark = "spark"
 
 
 class Format(StrEnum):
@@ -126,7 +128,10 @@ def query_cmd(
         "'-' for stdin, s3://..."
     ),
     fmt: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
-    engine: Engine = typer.Option(Engine.duckdb, "--engine", "-e", help="Executor."),
+    engine: Engine = typer.Option(Engine.duckdb, "--engine", "-e", help="Executor: duckdb, stream or spark."),
+    spark_master: str = SPARK_MASTER,
+    spark_remote: str | None = SPARK_REMOTE,
+    spark_conf: list[str] = SPARK_CONF,
 ) -> None:
     """Run any LINQ query (grouping included) over the logs of its table and print the rows.
 
@@ -143,6 +148,11 @@ def query_cmd(
             from minerwatch.engine.duckdb import run_duckdb_files
 
             rows = run_duckdb_files(bound, paths, stats=stats, on_reject=rejects.append)
+        elif engine is Engine.spark:
+            from minerwatch.engine.spark import run_spark_files, spark_session
+
+            with spark_session(spark_options(spark_master, spark_remote, spark_conf)) as spark:
+                rows = run_spark_files(spark, bound, paths, stats=stats, on_reject=rejects.append)
         else:
             from minerwatch.engine.stream import run_batch
             from minerwatch.sources.registry import read_table

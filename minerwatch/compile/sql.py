@@ -99,6 +99,8 @@ class _Compiler:
         self.paths: dict[tuple[str, ...], int] = {}
         self.views: dict[tuple[int, str], None] = {}
         self.relation = ""
+        self.passthrough: tuple[str, ...] = ()
+        """Relation columns carried unchanged to the output of a per-row query (``compile_sql_rows``)."""
 
     # -- document paths --------------------------------------------------------------------------------
     def path_index(self, parts: tuple[str, ...]) -> int:
@@ -330,6 +332,7 @@ class _Compiler:
         where = self.cond(b.where) if b.where is not None else None
         if not b.aggregated:
             select = exp.select(*[exp.alias_(self.val(it.expr), _id(it.name)) for it in b.items])
+            select = select.select(*[_col(name) for name in self.passthrough]) if self.passthrough else select
             body = select.from_(self.source_name(relation))
             if where is not None:
                 body = body.where(where)
@@ -421,7 +424,7 @@ class _Compiler:
         if not self.paths:
             return body
         b = self.b
-        flat = [_col(name) for name in b.table.columns]
+        flat = [_col(name) for name in [*b.table.columns, *self.passthrough]]
         extracts = [
             exp.alias_(self.d.extract(_col("doc"), parts), _id(f"_mw_p{i}")) for parts, i in self.paths.items()
         ]
@@ -592,11 +595,16 @@ class Spark(Dialect):
     def pick(self, x: exp.Expression) -> exp.Expression:
         return exp.IgnoreNulls(this=exp.AnyValue(this=x))
 
+    # Both directions stay in TIMESTAMP_NTZ, whose arithmetic is in UTC: a cast to or from TIMESTAMP (with local
+    # time zone) would go through the session's time zone and move day buckets off UTC midnight.
+    def _epoch(self) -> exp.Expression:
+        return exp.cast(_str("1970-01-01 00:00:00"), self.timestamp_type)
+
     def epoch_us(self, ts: exp.Expression) -> exp.Expression:
-        return _fn("unix_micros", exp.cast(ts, "TIMESTAMP"))
+        return _fn("timestampdiff", exp.Var(this="MICROSECOND"), self._epoch(), ts)
 
     def from_epoch_us(self, us: exp.Expression) -> exp.Expression:
-        return exp.cast(_fn("timestamp_micros", us), self.timestamp_type)
+        return _fn("timestampadd", exp.Var(this="MICROSECOND"), us, self._epoch())
 
 
 class Trino(Dialect):
@@ -669,9 +677,35 @@ def _prime_paths(c: _Compiler, bound: BoundQuery) -> None:
             c.path_index(parts)
 
 
+def compile_sql_rows(
+    query: Query | BoundQuery, dialect: str, relation: str | None = None, passthrough: tuple[str, ...] = ()
+) -> SqlPlan:
+    """The per-record form of ``query``: its where-clause and the columns ``PyQuery.project`` gives (for an
+    aggregated query, the non-aggregate items and the group keys), plus the relation's ``passthrough`` columns,
+    in (time, order) order. A detection run feeds these rows to the throttle, which does the grouping."""
+    from dataclasses import replace
+
+    from minerwatch.compile.binder import BoundItem
+
+    bound = query if isinstance(query, BoundQuery) else bind(query)
+    if bound.aggregated:
+        items = [it for it in bound.items if not it.is_agg]
+        items += [BoundItem(k.name, k.expr, None) for k in bound.keys if k.item_index is None]
+        columns = [OutCol(it.name, it.expr.type, "item", i) for i, it in enumerate(items)]
+        bound = replace(bound, items=items, keys=[], grouped=False, aggregated=False, every_us=None, columns=columns)
+    d = DIALECTS.get(dialect)
+    if d is None:
+        raise QueryCompileError(f"unknown SQL dialect {dialect!r} (known: {', '.join(DIALECTS)})")
+    c = _Compiler(bound, d)
+    c.passthrough = tuple(passthrough)
+    _prime_paths(c, bound)
+    expression = c.build(relation or relation_name(bound.table.name))
+    return SqlPlan(expression, d.name, bound.columns)
+
+
 def compile_sql(query: Query | BoundQuery, dialect: str = "duckdb", relation: str | None = None) -> str:
     """Pretty SQL text of ``query`` for ``dialect`` (duckdb, spark or trino)."""
     return compile_sql_plan(query, dialect, relation).sql(pretty=True)
 
 
-__all__ = ["DIALECTS", "Dialect", "SqlPlan", "compile_sql", "compile_sql_plan", "relation_name"]
+__all__ = ["DIALECTS", "Dialect", "SqlPlan", "compile_sql", "compile_sql_plan", "compile_sql_rows", "relation_name"]

@@ -19,7 +19,7 @@ import orjson
 
 from minerwatch.catalog.tables import ColType, Table, get_table
 from minerwatch.compile.binder import VT, BoundQuery, bind
-from minerwatch.compile.sql import compile_sql_plan
+from minerwatch.compile.sql import SqlPlan, compile_sql_plan
 from minerwatch.errors import QueryCompileError
 from minerwatch.lang.ast import Query
 from minerwatch.sources.records import ReadStats, Record, Reject
@@ -79,6 +79,17 @@ def _converter(t: VT) -> Callable[[Any], Any] | None:
     if t is VT.BIGINT:
         return lambda v: None if v is None else int(v)
     return None
+
+
+def row_converter(plan: SqlPlan) -> Callable[[Sequence[Any]], dict[str, Any]]:
+    """Turns an engine's result tuple of ``plan`` into the row the Python executor gives (by column name)."""
+    names = [c.name for c in plan.columns]
+    convs = [_converter(c.type) for c in plan.columns]
+
+    def convert(row: Sequence[Any]) -> dict[str, Any]:
+        return {n: (f(v) if f is not None else v) for n, f, v in zip(names, convs, row, strict=True)}
+
+    return convert
 
 
 def run_duckdb(

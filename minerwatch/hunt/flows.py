@@ -270,8 +270,8 @@ def _v6_lead(net: ipaddress.IPv6Network) -> str | None:
     return ":".join(lead) + ":" if lead else None
 
 
-def _load_iocs(con: Any, iocs: IocSet) -> None:
-    """The exact addresses (IPv4 also in its IPv4-mapped IPv6 text) and the ports, as temporary tables."""
+def exact_addresses(iocs: IocSet) -> list[str]:
+    """The IOC addresses in every text a flow log may spell them (IPv4 also as IPv4-mapped IPv6)."""
     exact: dict[str, None] = {}
     for ip in iocs.ips_and_cidrs_for_sql().ips:
         addr = ipaddress.ip_address(ip)
@@ -282,10 +282,16 @@ def _load_iocs(con: Any, iocs: IocSet) -> None:
             # IocSet matches an IPv4 address in any of its spellings.
             mapped = ipaddress.IPv6Address(f"::ffff:{v4}")
             exact.update(dict.fromkeys((str(v4), f"::ffff:{v4}", str(mapped))))
+    return list(exact)
+
+
+def _load_iocs(con: Any, iocs: IocSet) -> None:
+    """The exact addresses and the ports, as temporary tables."""
+    exact = exact_addresses(iocs)
     con.execute(f"CREATE OR REPLACE TEMP TABLE {_IPS} (ip VARCHAR)")
     con.execute(f"CREATE OR REPLACE TEMP TABLE {_PORTS} (port BIGINT)")
     if exact:
-        con.execute(f"INSERT INTO {_IPS} SELECT unnest($values)", {"values": list(exact)})
+        con.execute(f"INSERT INTO {_IPS} SELECT unnest($values)", {"values": exact})
     if iocs.ports:
         con.execute(f"INSERT INTO {_PORTS} SELECT unnest($values)", {"values": sorted(iocs.ports)})
 

@@ -31,7 +31,7 @@ from minerwatch.sources import inputs
 from minerwatch.sources.cloudtrail import read_cloudtrail
 from minerwatch.sources.records import ReadStats, Reject
 
-Engine = Literal["duckdb", "python"]
+Engine = Literal["duckdb", "python", "spark"]
 _TYPE_ORDER = {"instance": 0, "eni": 1, "address": 2, "resource": 3, "account": 4}
 
 
@@ -55,6 +55,9 @@ class HuntOptions:
     """Find the time span of every flow record read (``SourceStats.first/last``), at the cost of one more pass
     of the DuckDB engine; the per-record engine and the DNS sweep track it anyway."""
     s3_client: Any | None = None
+    spark: Any | None = None
+    """With engine ``spark``: the session to use; else one is made from ``spark_options`` for the sweep."""
+    spark_options: Any | None = None
 
 
 class _Rejects:
@@ -114,14 +117,17 @@ def hunt(iocs: IocSet, options: HuntOptions) -> HuntResult:
                 effective = merge(iocs, resolved_iocs(dns_groups))
         if options.flow:
             stats.flow = SourceStats(paths=list(options.flow))
-            sweep = sweep_duckdb if options.engine == "duckdb" else sweep_python
-            kwargs: dict[str, Any] = {"s3_client": options.s3_client}
-            if options.engine == "duckdb":
-                kwargs["threads"] = options.threads
-                kwargs["span"] = options.span
+            if options.engine == "spark":
+                flow_groups = _sweep_spark(options, effective, stats.flow, rejects.sink("flow")).values()
             else:
-                stats.flow.engine = "python"
-            flow_groups = sweep(options.flow, effective, stats.flow, rejects.sink("flow"), **kwargs).values()
+                sweep = sweep_duckdb if options.engine == "duckdb" else sweep_python
+                kwargs: dict[str, Any] = {"s3_client": options.s3_client}
+                if options.engine == "duckdb":
+                    kwargs["threads"] = options.threads
+                    kwargs["span"] = options.span
+                else:
+                    stats.flow.engine = "python"
+                flow_groups = sweep(options.flow, effective, stats.flow, rejects.sink("flow"), **kwargs).values()
     finally:
         rejects.close()
     entities = _Entities(imap)
@@ -142,6 +148,18 @@ def hunt(iocs: IocSet, options: HuntOptions) -> HuntResult:
     if effective is not iocs:
         counts["resolved_addresses"] = len(effective) - len(iocs)
     return HuntResult(result, stats, counts)
+
+
+def _sweep_spark(
+    options: HuntOptions, iocs: IocSet, stats: SourceStats, on_reject: Callable[[Reject], None] | None
+) -> dict[tuple[Any, ...], FlowGroup]:
+    from minerwatch.engine.spark import spark_session
+    from minerwatch.hunt.spark_flows import sweep_spark
+
+    if options.spark is not None:
+        return sweep_spark(options.spark, options.flow, iocs, stats, on_reject)
+    with spark_session(options.spark_options) as spark:
+        return sweep_spark(spark, options.flow, iocs, stats, on_reject)
 
 
 def _read_cloudtrail(

@@ -2,11 +2,13 @@ WITH _mw_base AS (
   SELECT
     `eventdate` AS `_mw_t`,
     `id` AS `_mw_id`,
-    CAST(TIMESTAMP_MICROS(
-      UNIX_MICROS(CAST(`eventdate` AS TIMESTAMP)) - (
-        UNIX_MICROS(CAST(`eventdate` AS TIMESTAMP)) % 3600000000 + 3600000000
-      ) % 3600000000
-    ) AS TIMESTAMP_NTZ) AS `_mw_bucket`,
+    TIMESTAMPADD(
+      MICROSECOND,
+      TIMESTAMPDIFF(MICROSECOND, CAST('1970-01-01 00:00:00' AS TIMESTAMP_NTZ), `eventdate`) - (
+        TIMESTAMPDIFF(MICROSECOND, CAST('1970-01-01 00:00:00' AS TIMESTAMP_NTZ), `eventdate`) % 3600000000 + 3600000000
+      ) % 3600000000,
+      CAST('1970-01-01 00:00:00' AS TIMESTAMP_NTZ)
+    ) AS `_mw_bucket`,
     `type` AS `_mw_g0`,
     `type` AS `_mw_k0`,
     `region` AS `_mw_g1`,
