@@ -8,12 +8,9 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from minerwatch.catalog.finding_types import crypto_mining_types
 from minerwatch.cli.app import app, fail, out
 from minerwatch.errors import MinerWatchError
-from minerwatch.lang.lint import lint_query
-from minerwatch.lang.parser import parse_query
-from minerwatch.lang.tokens import Source
+from minerwatch.rules.lint import lint_file
 from minerwatch.rules.loader import load_rule
 from minerwatch.rules.shipped import DEFAULT_RULE, shipped_rules
 
@@ -72,34 +69,6 @@ def rules_list() -> None:
         rule = load_rule(path)
         table.add_row(rule.id, rule.severity, rule.priority or "-", ", ".join(rule.alert.throttle.key), str(path))
     out.print(table)
-
-
-def lint_file(path: Path) -> tuple[list[str], list[str]]:
-    """Errors and warnings (formatted ``file:line:col``) for a rule document or a ``.linq`` file."""
-    errors: list[str] = []
-    warnings: list[str] = []
-    file = str(path)
-    try:
-        if path.suffix.lower() == ".linq":
-            text = path.read_text(encoding="utf-8")
-            source = Source(text, file)
-            query = parse_query(text, file)
-        else:
-            rule = load_rule(path)
-            warnings += [w.format(file) for w in rule.warnings]
-            source = Source(rule.query, file, rule.query_line - 1)
-            query = parse_query(rule.query, file, rule.query_line - 1)
-        from minerwatch.compile.binder import bind  # binding catches unknown tables and bad grouping
-
-        bind(query)
-    except MinerWatchError as exc:
-        errors.append(exc.format())
-        return errors, warnings
-    except (OSError, UnicodeDecodeError) as exc:
-        return [f"{file}: cannot read: {exc}"], warnings
-    for w in lint_query(query, crypto_mining_types()):
-        warnings.append(w.format(file, source.line_text(w.pos)))
-    return errors, warnings
 
 
 @app.command()
