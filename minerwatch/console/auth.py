@@ -190,10 +190,11 @@ def revoke_tokens(store: StateStore, user: str, name: str | None = None) -> int:
 
 
 class LoginLimiter:
-    """At most ``attempts`` failed logins per client address and per user name within ``window`` seconds."""
+    """At most ``attempts`` failed logins per user name and ``address_attempts`` per client address within
+    ``window`` seconds; beyond that a login is refused (429) even with the right password."""
 
-    def __init__(self, attempts: int = 5, window: float = 300.0) -> None:
-        self.attempts = attempts
+    def __init__(self, attempts: int = 5, address_attempts: int = 20, window: float = 300.0) -> None:
+        self.limits = {"user": attempts, "ip": address_attempts}
         self.window = window
         self._fails: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
@@ -204,10 +205,13 @@ class LoginLimiter:
             q.popleft()
         return q
 
+    def _limit(self, key: str) -> int:
+        return self.limits.get(key.split(":", 1)[0], self.limits["user"])
+
     def blocked(self, *keys: str) -> bool:
         now = time.monotonic()
         with self._lock:
-            return any(len(self._recent(k, now)) >= self.attempts for k in keys)
+            return any(len(self._recent(k, now)) >= self._limit(k) for k in keys)
 
     def failed(self, *keys: str) -> None:
         now = time.monotonic()
@@ -219,6 +223,8 @@ class LoginLimiter:
                     del self._fails[k]
 
     def succeeded(self, *keys: str) -> None:
+        # Only the user's count: a success must not wipe an address's record of guessing other names.
         with self._lock:
             for k in keys:
-                self._fails.pop(k, None)
+                if k.startswith("user:"):
+                    self._fails.pop(k, None)
