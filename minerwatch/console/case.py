@@ -212,8 +212,9 @@ def tick(store: StateStore, alert_id: str, item: str, user: str, note: str, chec
     note = note.strip()
     if not note:
         raise CaseError("ticking an item needs a note (what was done)")
+    journal = J.Journal(store, record["alert_id"])  # outside the transaction: it runs CREATE TABLE IF NOT EXISTS
     with S.transaction(store):
-        J.Journal(store, record["alert_id"]).set(item, J.DONE, message=note, by=user)
+        journal.set(item, J.DONE, message=note, by=user)
         store.audit(
             f"checklist:{item}", alert_id=record["alert_id"], actor=user, result={"status": J.DONE, "message": note}
         )
