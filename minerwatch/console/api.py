@@ -161,7 +161,7 @@ def false_positive(request: Request, alert_id: str, body: FalsePositive, user: A
 def checklist(request: Request, alert_id: str, body: Tick, user: A.User = analyst) -> dict[str, Any]:
     store = console_of(request).store
     C.alert_or_raise(store, alert_id)
-    report = V.build_report(store, alert_id)
+    report = V.report_of(store, alert_id)
     C.tick(store, alert_id, body.item, user.name, body.note, report["checklist"]["items"])
     return {"item": body.item, "status": "done"}
 

@@ -258,7 +258,7 @@ def case_checklist(
     request: Request, alert_id: str, item: str = Form(...), note: str = Form(""), user: A.User = analyst
 ) -> Response:
     con = console_of(request)
-    report = V.build_report(con.store, alert_id)
+    report = V.report_of(con.store, alert_id)
     C.tick(con.store, alert_id, item, user.name, note, report["checklist"]["items"])
     return _back(report["report"]["alert_id"], "#checklist")
 
@@ -267,7 +267,7 @@ def case_checklist(
 def case_report(request: Request, alert_id: str, fmt: str, user: A.User = viewer) -> Response:
     con = console_of(request)
     C.alert_or_raise(con.store, alert_id)
-    report = V.build_report(con.store, alert_id)
+    report = V.report_of(con.store, alert_id)
     real = report["report"]["alert_id"]
     if fmt == "json":
         body, media = json.dumps(report, indent=2, ensure_ascii=False, default=str) + "\n", "application/json"

@@ -99,7 +99,7 @@ def test_queue_filter_case_comment_checklist(session: Any, console: Console) -> 
     rows = page.locator("#queue-rows tr[data-alert]")
     expect(rows).to_have_count(27)  # 25 scenario alerts + the incident's + the hostile one
     SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / "queue.png"), full_page=True)
+    page.screenshot(path=str(SHOTS / "queue.png"))
     page.select_option("#f-status", "new")
     page.fill("#f-text", "i-0b4cbf673f63669f3")
     page.click("#apply")
