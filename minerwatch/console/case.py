@@ -244,14 +244,13 @@ def response(store: StateStore, settings: Settings, alert_id: str, user: str, ap
     return Response(store, record, rule, aws, options)
 
 
-def granted(store: StateStore, alert_id: str, executor: str) -> set[str]:
-    """Approval names usable by ``executor``: requested and approved by two different people, and the executor is
-    one of them or a third responder — never one person alone."""
-    out = set()
-    for step, a in S.approvals(store, alert_id).items():
-        if a["approved_by"] and a["approved_by"] != a["requested_by"]:
-            out.add(step)
-    return out
+def granted(store: StateStore, alert_id: str) -> set[str]:
+    """Approval names that may run: requested by one responder and approved by a different one."""
+    return {
+        step
+        for step, a in S.approvals(store, alert_id).items()
+        if a["approved_by"] and a["approved_by"] != a["requested_by"]
+    }
 
 
 def request_step(store: StateStore, alert_id: str, step: str, user: str) -> None:
@@ -293,7 +292,7 @@ def execute(
     """Run the chosen automated steps one by one (each writes its journal and audit rows as it ends).
 
     A step that needs approval runs only when two other people requested and approved it."""
-    approvals = granted(store, alert_id, user)
+    approvals = granted(store, alert_id)
     for step in steps:
         if step in APPROVALS and step not in approvals:
             raise CaseError(f"{step} needs a request and a second responder's approval first")

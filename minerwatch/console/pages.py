@@ -305,7 +305,7 @@ def respond_page(request: Request, alert_id: str, user: A.User = responder) -> R
         plan=plan,
         plan_error=plan_error,
         approvals=S.approvals(con.store, record["alert_id"]),
-        granted=C.granted(con.store, record["alert_id"], user.name),
+        granted=C.granted(con.store, record["alert_id"]),
         audit=con.store.audit_log(record["alert_id"]),
         results=None,
     )
@@ -329,13 +329,12 @@ def respond_approve(request: Request, alert_id: str, step: str = Form(...), user
 
 
 @router.post("/alerts/{alert_id}/respond/execute", response_class=HTMLResponse)
-async def respond_execute(request: Request, alert_id: str, user: A.User = responder) -> Response:
+def respond_execute(request: Request, alert_id: str, step: list[str] = Form([]), user: A.User = responder) -> Response:
+    # A plain (threadpool) handler: the steps make AWS calls and must not hold the event loop.
     con = console_of(request)
-    form = await request.form()
-    steps = [s for s in form.getlist("step") if isinstance(s, str)]
-    if not steps:
+    if not step:
         raise C.CaseError("choose at least one step to run")
-    plan, reports = C.execute(con.store, con.settings, alert_id, user.name, steps)
+    _plan, reports = C.execute(con.store, con.settings, alert_id, user.name, step)
     record = C.alert_or_raise(con.store, alert_id)
     return render(
         request,
@@ -344,7 +343,7 @@ async def respond_execute(request: Request, alert_id: str, user: A.User = respon
         plan=C.plan(con.store, con.settings, alert_id, user.name),
         plan_error=None,
         approvals=S.approvals(con.store, record["alert_id"]),
-        granted=C.granted(con.store, record["alert_id"], user.name),
+        granted=C.granted(con.store, record["alert_id"]),
         audit=con.store.audit_log(record["alert_id"]),
         results=[r.to_json() for r in reports],
     )
