@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from starlette.staticfiles import StaticFiles
 
@@ -231,4 +231,4 @@ def _login_required(request: Request) -> Response:
     return login_page(request, next_url=request.url.path, status_code=401)
 
 
-__all__ = ["Console", "ProxyAuth", "RedirectResponse", "create_app", "need", "render"]
+__all__ = ["Console", "ProxyAuth", "create_app", "need", "render"]
