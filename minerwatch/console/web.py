@@ -26,6 +26,7 @@ from minerwatch.alerting.state import StateStore
 from minerwatch.console import auth as A
 from minerwatch.console.case import CaseError, Settings
 from minerwatch.console.store import ROLES, Stores
+from minerwatch.errors import MinerWatchError
 
 SESSION_COOKIE = "mw_session"
 LOGIN_COOKIE = "mw_login"
@@ -206,6 +207,13 @@ def create_app(
         if wants_json(request):
             return JSONResponse({"error": exc.message}, status_code=status)
         return render(request, "error.html", status_code=status, message=exc.message)
+
+    @app.exception_handler(MinerWatchError)
+    async def library_error(request: Request, exc: MinerWatchError) -> Response:
+        # What the library refuses (an ambiguous id prefix, a bad config …) is the request's fault: 400, its text.
+        if wants_json(request):
+            return JSONResponse({"error": exc.format()}, status_code=400)
+        return render(request, "error.html", status_code=400, message=exc.format())
 
     @app.exception_handler(404)
     async def not_found(request: Request, exc: Exception) -> Response:

@@ -138,7 +138,9 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     for k, v in env.items():
         if k.startswith("AWS_"):
             mp.setenv(k, v)
-    # As tests/respond/respond_env.use_moto: describe interfaces as EC2 does (moto's server runs in this process).
+    # Describe interfaces as EC2 does (moto's server runs in this process): moto reports the launch groups on every
+    # interface, so an isolated interface would never be seen leaving them (respond before its isolate sets the
+    # instance's own groups too needs this; with that change the patch is harmless).
     mp.setattr(NetworkInterface, "group_set", property(lambda self: self._group_set))
     state = root / "state.db"
     scenario = root / "scenario"
