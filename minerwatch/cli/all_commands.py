@@ -16,6 +16,7 @@ from minerwatch.cli import (  # noqa: F401
     query_cmds,
     report_cmds,
     respond_cmds,
+    serve_cmds,
     watch_cmds,
 )
 from minerwatch.cli.app import app, run

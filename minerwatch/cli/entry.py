@@ -28,6 +28,8 @@ COMMAND_MODULES = {
     "report": "report_cmds",
     "respond": "respond_cmds",
     "posture": "respond_cmds",
+    "serve": "serve_cmds",
+    "users": "serve_cmds",
     "watch": "watch_cmds",
 }
 

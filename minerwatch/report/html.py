@@ -75,8 +75,9 @@ def _section_views(report: dict[str, Any]) -> list[dict[str, Any]]:
     return views
 
 
-def render_html(report: dict[str, Any]) -> str:
-    """The report dict of :func:`~minerwatch.report.model.build_report` as one HTML document."""
+def report_view(report: dict[str, Any]) -> dict[str, Any]:
+    """What the report template reads besides the report itself: sections, the timeline, the two SVG figures
+    (also used by the console's case page)."""
     timeline = [
         {k: _str(e.get(k)) for k in ("time", "section", "what", "source")}
         for e in report["timeline"]
@@ -84,15 +85,19 @@ def render_html(report: dict[str, Any]) -> str:
     ]
     chart = report["cpu_chart"]
     alert = report["alert"]
-    view = {**report, "timeline": timeline}
-    return _ENV.get_template("report.html.j2").render(
-        r=view,
-        sections=_section_views(report),
-        timeline_rows=F.TIMELINE_ROWS,
-        cpu_svg=cpu_chart_svg(chart) if chart.get("available") else None,
-        timeline_svg=(
+    return {
+        "r": {**report, "timeline": timeline},
+        "sections": _section_views(report),
+        "timeline_rows": F.TIMELINE_ROWS,
+        "cpu_svg": cpu_chart_svg(chart) if chart.get("available") else None,
+        "timeline_svg": (
             timeline_svg(timeline, ["alert", *SECTION_ORDER], alert.get("first_seen"), alert.get("last_seen"))
             if timeline
             else None
         ),
-    )
+    }
+
+
+def render_html(report: dict[str, Any]) -> str:
+    """The report dict of :func:`~minerwatch.report.model.build_report` as one HTML document."""
+    return _ENV.get_template("report.html.j2").render(**report_view(report))
