@@ -76,6 +76,8 @@ class GuardDutyApiSource:
         self._pages: Iterator[list[Item]] | None = None
         self._next_poll = 0.0
         self.pages = 0
+        self.scans = 0
+        """Complete passes over every detector's findings (reported as ``source_scans_total``)."""
 
     def start(self, ctx: SourceContext) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -114,6 +116,7 @@ class GuardDutyApiSource:
             return next(self._pages)
         except StopIteration:
             self._pages = None
+            self.scans += 1
             return []
         except (BotoCoreError, ClientError) as exc:
             self._pages = None
