@@ -188,10 +188,10 @@ def test_kill_9_at_random_moments_loses_nothing(tmp_path: Path, aws_env: dict[st
     bus = GuardDutyBus(aws_env["AWS_ENDPOINT_URL"], "gd-kill")
     state = tmp_path / "watch.db"
     config = notify_config(tmp_path, webhook, None)
-    # The visibility timeout bounds how long after a kill the next process still sees the dead one's messages in
-    # flight (and says so); 10 s leaves a slow start on a busy machine well inside it.
+    # The visibility timeout bounds how long after a kill the next process still finds the dead one's messages in
+    # flight (and says so): 30 s leaves a slow start on a busy machine (up to 15 s seen) well inside it.
     args = ["--sqs", bus.queue_url, "--state", str(state), "--config", str(config), "--reorder-window", "2",
-            "--visibility-timeout", "10", "--wait-seconds", "1", "--quiet"]  # fmt: skip
+            "--visibility-timeout", "30", "--wait-seconds", "1", "--quiet"]  # fmt: skip
     publisher = threading.Thread(target=bus.publish, args=(findings,), kwargs={"pause": 0.03})
     publisher.start()
     rng = random.Random(9)
