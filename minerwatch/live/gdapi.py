@@ -132,21 +132,15 @@ class GuardDutyApiSource:
         if d.cursor is not None:
             ms = (d.cursor[0] - _EPOCH) // timedelta(milliseconds=1)  # rounded down: nothing is skipped
             criteria = {"FindingCriteria": {"Criterion": {"updatedAt": {"GreaterThanOrEqual": ms}}}}
-        token: str | None = None
-        while True:
-            kwargs: dict[str, Any] = {"DetectorId": d.detector_id, "SortCriteria": SORT,
-                                      "MaxResults": self.page_size, **criteria}  # fmt: skip
-            if token:
-                kwargs["NextToken"] = token
-            resp = d.client.list_findings(**kwargs)
+        pages = d.client.get_paginator("list_findings").paginate(
+            DetectorId=d.detector_id, SortCriteria=SORT, PaginationConfig={"PageSize": self.page_size}, **criteria
+        )
+        for resp in pages:  # fetched lazily: one ListFindings call per page handed out
             ids = list(resp.get("FindingIds") or ())
             if ids:
                 items = self._page(d, ids)
                 if items:
                     yield items
-            token = resp.get("NextToken") or None
-            if not token:
-                return
 
     def _page(self, d: _Detector, ids: list[str]) -> list[Item]:
         resp = d.client.get_findings(DetectorId=d.detector_id, FindingIds=ids, SortCriteria=SORT)
