@@ -215,10 +215,12 @@ def test_kill_9_at_random_moments_loses_nothing(tmp_path: Path, aws_env: dict[st
             assert watch.proc.poll() is None, watch.stderr()
             watch.kill()
             kills += 1
-    finally:
+    except BaseException:
         publisher.join()
-    last = Watch(args, aws_env, tmp_path)
+        raise
+    last = Watch(args, aws_env, tmp_path)  # consumes while the rest is published
     try:
+        publisher.join()
         wait_for(bus.drained, 180, what="the queue to drain")
         want = _final_keys(expected)
         wait_for(lambda: want <= {h.key for h in webhook.snapshot()}, 120, what="webhook deliveries")
