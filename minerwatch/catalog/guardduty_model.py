@@ -27,13 +27,22 @@ class ShapeNode:
     kind: str
     members: dict[str, tuple[str, ShapeNode]] = field(default_factory=dict)
     """Structure: lower-cased wire name and member name → (wire name, member node)."""
+    to_wire: dict[str, tuple[str, ShapeNode]] = field(default_factory=dict)
+    """Structure: member name and wire name, as spelled → (wire name, member node)."""
+    to_member: dict[str, tuple[str, ShapeNode]] = field(default_factory=dict)
+    """Structure: wire name and member name, as spelled → (member name, member node)."""
     child: ShapeNode | None = None
     """List element or map value."""
 
 
+def lower_first(key: str) -> str:
+    return key[:1].lower() + key[1:]
+
+
 @functools.cache
 def finding_shape() -> ShapeNode:
-    """The ``Finding`` shape of the installed botocore GuardDuty model, compiled once."""
+    """The ``Finding`` shape of the installed botocore GuardDuty model, compiled once (about a third of a second).
+    Used for the spelling of query paths here and for PascalCase ⇄ camelCase in ``sources.botocore_shapes``."""
     from botocore.loaders import Loader
 
     shapes: dict[str, Any] = Loader().load_service_model("guardduty", "service-2")["shapes"]
@@ -49,10 +58,12 @@ def finding_shape() -> ShapeNode:
         nodes[name] = node
         if node.kind == _STRUCT:
             for member, mspec in spec.get("members", {}).items():
-                wire = mspec.get("locationName") or member[:1].lower() + member[1:]
+                wire = mspec.get("locationName") or lower_first(member)
                 child = build(mspec["shape"])
                 node.members.setdefault(wire.lower(), (wire, child))
                 node.members.setdefault(member.lower(), (wire, child))
+                node.to_wire[member] = node.to_wire[wire] = (wire, child)
+                node.to_member[wire] = node.to_member[member] = (member, child)
         elif node.kind == _LIST:
             node.child = build(spec["member"]["shape"])
         elif node.kind == _MAP:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,22 +12,20 @@ from rich.table import Table
 from minerwatch.alerting.state import StateStore
 from minerwatch.catalog.prices import load_prices
 from minerwatch.cli.app import DEFAULT_STATE, alert_or_fail, app, cell, err, fail, inert, out
+from minerwatch.durations import parse_duration
 from minerwatch.enrich.iocs import IocSet, bundled, default_for_rule, load_ioc_file, merge
 from minerwatch.enrich.run import EnrichSources, enrich_alert, rule_for_alert
 from minerwatch.errors import MinerWatchError
 from minerwatch.rules.loader import load_rule
 from minerwatch.wording import count
 
-_WINDOW = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
-
 
 def parse_window(text: str) -> timedelta:
     """``90m``, ``24h``, ``2d``, ``3600s`` → a timedelta; :class:`typer.BadParameter` otherwise."""
-    m = _WINDOW.match(text)
-    if not m:
+    seconds = parse_duration(text)
+    if seconds is None:
         raise typer.BadParameter(f"{text!r}: expected a number and a unit, like 24h, 90m or 2d")
-    return timedelta(**{_UNITS[m.group(2)]: float(m.group(1))})
+    return timedelta(seconds=seconds)
 
 
 _ENRICH_HELP = (

@@ -31,7 +31,6 @@ return ``None``.
 from __future__ import annotations
 
 import csv
-import encodings.idna
 import io
 import ipaddress
 import re
@@ -43,6 +42,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 from urllib.parse import urlsplit
+
+import idna
 
 from minerwatch.errors import ConfigError
 from minerwatch.rules.model import Rule
@@ -386,7 +387,8 @@ def _is_ip(text: str) -> bool:
 
 def ascii_name(name: str) -> str | None:
     """A DNS name in the form indicators are stored in: ASCII, lower case, no trailing dot; internationalised
-    labels as punycode (IDNA 2003, the standard library's codec). ``None`` if a label cannot be encoded."""
+    labels as punycode (IDNA 2008 with the UTS #46 mapping, as browsers and registries use: ``faß.de`` is
+    ``xn--fa-hia.de``, not IDNA 2003's ``fass.de``). ``None`` if a label cannot be encoded."""
     if name.isascii():
         return name.lower().rstrip(".")
     labels: list[str] = []
@@ -395,7 +397,7 @@ def ascii_name(name: str) -> str | None:
             labels.append(label.lower())
             continue
         try:
-            labels.append(encodings.idna.ToASCII(label).decode("ascii").lower())
+            labels.append(idna.encode(label, uts46=True).decode("ascii").lower())
         except UnicodeError:
             return None
     return ".".join(labels)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from minerwatch.durations import unit_seconds
 from minerwatch.errors import QuerySyntaxError
 
 
@@ -24,8 +25,6 @@ KEYWORDS = frozenset(
 
 # Longest first so "<=" wins over "<".
 OPERATORS = ("<>", "!=", "<=", ">=", "==", "=", "<", ">", "+", "-", "*", "/", "(", ")", ",", ".")
-
-DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,9 +194,9 @@ def _number(src: Source, i: int) -> tuple[int, Token]:
         j = i
         while j < n and text[j].isalpha():
             j += 1
-        unit = text[i:j].lower()
-        if unit in DURATION_UNITS and not (j < n and _is_ident_char(text[j])):
-            return j, Token(T.DURATION, int(raw) * DURATION_UNITS[unit], text[start:j], src.pos(start))
+        seconds = unit_seconds(text[i:j])
+        if seconds is not None and not (j < n and _is_ident_char(text[j])):
+            return j, Token(T.DURATION, int(raw) * seconds, text[start:j], src.pos(start))
         raise src.error(f"bad number {text[start:j]!r}", src.pos(start))
     value: float | int = float(raw) if is_float else int(raw)
     return i, Token(T.NUMBER, value, raw, src.pos(start))

@@ -76,6 +76,8 @@ class GuardDutyApiSource:
         self._pages: Iterator[list[Item]] | None = None
         self._next_poll = 0.0
         self.pages = 0
+        self.scans = 0
+        """Complete passes over every detector's findings (reported as ``source_scans_total``)."""
 
     def start(self, ctx: SourceContext) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -114,6 +116,7 @@ class GuardDutyApiSource:
             return next(self._pages)
         except StopIteration:
             self._pages = None
+            self.scans += 1
             return []
         except (BotoCoreError, ClientError) as exc:
             self._pages = None
@@ -129,21 +132,15 @@ class GuardDutyApiSource:
         if d.cursor is not None:
             ms = (d.cursor[0] - _EPOCH) // timedelta(milliseconds=1)  # rounded down: nothing is skipped
             criteria = {"FindingCriteria": {"Criterion": {"updatedAt": {"GreaterThanOrEqual": ms}}}}
-        token: str | None = None
-        while True:
-            kwargs: dict[str, Any] = {"DetectorId": d.detector_id, "SortCriteria": SORT,
-                                      "MaxResults": self.page_size, **criteria}  # fmt: skip
-            if token:
-                kwargs["NextToken"] = token
-            resp = d.client.list_findings(**kwargs)
+        pages = d.client.get_paginator("list_findings").paginate(
+            DetectorId=d.detector_id, SortCriteria=SORT, PaginationConfig={"PageSize": self.page_size}, **criteria
+        )
+        for resp in pages:  # fetched lazily: one ListFindings call per page handed out
             ids = list(resp.get("FindingIds") or ())
             if ids:
                 items = self._page(d, ids)
                 if items:
                     yield items
-            token = resp.get("NextToken") or None
-            if not token:
-                return
 
     def _page(self, d: _Detector, ids: list[str]) -> list[Item]:
         resp = d.client.get_findings(DetectorId=d.detector_id, FindingIds=ids, SortCriteria=SORT)

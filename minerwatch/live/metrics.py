@@ -111,6 +111,10 @@ class Metrics:
     held: int = 0
     last_poll: float = 0.0
     """Wall time of the last poll of the source (the loop's heartbeat)."""
+    polls: int = 0
+    """Polls of the source whose items have all been handled."""
+    scans: int | None = None
+    """Complete listings of a source that lists its input (S3 export, GuardDuty API); None for the others."""
     source_lag: float | None = None
     """Seconds from publication (e.g. SQS ``SentTimestamp``) to arrival, for the last unit that says when."""
     event_lag: float | None = None
@@ -156,6 +160,8 @@ class Metrics:
             "alerts_new": self.alerts_new,
             "rejects": self.rejects,
             "held": self.held,
+            "polls": self.polls,
+            "source_scans": self.scans,
             "source_lag_seconds": self.source_lag,
             "event_lag_seconds": self.event_lag,
             "commit_seconds": _quantiles(self.commit_latencies()),
@@ -200,6 +206,9 @@ class Metrics:
         metric("source_lag_seconds", "gauge", "Publication to arrival, last unit that carries a publication time.",
                self.source_lag)  # fmt: skip
         metric("event_lag_seconds", "gauge", "The last finding's updatedAt to its arrival.", self.event_lag)
+        metric("polls_total", "counter", "Polls of the source whose items have been handled.", self.polls)
+        metric("source_scans_total", "counter", "Complete listings of the input (S3 export, GuardDuty API).",
+               self.scans)  # fmt: skip
         metric("last_poll_timestamp_seconds", "gauge", "When the source was last polled.", self.last_poll or None)
         metric("start_time_seconds", "gauge", "When this process started.", self.started)
         with self._lock:

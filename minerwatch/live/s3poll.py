@@ -77,6 +77,8 @@ class S3PollSource:
         self._dirty = False
         self.stats = ReadStats()
         self.objects = 0
+        self.scans = 0
+        """Complete listings of the bucket (the service reports them as ``source_scans_total``)."""
 
     @property
     def client(self) -> Any:
@@ -157,6 +159,7 @@ class S3PollSource:
                     self._ctx.positions.drop_marks(self.key, dropped)
                     self._ctx.positions.save(self.key, {"after": self._after})
         self._queue.sort()
+        self.scans += 1
 
     # -- polling ------------------------------------------------------------------------------------------
     def poll(self, timeout: float) -> list[Item]:

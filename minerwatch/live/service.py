@@ -210,6 +210,8 @@ class WatchService:
                 self._apply(match, item)
             self.metrics.held = len(buffer)
             source.flush()
+            m.scans = getattr(source, "scans", None)
+            m.polls += 1
             if source.exhausted and not items:
                 break
         for match, item in buffer.drain():

@@ -31,16 +31,13 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
+from minerwatch.durations import parse_duration
 from minerwatch.errors import ConfigError
 from minerwatch.rules.model import SEVERITIES, Severity
 from minerwatch.yamlfile import parse_yaml
 
 DEFAULT_CONFIG = "minerwatch.yaml"
 CONFIG_ENV = "MINERWATCH_CONFIG"
-
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-
 
 def _duration(value: Any) -> Any:
     """``30``, ``2.5``, ``"30s"``, ``"5m"``, ``"1h"`` → seconds."""
@@ -49,9 +46,9 @@ def _duration(value: Any) -> Any:
     if isinstance(value, int | float):
         return float(value)
     if isinstance(value, str):
-        m = _DURATION.match(value)
-        if m:
-            return float(m.group(1)) * _UNITS[m.group(2) or "s"]
+        seconds = parse_duration(value, default_unit="s")
+        if seconds is not None:
+            return seconds
     raise ValueError(f"not a duration: {value!r} (use seconds, or 500ms, 30s, 5m, 1h, 1d)")
 
 

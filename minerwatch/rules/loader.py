@@ -26,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from minerwatch.durations import unit_seconds
 from minerwatch.errors import RuleError
 from minerwatch.rules.document import Ctx, Item, Section, normalise_text, split_sections
 from minerwatch.rules.model import (
@@ -78,9 +79,6 @@ _SEVERITY_WORDS: dict[str, Severity] = {
 
 _NUMBER_WORDS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
                  "ten": 10, "twelve": 12, "twenty": 20, "thirty": 30}
-
-_UNIT_SECONDS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60,
-                 "h": 3600, "hr": 3600, "hour": 3600, "d": 86400, "day": 86400}
 
 _NUM = r"\d+(?:\.\d+)?|" + "|".join(_NUMBER_WORDS)
 _THROTTLE_RE = re.compile(
@@ -270,9 +268,7 @@ def parse_throttle(text: str) -> Throttle | None:
         return None
     count = _number(m.group("count"))
     n = _number(m.group("n")) if m.group("n") else 1.0
-    unit = m.group("unit").lower()
-    unit = unit if unit in _UNIT_SECONDS else unit.rstrip("s")
-    window = n * _UNIT_SECONDS[unit]
+    window = n * (unit_seconds(m.group("unit")) or 0)
     if count < 1 or count != int(count) or window < 1:
         return None
     return Throttle(count=int(count), key=_entity_key(m.group("entity")), window_seconds=round(window))

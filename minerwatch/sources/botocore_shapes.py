@@ -21,68 +21,19 @@ The model is loaded and compiled once per process, on first use (about a third o
 
 from __future__ import annotations
 
-import functools
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from minerwatch.catalog.guardduty_model import ShapeNode, finding_shape, lower_first
 
 MAX_DEPTH = 100
 """Deeper documents are refused: a finding nests about a dozen levels, and this keeps recursion bounded."""
 
-_STRUCT, _LIST, _MAP, _SCALAR = "structure", "list", "map", "scalar"
-
-
-@dataclass(slots=True, eq=False)
-class _Node:
-    kind: str
-    to_wire: dict[str, tuple[str, _Node]] = field(default_factory=dict)
-    """Structure: member name and wire name → (wire name, member node)."""
-    to_member: dict[str, tuple[str, _Node]] = field(default_factory=dict)
-    """Structure: wire name and member name → (member name, member node)."""
-    child: _Node | None = None
-    """List member, or map value."""
-
-
-def lower_first(key: str) -> str:
-    return key[:1].lower() + key[1:]
+_STRUCT, _LIST, _MAP = "structure", "list", "map"
 
 
 def upper_first(key: str) -> str:
     return key[:1].upper() + key[1:]
-
-
-@functools.cache
-def finding_shape() -> _Node:
-    """The compiled ``Finding`` shape of the installed botocore's GuardDuty model (built once)."""
-    from botocore.loaders import Loader
-
-    shapes: dict[str, Any] = Loader().load_service_model("guardduty", "service-2")["shapes"]
-    nodes: dict[str, _Node] = {}
-
-    def build(name: str) -> _Node:
-        node = nodes.get(name)
-        if node is not None:
-            return node  # shapes may refer to themselves: reuse the node being filled
-        spec = shapes[name]
-        kind = spec["type"]
-        if kind == "structure":
-            node = nodes[name] = _Node(_STRUCT)
-            for member, mspec in spec.get("members", {}).items():
-                wire = mspec.get("locationName") or lower_first(member)
-                child = build(mspec["shape"])
-                node.to_wire[member] = node.to_wire[wire] = (wire, child)
-                node.to_member[wire] = node.to_member[member] = (member, child)
-        elif kind == "list":
-            node = nodes[name] = _Node(_LIST)
-            node.child = build(spec["member"]["shape"])
-        elif kind == "map":
-            node = nodes[name] = _Node(_MAP)
-            node.child = build(spec["value"]["shape"])
-        else:
-            node = nodes[name] = _Node(_SCALAR)
-        return node
-
-    return build("Finding")
 
 
 def iso_utc(value: datetime) -> str:
@@ -93,7 +44,7 @@ def iso_utc(value: datetime) -> str:
     return text.removesuffix("+00:00") + "Z"
 
 
-def _convert(value: Any, node: _Node | None, wire: bool, depth: int) -> Any:
+def _convert(value: Any, node: ShapeNode | None, wire: bool, depth: int) -> Any:
     if depth > MAX_DEPTH:
         raise ValueError(f"more than {MAX_DEPTH} levels of nesting")
     if isinstance(value, dict):

@@ -35,7 +35,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -53,9 +53,6 @@ MAX_DOCUMENT_BYTES = 64 * 1024 * 1024
 _BOM = "\ufeff"
 _BOM_BYTES = b"\xef\xbb\xbf"
 _WS = re.compile(r"[ \t\r\n]*")
-_TIMESTAMP = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}([T ])[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})?"
-)
 _JSONL, _DOCUMENT = "jsonl", "document"
 _PANTHER_TEST_KEYS = ("Name", "_test_name", "ExpectedResult", "_expected_result")
 _COMPACT_AT = 1 << 20
@@ -117,28 +114,14 @@ def req_str(obj: dict[str, Any], key: str, what: str) -> str:
 
 
 def parse_timestamp(value: Any, key: str, *, naive_utc: bool = False) -> datetime:
-    """ISO 8601 date-time with ``Z`` or ``±HH:MM`` → aware UTC datetime; anything else is refused.
+    """ISO 8601 date-time with ``Z`` or ``±HH:MM`` (``T`` or a space before the time) → aware UTC datetime.
 
     ``naive_utc``: a timestamp without a zone is read as UTC (Panther's storage format); only for fixtures.
     """
-    if type(value) is str:
-        match = _TIMESTAMP.fullmatch(value)
-        if match is not None and (match.group(3) is not None or naive_utc):
-            text = value
-            frac = match.group(2)
-            if frac is not None and len(frac) > 7:
-                text = value.replace(frac, frac[:7], 1)  # datetime keeps microseconds: drop the nanoseconds
-            try:
-                parsed = datetime.fromisoformat(text)
-            except ValueError:
-                pass  # well-formed but impossible, like month 13
-            else:
-                if parsed.tzinfo is None:
-                    return parsed.replace(tzinfo=UTC)
-                return parsed.astimezone(UTC)
-        if match is not None and match.group(3) is None and not naive_utc:
-            raise RecordError(f"bad field '{key}'", f"timestamp without a time zone: {short(value)}")
-    raise RecordError(f"bad field '{key}'", f"not an ISO 8601 timestamp: {short(value)}")
+    try:
+        return inputs.iso_timestamp(value, space=True, naive_utc=naive_utc)
+    except inputs.TimestampError as exc:
+        raise RecordError(f"bad field '{key}'", str(exc)) from None
 
 
 # --------------------------------------------------------------------------------------------- text stream

@@ -70,9 +70,6 @@ LINE_BLOCK_BYTES = 1024 * 1024
 _BOM = b"\xef\xbb\xbf"
 _WS = b" \t\r\n"
 _JSONL, _DOCUMENT = "jsonl", "document"
-_TIMESTAMP = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})"
-)
 _JSON_WS = re.compile(r"[ \t\n\r]*")
 _PASCAL_KEYS = ("Id", "AccountId", "Type")
 _CAMEL_KEYS = ("id", "accountId", "type")
@@ -199,18 +196,10 @@ def _timestamp(value: Any, key: str) -> datetime:
     """ISO 8601 date-time with ``Z`` or a ``±HH:MM`` offset → aware UTC datetime; anything else is refused."""
     if isinstance(value, datetime):
         return (value if value.tzinfo is not None else value.replace(tzinfo=UTC)).astimezone(UTC)
-    if isinstance(value, str):
-        match = _TIMESTAMP.fullmatch(value)
-        if match is not None:
-            text = value
-            frac = match.group(1)
-            if frac is not None and len(frac) > 7:
-                text = value.replace(frac, frac[:7], 1)  # datetime keeps microseconds: drop the nanoseconds
-            try:
-                return datetime.fromisoformat(text).astimezone(UTC)
-            except ValueError:
-                pass  # well-formed but impossible, like month 13
-    raise FindingError(f"bad field '{key}'", f"not an ISO 8601 timestamp: {inputs.short(value)}")
+    try:
+        return inputs.iso_timestamp(value)
+    except inputs.TimestampError as exc:
+        raise FindingError(f"bad field '{key}'", str(exc)) from None
 
 
 def _is_sample(doc: dict[str, Any]) -> bool:

@@ -25,12 +25,14 @@ from __future__ import annotations
 
 import os
 import queue
+import re
 import stat
 import sys
 import threading
 import zlib
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, BinaryIO, TypeVar
 
 import orjson
@@ -630,6 +632,40 @@ def short(value: Any) -> str:
     """A value's repr, cut to 60 characters, for reject reasons."""
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+_ISO_TIMESTAMP = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}([T ])[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})?"
+)
+
+
+class TimestampError(ValueError):
+    """Why a value is not a timestamp (the detail of a reject reason)."""
+
+
+def iso_timestamp(value: Any, *, space: bool = False, naive_utc: bool = False) -> datetime:
+    """ISO 8601 date-time with ``Z`` or ``±HH:MM`` → aware UTC datetime; anything else raises
+    :class:`TimestampError`.
+
+    ``space``: a space may separate date and time. ``naive_utc``: a timestamp without a zone is read as UTC
+    (Panther's storage format; only for fixtures).
+    """
+    if isinstance(value, str):
+        match = _ISO_TIMESTAMP.fullmatch(value)
+        if match is not None and (space or match.group(1) == "T"):
+            if match.group(3) is None and not naive_utc:
+                raise TimestampError(f"timestamp without a time zone: {short(value)}")
+            text = value
+            frac = match.group(2)
+            if frac is not None and len(frac) > 7:
+                text = value.replace(frac, frac[:7], 1)  # datetime keeps microseconds: drop the nanoseconds
+            try:
+                parsed = datetime.fromisoformat(text)
+            except ValueError:
+                pass  # well-formed but impossible, like month 13
+            else:
+                return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    raise TimestampError(f"not an ISO 8601 timestamp: {short(value)}")
 
 
 def implausible(raw: bytes, *, arrays: bool = False) -> str | None:

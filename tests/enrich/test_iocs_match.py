@@ -155,6 +155,16 @@ def test_internationalised_names_compare_in_ascii_form() -> None:
     assert iocs.match_domain("\udcff.bücher.example") is None
 
 
+def test_internationalised_names_follow_idna_2008() -> None:
+    # IDNA 2003 maps ß to ss (faß.de would be fass.de); IDNA 2008 keeps it: xn--fa-hia.de, a different name.
+    iocs = IocSet.of(domains=["faß.de"], source="t")
+    assert iocs.domains == {"xn--fa-hia.de"}
+    hit = iocs.match_domain("pool.xn--fa-hia.de")
+    assert hit is not None and hit.indicator == "xn--fa-hia.de"
+    assert iocs.match_domain("FAß.DE") is not None  # still case-insensitive (UTS #46 mapping)
+    assert iocs.match_domain("fass.de") is None
+
+
 @pytest.mark.parametrize("bad", [None, 42, b"nanopool.org", ["nanopool.org"]])
 def test_non_string_domains_do_not_match(bad: object) -> None:
     assert IocSet.of(domains=["nanopool.org"], source="t").match_domain(bad) is None  # type: ignore[arg-type]

@@ -304,7 +304,7 @@ def test_guardduty_findings_follow_the_service_model(data: Data, check_wire: Any
 
 
 def test_the_project_readers_load_every_file_without_a_reject(data: Data) -> None:
-    registry = pytest.importorskip("minerwatch.sources.registry")
+    from minerwatch.sources import registry
     from minerwatch.sources.records import ReadStats
 
     tables = {

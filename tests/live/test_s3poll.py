@@ -32,6 +32,13 @@ def _put(s3: Any, bucket: str, key: str, findings: list[dict[str, Any]]) -> None
     s3.put_object(Bucket=bucket, Key=key, Body=body)
 
 
+def _next_second(s3: Any, bucket: str, key: str) -> None:
+    """Wait until the clock is past the second of ``key``'s LastModified (S3 keeps whole seconds), so the next
+    upload's LastModified is visibly later."""
+    modified = s3.head_object(Bucket=bucket, Key=key)["LastModified"].timestamp()
+    wait_for(lambda: time.time() >= modified + 1.0, 10, interval=0.05, what="the next second")
+
+
 def _chunks(findings: list[dict[str, Any]], n: int) -> list[list[dict[str, Any]]]:
     ordered = sorted(findings, key=lambda f: (f["updatedAt"], f["id"]))  # an export object covers a time span
     size = -(-len(ordered) // n)
@@ -44,6 +51,11 @@ class Running:
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.service.run, args=(self.stop,), daemon=True)
         self.thread.start()
+
+    def scans_after(self, n: int) -> None:
+        """Wait until ``n`` more complete listings of the bucket have been done and their objects handled."""
+        start = self.service.metrics.scans or 0
+        wait_for(lambda: (self.service.metrics.scans or 0) >= start + n, 30, what=f"{n} more scans")
 
     def finish(self) -> None:
         self.stop.set()
@@ -65,20 +77,20 @@ def test_new_objects_are_processed_once_each_across_restarts(tmp_path: Path, aws
     run = Running(source, state)
     wait_for(lambda: run.service.metrics.records == len(parts[0]) + len(parts[1]), 30, what="the first objects")
     # 2. A later object whose name sorts *before* those already read, and one in another region's folder.
-    time.sleep(1.1)  # LastModified has one-second resolution: keep the upload order visible
+    _next_second(s3, bucket, EAST + "d-0002.jsonl.gz")  # keep the upload order visible in LastModified
     _put(s3, bucket, EAST + "a-0003.jsonl.gz", parts[2])
-    time.sleep(1.1)
+    _next_second(s3, bucket, EAST + "a-0003.jsonl.gz")
     _put(s3, bucket, WEST + "c-0004.jsonl.gz", parts[3])
     total = sum(len(p) for p in parts[:4])
     wait_for(lambda: run.service.metrics.records == total, 30, what="the out-of-order and the other region's object")
-    time.sleep(0.6)  # a few more polls: nothing is read twice
+    run.scans_after(2)  # two more listings: nothing is read twice
     assert run.service.metrics.records == total and source.objects == 4
     run.finish()
 
     # 3. Stopped; two more objects arrive; the CLI picks up only those.
-    time.sleep(1.1)
+    _next_second(s3, bucket, WEST + "c-0004.jsonl.gz")
     _put(s3, bucket, WEST + "0-0005.jsonl.gz", parts[4])
-    time.sleep(1.1)
+    _next_second(s3, bucket, WEST + "0-0005.jsonl.gz")
     _put(s3, bucket, EAST + "z-0006.jsonl.gz", parts[5])
     stats = tmp_path / "stats.json"
     watch = Watch(["--s3", url, "--state", str(state), "--poll-interval", "0.2", "--quiet", "--http", "0",
@@ -87,7 +99,9 @@ def test_new_objects_are_processed_once_each_across_restarts(tmp_path: Path, aws
         base = watch.http_base()
         expect = len(parts[4]) + len(parts[5])
         wait_for(lambda: watch_metric(base, "records_total") >= expect, 60, what="the two new objects")
-        time.sleep(1.0)  # more polls: nothing else is read
+        scans = watch_metric(base, "source_scans_total")
+        wait_for(lambda: watch_metric(base, "source_scans_total") >= scans + 2, 60, what="two more listings")
+        assert watch_metric(base, "records_total") == expect  # nothing else is read
     finally:
         assert watch.terminate() == 0, watch.stderr()
     done = json.loads(stats.read_text())
@@ -108,11 +122,12 @@ def test_settled_keys_move_forward_and_drop_their_marks(tmp_path: Path, aws_env:
     for key, part in zip(keys, parts, strict=True):
         _put(s3, bucket, key, part)
     state, url = tmp_path / "s.db", f"s3://{bucket}/exports/"
-    time.sleep(1.1)
+    for key in keys:
+        _next_second(s3, bucket, key)
     # settle=0: an object is settled as soon as it is processed and older than now.
     run = Running(S3PollSource(url, interval=0.2, settle=0.0), state)
     wait_for(lambda: run.service.metrics.records == 200, 30, what="the objects")
-    time.sleep(1.5)  # the next scans settle them
+    run.scans_after(2)  # the next listing settles them
     run.finish()
     with sqlite3.connect(state) as db:
         pos = json.loads(db.execute("SELECT position FROM live_positions WHERE source=?", (f"s3:{url}",)).fetchone()[0])
@@ -122,6 +137,6 @@ def test_settled_keys_move_forward_and_drop_their_marks(tmp_path: Path, aws_env:
     assert marks == 0
     # A restart lists from the settled keys: nothing is read again.
     again = Running(S3PollSource(url, interval=0.2, settle=0.0), state)
-    time.sleep(1.0)
+    again.scans_after(2)
     assert again.service.metrics.records == 0
     again.finish()

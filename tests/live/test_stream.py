@@ -5,10 +5,8 @@ from __future__ import annotations
 import io
 import json
 import os
-import signal
 import subprocess
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +20,6 @@ from minerwatch.rules.loader import load_rule
 from minerwatch.rules.shipped import DEFAULT_RULE
 
 from .conftest import (
-    MINERWATCH,
     Watch,
     detect_alerts,
     run_cli,
@@ -96,15 +93,16 @@ def test_stdin_rejects_are_those_of_detect(tmp_path: Path, findings: list[dict[s
 
 def test_sigterm_with_stdin_still_open_exits_cleanly(tmp_path: Path, findings: list[dict[str, Any]]) -> None:
     state = tmp_path / "s.db"
-    proc = subprocess.Popen([*MINERWATCH, "watch", "-", "--state", str(state), "--quiet"], stdin=subprocess.PIPE,
-                            stderr=subprocess.PIPE, cwd=tmp_path)  # fmt: skip
+    watch = Watch(["-", "--state", str(state), "--quiet", "--http", "0"], dict(os.environ), tmp_path,
+                  stdin=subprocess.PIPE)  # fmt: skip
+    proc = watch.proc
     assert proc.stdin is not None
     proc.stdin.write(_lines(findings[:1500]))
     proc.stdin.flush()
-    time.sleep(3)
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(30) == 0
-    assert proc.stderr is not None and "records read 1,500" in proc.stderr.read().decode()
+    base = watch.http_base()
+    wait_for(lambda: watch_metric(base, "records_total") == 1500, 60, what="the lines written so far")
+    assert watch.terminate(30) == 0, watch.stderr()
+    assert "records read 1,500" in watch.stderr()
     proc.stdin.close()
     assert state_alerts(state) == detect_alerts_stream(tmp_path, findings[:1500])
 
@@ -156,7 +154,8 @@ def test_follow_picks_up_appended_lines_and_resumes_after_a_restart(
         f.write(_lines(part3))
     again = Running(FollowSource(str(path)), state)
     wait_for(lambda: again.service.metrics.records == len(part3), 30, what="only the new lines")
-    time.sleep(0.5)
+    polls = again.service.metrics.polls
+    wait_for(lambda: again.service.metrics.polls >= polls + 2, 30, what="two more reads of the file")
     assert again.finish().records_read == len(part3)
     assert state_alerts(state) == detect_alerts_stream(tmp_path, findings)
 

@@ -100,6 +100,7 @@ def _handler(rx: Receiver) -> type[BaseHTTPRequestHandler]:
                 reply = f"no route for {self.path}".encode()
             else:
                 reply = b"ok" if status < 300 else b"server trouble"
+            request.status = status  # recorded before the client can see the answer (no race with the sender)
             try:
                 self.send_response(status)
                 if status == 429:
@@ -108,7 +109,6 @@ def _handler(rx: Receiver) -> type[BaseHTTPRequestHandler]:
                 self.end_headers()
                 self.wfile.write(reply)
                 self.wfile.flush()
-                request.status = status
             except (BrokenPipeError, ConnectionResetError):
                 request.status = -1  # the client gave up (timeout) and never saw the answer
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import urllib.request
 from typing import Any
 
 import boto3
@@ -53,22 +54,35 @@ def test_unknown_check_is_a_usage_error(aws: str) -> None:
 
 
 def test_an_unreadable_service_is_an_error_not_a_pass(aws: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    # A check whose reads are denied (as AWS answers without guardduty:ListDetectors) reports an error.
-    from minerwatch.posture import checks
-
-    def denied(c: Any, region: str) -> list[Any]:
-        raise checks.AwsError("ListDetectors: AccessDeniedException: not allowed", code="AccessDeniedException")
-
-    monkeypatch.setattr(
-        checks,
-        "CHECKS",
-        tuple(
-            checks.Check(c.id, c.title, c.pattern, c.services, denied if c.id == "guardduty" else c.run)
-            for c in checks.CHECKS
-        ),
-    )
-    code, report = _run("--regions", GOOD, "--checks", "guardduty")
+    # moto enforcing IAM: a user whose policy denies ec2:DescribeSecurityGroups (a real AWS error answer).
+    iam = _c("iam", GOOD)
+    iam.create_user(UserName="auditor")
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "*", "Resource": "*"},
+            {"Effect": "Deny", "Action": "ec2:DescribeSecurityGroups", "Resource": "*"},
+        ],
+    }
+    iam.put_user_policy(UserName="auditor", PolicyName="no-security-groups", PolicyDocument=json.dumps(policy))
+    key = iam.create_access_key(UserName="auditor")["AccessKey"]
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
+    _moto_auth(aws, "0")
+    try:
+        code, report = _run("--regions", GOOD, "--checks", "admin-ports,imdsv2")
+    finally:
+        _moto_auth(aws, "inf")
     assert code == 1
-    assert [(r["status"], r["detail"]) for r in report["results"]] == [
-        ("error", "ListDetectors: AccessDeniedException: not allowed")
-    ]
+    status = {r["check"]: (r["status"], r["detail"]) for r in report["results"]}
+    assert status["admin-ports"][0] == "error"
+    assert status["admin-ports"][1].startswith("DescribeSecurityGroups: ")
+    assert "not authorized to perform: ec2:DescribeSecurityGroups" in status["admin-ports"][1]
+    assert status["imdsv2"][0] == "pass"  # the same user reads instances: only the denied call is an error
+
+
+def _moto_auth(url: str, count: str) -> None:
+    """moto's server checks credentials and IAM policies after ``count`` more requests ("inf": never)."""
+    req = urllib.request.Request(f"{url}/moto-api/reset-auth", data=count.encode(), method="POST",
+                                 headers={"Content-Type": "text/plain"})  # not form data: read as the body
+    urllib.request.urlopen(req).read()

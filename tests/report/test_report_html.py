@@ -137,7 +137,8 @@ def _visit(browser: Browser, path: Path) -> Iterator[Visit]:
 
     page.on("dialog", dialog)
     page.goto(path.resolve().as_uri(), wait_until="load")
-    page.wait_for_timeout(300)  # let late errors and handlers fire
+    page.wait_for_load_state("networkidle")  # every request the page makes has been made (and blocked)
+    page.evaluate("() => new Promise(r => requestAnimationFrame(() => setTimeout(r)))")  # queued handlers have run
     try:
         yield visit
     finally:

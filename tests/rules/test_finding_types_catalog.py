@@ -47,9 +47,9 @@ def test_catalogue_is_broad_unique_and_well_formed() -> None:
 
 
 def test_every_cryptocurrency_type_is_marked() -> None:
-    for ft in load_finding_types():
-        if ft.threat_purpose == "CryptoCurrency":
-            assert ft.crypto_mining, ft.type
+    currency = [ft for ft in load_finding_types() if ft.threat_purpose == "CryptoCurrency"]
+    assert {ft.type for ft in currency} == {t for t in CRYPTO if t.startswith("CryptoCurrency:")}
+    assert [ft.type for ft in currency if not ft.crypto_mining] == []
 
 
 def test_real_sample_types_are_known(samples: Path) -> None:
