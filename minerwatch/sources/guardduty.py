@@ -58,8 +58,9 @@ from minerwatch.sources.botocore_shapes import iso_utc, to_camel
 from minerwatch.sources.records import ReadStats, Record, Reject
 
 TABLE = GUARDDUTY.name
-MAX_DOCUMENT_BYTES = 256 * 1024 * 1024
-"""Largest whole-document file (a JSON array, a ``{"Findings": [...]}`` response) loaded in memory."""
+MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
+"""Largest JSON value held whole: a whole-document file up to this size is parsed at once; a larger one is read
+value by value, a JSON array or findings list element by element, and a value over this size is rejected."""
 LINE_BLOCK_BYTES = 1024 * 1024
 """Largest run of JSON Lines looked at at once when the prefilter allows skipping whole blocks."""
 
@@ -452,30 +453,43 @@ class _Reader:
             stats.records_read += max(len(items) - 1, 0) if counted else len(items)
         elif not counted:
             stats.records_read += 1
-        for index, item in enumerate(items):
+        if not container:
             try:
-                record = finding_to_record(normalise_finding(item), name, line)
+                record = finding_to_record(normalise_finding(items[0]), name, line)
             except FindingError as exc:
-                where = f" (element {index})" if container else ""
-                text = inputs.dump_excerpt(item) if container or raw is None else raw
-                self.reject(name, line, exc.key, f"{exc}{where}", text)
-                continue
+                text = inputs.dump_excerpt(items[0]) if raw is None else raw
+                self.reject(name, line, exc.key, str(exc), text)
+                return
             stats.accepted += 1
             yield record
+            return
+        for index, item in enumerate(items):
+            yield from self._element(item, index, name, line)
+
+    def _element(self, item: Any, index: int, name: str, line: int) -> Iterator[Record]:
+        """The record of one element of an array or findings list (already counted as read)."""
+        try:
+            record = finding_to_record(normalise_finding(item), name, line)
+        except FindingError as exc:
+            self.reject(name, line, exc.key, f"{exc} (element {index})", inputs.dump_excerpt(item))
+            return
+        self.stats.accepted += 1
+        yield record
 
     # ---- whole documents
 
     def _document(self, name: str, chunks: Iterator[bytes], lines_before: int) -> Iterator[Record]:
         """One or more whole JSON values; ``lines_before``: blank lines dropped ahead of the stream."""
-        head = next(chunks, b"")
-        parts = [head[len(_BOM) :] if head.startswith(_BOM) else head]
-        size = len(parts[0])
+        parts: list[bytes] = []
+        size = 0
         try:
             for chunk in chunks:
-                if size > self.max_document:
-                    break
+                if not parts and chunk.startswith(_BOM):
+                    chunk = chunk[len(_BOM) :]
                 size += len(chunk)
                 parts.append(chunk)
+                if size > self.max_document:
+                    break
         except inputs.SourceError as exc:
             data = b"".join(parts)
             self.stats.records_read += 1
@@ -483,9 +497,7 @@ class _Reader:
             self.reject(name, line, exc.key, f"{exc.reason} (in line {line})", data[-inputs.EXCERPT_CHARS :])
             return
         if size > self.max_document:
-            self.stats.records_read += 1
-            reason = f"document too large: a whole document over {self.max_document} bytes"
-            self.reject(name, _first_line(parts[0]) + lines_before, "document too large", reason, parts[0])
+            yield from self._streamed(name, inputs.prepend(b"".join(parts), chunks), lines_before)
             return
         data = b"".join(parts)
         del parts
@@ -501,6 +513,39 @@ class _Reader:
             self.reject(name, line, key, reason, data)
             return
         yield from self._records(obj, name, start, None, counted=False)
+
+    def _streamed(self, name: str, chunks: Iterator[bytes], lines_before: int) -> Iterator[Record]:
+        """A document too large to parse whole: its values one after the other, an array or a findings list
+        element by element, none of them over ``max_document`` (a larger one is rejected, and the rest of the
+        document with it). Records carry the line where their document starts, as when it is parsed whole."""
+        stream = inputs.TextStream(chunks, 1 + lines_before)
+        try:
+            while True:
+                stream.compact()
+                char = stream.skip_ws()
+                if not char:
+                    if stream.error is not None:
+                        raise stream.end_error("after the last complete value")
+                    return
+                line = stream.line_at(stream.pos)
+                wrapped = None
+                if char == "{":
+                    stream.fill(256)
+                    wrapped = _FINDINGS_HEAD.match(stream.buf, stream.pos)
+                if char == "[" or wrapped is not None:
+                    stream.pos = wrapped.end() if wrapped is not None else stream.pos + 1
+                    for index, (_, item) in enumerate(stream.elements(line, self.max_document, inputs.DECODE_JSON)):
+                        self.stats.records_read += 1
+                        yield from self._element(item, index, name, line)
+                    if wrapped is not None:
+                        stream.close_object(line, self.max_document, inputs.DECODE_JSON)
+                    continue
+                value = stream.value(self.max_document, inputs.DECODE_JSON)
+                yield from self._records(value, name, line, None, counted=False)
+        except inputs.StreamError as exc:
+            self.stats.records_read += 1
+            reason = f"{exc.reason}; the rest of the document is not read"
+            self.reject(name, exc.line, exc.key, reason, exc.excerpt)
 
     def _concatenated(self, name: str, data: bytes, lines_before: int) -> Iterator[Record]:
         """Several JSON values one after the other (``jq .`` output): each is decoded where it starts."""
@@ -597,6 +642,7 @@ def _lines_with(data: bytes, start: int, end: int, newlines: list[int], needles:
 
 
 _DOCUMENT_START = re.compile(rb'\s*(\[|\{\s*"(findings|Findings)"\s*:)')
+_FINDINGS_HEAD = re.compile(r'\{[ \t\r\n]*"(findings|Findings)"[ \t\r\n]*:[ \t\r\n]*\[')
 
 
 def _next_line(buf: bytes, start: int, eof: bool, limit: int) -> tuple[bytes, int] | None:

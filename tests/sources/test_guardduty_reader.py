@@ -281,13 +281,18 @@ def test_record_size_limit(read: Read, tmp_path: Path, real_lines: list[bytes]) 
 
 
 def test_document_size_limit(read: Read, tmp_path: Path, real_findings: list[dict[str, Any]]) -> None:
+    # Over the limit an array is read element by element, with the same result; a single value is rejected.
     path = tmp_path / "array.json"
     path.write_text(json.dumps(real_findings, indent=2))
-    assert len(read([path], max_document_bytes=path.stat().st_size).records) == 11
-    res = read([path], max_document_bytes=path.stat().st_size - 1)
+    whole = read([path], max_document_bytes=path.stat().st_size)
+    streamed = read([path], max_document_bytes=path.stat().st_size - 1)
+    assert len(whole.records) == 11 and streamed.records == whole.records and streamed.rejects == []
+    one = tmp_path / "one.json"
+    one.write_text("\n" + json.dumps(real_findings[0], indent=2) + "\n" + json.dumps(real_findings[1], indent=2))
+    res = read([one], max_document_bytes=1000)
     assert res.records == []
     assert [(r.line, r.reason) for r in res.rejects] == [
-        (1, f"document too large: a whole document over {path.stat().st_size - 1} bytes")
+        (2, "record too large: over 1000 bytes; the rest of the document is not read")
     ]
 
 
