@@ -22,9 +22,10 @@ CLI / boto3 response        ``{"Findings": [Finding, ...]}`` with PascalCase mem
 
 A file is JSON Lines unless its first non-blank line is an incomplete JSON value (``{``, ``[``,
 ``{"Findings": [``) and its second is not a complete one: then it is one whole document — a pretty-printed
-finding, array or response, or several pretty-printed values one after the other (``jq .`` output). Whole
-documents are loaded in memory and so are limited to ``max_document_bytes``; JSON Lines are streamed in
-blocks, whatever the size of the file.
+finding, array or response, or several pretty-printed values one after the other (``jq .`` output). A whole
+document up to ``max_document_bytes`` is parsed at once; a larger one is read value by value, an array or
+findings list element by element, and a single value over that size is rejected. JSON Lines are streamed in
+blocks, whatever the size of the file; runs of blank lines are skipped without Python work per line.
 
 Every finding becomes one canonical camelCase document (``Record.doc``) with the flat columns of
 ``minerwatch.catalog.tables.GUARDDUTY``. When ``service.additionalInfo`` has only the API's
@@ -34,9 +35,9 @@ S3 export deliver them, so ``service.additionalInfo.sample`` means the same what
 Anything else is a reject with file, line (1-based; for whole documents the line where the value starts)
 and a reason, and reading goes on: a malformed or over-long line, invalid UTF-8, nesting too deep, a record
 that is not a GuardDuty finding (no ``id``/``type``/``accountId`` string, a non-numeric ``severity``, no
-ISO 8601 ``updatedAt``/``createdAt``), a truncated or corrupt gzip (the records before the break are kept),
-a file inside a folder or an S3 object that cannot be opened. A path argument that cannot be opened raises
-:class:`~minerwatch.errors.InputError`. Blank lines are skipped.
+ISO 8601 ``updatedAt``/``createdAt``), a truncated or corrupt gzip (the records before the break are kept,
+the reason gives the offset), a file inside a folder or an S3 object that cannot be opened. A path argument
+that cannot be opened raises :class:`~minerwatch.errors.InputError`. Blank lines are skipped.
 """
 
 from __future__ import annotations
