@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import tracemalloc
 import zlib
 from collections.abc import Callable, Iterator
@@ -62,6 +63,22 @@ class _Work:
         monkeypatch.setattr(guardduty._Reader, "_lines", counting_lines)
 
 
+def _content_lines(data: bytes) -> list[tuple[int, bytes]]:
+    """(number, line) of the lines holding more than whitespace and a byte-order mark, found at C speed."""
+    out = []
+    found = _NOT_BLANK.search(data)
+    while found is not None:
+        start, end = data.rfind(b"\n", 0, found.start()) + 1, data.find(b"\n", found.start())
+        line = data[start:end]
+        if line.lstrip(b"\xef\xbb\xbf").strip():
+            out.append((data.count(b"\n", 0, start) + 1, line))
+        found = _NOT_BLANK.search(data, end)
+    return out
+
+
+_NOT_BLANK = re.compile(rb"[^ \t\r\n]")
+
+
 def _floods(good: bytes) -> dict[str, bytes]:
     half = FLOOD // 2
     return {
@@ -91,10 +108,10 @@ def test_blank_line_floods_cost_bounded_memory_and_linear_work(
             records.extend(read_guardduty([str(path)], on_reject=rejects.append, stats=stats, prefilter=prefilter))
 
         peak = _peak(run)
-        expected = [n for n, line in enumerate(data.split(b"\n"), 1) if line.lstrip(b"\xef\xbb\xbf").strip()]
-        wanted = [n for n, line in enumerate(data.split(b"\n"), 1) if prefilter is None or b"CryptoCurrency" in line]
+        expected = _content_lines(data)
+        wanted = [n for n, line in expected if prefilter is None or b"CryptoCurrency" in line]
         assert rejects == [], label
-        assert [r.line for r in records] == [n for n in expected if n in set(wanted)], label
+        assert [r.line for r in records] == wanted, label
         assert peak < 8 * READ, (label, peak)  # a few reads, whatever the number of blank lines
         # At most one blank line per read comes alone (one that spans two reads), never one per blank line.
         assert work.lines <= len(expected) + 2 * (len(data) // READ + 2), (label, work.lines)
