@@ -200,7 +200,8 @@ def test_gunzip_gives_everything_before_a_corrupt_byte() -> None:
         for piece in gunzip(iter([bytes(broken)])):
             pieces.append(piece)
     given = b"".join(pieces)
-    assert data.startswith(given) and len(given) > len(data) // 4
+    # Bytes decoded just before the damage is detected may be wrong already; the start is intact.
+    assert len(given) > len(data) // 4 and given[: len(data) // 4] == data[: len(data) // 4]
     at = int(info.value.detail.split("at compressed byte ")[1].split()[0])
     assert len(broken) // 2 <= at < len(broken)
     with pytest.raises(zlib.error):  # the same bytes up to that offset decode, one more fails
