@@ -30,8 +30,6 @@ The first half of this module is the JSON log machinery shared with the Route 53
 
 from __future__ import annotations
 
-import codecs
-import json
 import os
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -42,6 +40,9 @@ import orjson
 
 from minerwatch.catalog.tables import CLOUDTRAIL
 from minerwatch.sources import inputs
+from minerwatch.sources.inputs import DECODE_JSON as _DECODE
+from minerwatch.sources.inputs import StreamError as _StreamError
+from minerwatch.sources.inputs import TextStream as _TextStream
 from minerwatch.sources.inputs import json_type, short
 from minerwatch.sources.records import ReadStats, Record, Reject
 
@@ -50,12 +51,9 @@ MAX_RECORD_BYTES = inputs.MAX_RECORD_BYTES  # re-exported for the other JSON log
 MAX_DOCUMENT_BYTES = 64 * 1024 * 1024
 """Largest whole JSON value that is not a streamed array (a pretty-printed fixture file, one object)."""
 
-_BOM = "\ufeff"
 _BOM_BYTES = b"\xef\xbb\xbf"
-_WS = re.compile(r"[ \t\r\n]*")
 _JSONL, _DOCUMENT = "jsonl", "document"
 _PANTHER_TEST_KEYS = ("Name", "_test_name", "ExpectedResult", "_expected_result")
-_COMPACT_AT = 1 << 20
 
 
 class RecordError(ValueError):
@@ -64,17 +62,6 @@ class RecordError(ValueError):
     def __init__(self, key: str, detail: str = "") -> None:
         super().__init__(f"{key}: {detail}" if detail else key)
         self.key = key
-
-
-class _StreamError(Exception):
-    """A JSON document cannot be read further: the rest of it is one reject."""
-
-    def __init__(self, key: str, reason: str, line: int, excerpt: str = "") -> None:
-        super().__init__(reason)
-        self.key = key
-        self.reason = reason
-        self.line = line
-        self.excerpt = excerpt
 
 
 # --------------------------------------------------------------------------------------------- field helpers
@@ -122,142 +109,6 @@ def parse_timestamp(value: Any, key: str, *, naive_utc: bool = False) -> datetim
         return inputs.iso_timestamp(value, space=True, naive_utc=naive_utc)
     except inputs.TimestampError as exc:
         raise RecordError(f"bad field '{key}'", str(exc)) from None
-
-
-# --------------------------------------------------------------------------------------------- text stream
-
-
-class _TextStream:
-    """Decoded text of one input, held as a sliding window, with the line number of any offset."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks = chunks
-        self._decoder = codecs.getincrementaldecoder("utf-8")("strict")
-        self.buf = ""
-        self.pos = 0
-        self.eof = False
-        self.error: tuple[str, str] | None = None
-        """(key, reason) of a broken stream or invalid UTF-8: the text ends where it happened."""
-        self._line = 1
-        self._line_pos = 0
-        self._started = False
-
-    def fill(self, need: int) -> None:
-        """Read until ``need`` characters follow ``pos``, or the end."""
-        while not self.eof and len(self.buf) - self.pos < need:
-            try:
-                chunk = next(self._chunks)
-            except StopIteration:
-                self.eof = True
-                try:
-                    self._append(self._decoder.decode(b"", final=True))
-                except UnicodeDecodeError:
-                    self._utf8_error(b"", 0)
-                return
-            except inputs.SourceError as exc:
-                self.eof = True
-                self.error = (exc.key, exc.reason)
-                return
-            try:
-                text = self._decoder.decode(chunk)
-            except UnicodeDecodeError as exc:
-                self._utf8_error(chunk, max(exc.start, 0))
-                return
-            self._append(text)
-
-    def _append(self, text: str) -> None:
-        if not self._started and text:
-            self._started = True
-            if text.startswith(_BOM):
-                text = text[1:]
-        self.buf += text
-
-    def _utf8_error(self, chunk: bytes, start: int) -> None:
-        good = chunk[:start].decode("utf-8", "replace")
-        self._append(good)
-        line = self.line_at(len(self.buf))
-        self.eof = True
-        self.error = ("invalid UTF-8", f"invalid UTF-8 in line {line}")
-
-    def compact(self) -> None:
-        """Drop consumed text once it is the larger part of the window (amortised linear copying)."""
-        if self.pos > _COMPACT_AT and self.pos * 2 > len(self.buf):
-            self.line_at(self.pos)
-            self.buf = self.buf[self.pos :]
-            self._line_pos -= self.pos
-            self.pos = 0
-
-    def line_at(self, offset: int) -> int:
-        """1-based line of ``offset`` (offsets are asked for in increasing order)."""
-        if offset > self._line_pos:
-            self._line += self.buf.count("\n", self._line_pos, offset)
-            self._line_pos = offset
-        return self._line
-
-    def column_at(self, offset: int) -> int:
-        return offset - self.buf.rfind("\n", 0, offset)
-
-    def skip_ws(self) -> str:
-        """Skip JSON whitespace; the next character, or ``""`` at the end."""
-        while True:
-            self.pos = _WS.match(self.buf, self.pos).end()  # type: ignore[union-attr]  # matches empty too
-            if self.pos < len(self.buf):
-                return self.buf[self.pos]
-            if self.eof:
-                return ""
-            self.fill(1)
-
-    def fail(self, key: str, reason: str, offset: int | None = None) -> _StreamError:
-        offset = self.pos if offset is None else offset
-        return _StreamError(key, reason, self.line_at(offset), self.buf[offset : offset + inputs.EXCERPT_CHARS])
-
-    def end_error(self, what: str) -> _StreamError:
-        """The text ended (or broke) where more JSON was expected."""
-        if self.error is not None:
-            key, reason = self.error
-            return self.fail(key, f"{reason} ({what})")
-        return self.fail("invalid JSON", f"invalid JSON: unexpected end of data ({what})")
-
-    def value(self, limit: int, decode: Callable[[str, int], tuple[Any, int]]) -> Any:
-        """Decode the JSON value at ``pos`` (at most ``limit`` characters) and move past it."""
-        start = self.pos
-        need = min(limit, 1 << 16)
-        while True:
-            self.fill(need)
-            try:
-                value, end = decode(self.buf, start)
-            except json.JSONDecodeError as exc:
-                # Ran off the end of the window: more text may complete the value.
-                ran_out = exc.msg.startswith("Unterminated string") or exc.pos >= len(self.buf) - 8
-                if ran_out and not self.eof:
-                    if len(self.buf) - start >= limit:
-                        raise self.fail("record too large", f"record too large: over {limit} bytes", start) from None
-                    need = min(max(need * 4, len(self.buf) - start + 1), limit)
-                    continue
-                if ran_out and self.error is not None:
-                    raise self.end_error(f"in the value starting at line {self.line_at(start)}") from None
-                excerpt = self.buf[start : start + inputs.EXCERPT_CHARS]
-                line = self.line_at(exc.pos)
-                reason = f"invalid JSON: {exc.msg} at line {line} column {self.column_at(exc.pos)}"
-                raise _StreamError("invalid JSON", reason, line, excerpt) from None
-            except RecursionError:
-                raise self.fail("invalid JSON", "invalid JSON: nesting too deep", start) from None
-            except ValueError as exc:  # NaN / Infinity, refused by the decoder's parse_constant
-                raise self.fail("invalid JSON", f"invalid JSON: {exc}", start) from None
-            if end >= len(self.buf) and not self.eof and need < limit:
-                need = min(need * 4, limit)  # a bare number may continue in the next block
-                continue
-            if end - start > limit:  # found whole in a window that happened to be larger: same verdict
-                raise self.fail("record too large", f"record too large: over {limit} bytes", start)
-            self.pos = end
-            return value
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-_DECODE = json.JSONDecoder(parse_constant=_refuse_constant).raw_decode
 
 
 # --------------------------------------------------------------------------------------------- JSON log reader
@@ -475,59 +326,14 @@ class JsonLogReader:
 
     def _array(self, name: str, stream: _TextStream, key: str | None, opened: int) -> Iterator[Record]:
         """The elements of an array whose ``[`` was just consumed, one at a time."""
-        index = 0
-        while True:
-            char = stream.skip_ws()
-            if char == "]":
-                stream.pos += 1
-                return
-            if index:
-                if char != ",":
-                    if not char:
-                        raise stream.end_error(f"the array opened at line {opened} is not closed")
-                    raise stream.fail(
-                        "invalid JSON",
-                        f"invalid JSON: expected ',' or ']' at line "
-                        f"{stream.line_at(stream.pos)} column {stream.column_at(stream.pos)}",
-                    )
-                stream.pos += 1
-                char = stream.skip_ws()
-            if not char:
-                raise stream.end_error(f"the array opened at line {opened} is not closed")
-            line = stream.line_at(stream.pos)
-            element = stream.value(self.max_record, _DECODE)
-            stream.compact()
+        for index, (line, element) in enumerate(stream.elements(opened, self.max_record, _DECODE)):
             if key is None:
                 yield from self._element(element, name, line, f"element {index}")
             else:
                 yield from self._one(element, name, line, f" ({key}[{index}])", False, None)
-            index += 1
 
     def _close_object(self, stream: _TextStream, opened: int) -> None:
-        """Read to the ``}`` of a wrapper whose array was streamed; other members are not records."""
-        while True:
-            char = stream.skip_ws()
-            if char == "}":
-                stream.pos += 1
-                return
-            if char != ",":
-                if not char:
-                    raise stream.end_error(f"the object opened at line {opened} is not closed")
-                raise stream.fail(
-                    "invalid JSON",
-                    f"invalid JSON: expected ',' or '}}' at line "
-                    f"{stream.line_at(stream.pos)} column {stream.column_at(stream.pos)}",
-                )
-            stream.pos += 1
-            stream.skip_ws()
-            member = stream.value(self.max_record, _DECODE)
-            if type(member) is not str:
-                raise stream.fail("invalid JSON", "invalid JSON: expected a member name")
-            if stream.skip_ws() != ":":
-                raise stream.fail("invalid JSON", "invalid JSON: expected ':' after a member name")
-            stream.pos += 1
-            stream.skip_ws()
-            stream.value(self.max_record, _DECODE)
+        stream.close_object(opened, self.max_record, _DECODE)
 
 
 def _panther_tests(value: dict[str, Any]) -> list[Any] | None:

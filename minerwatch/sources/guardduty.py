@@ -22,9 +22,10 @@ CLI / boto3 response        ``{"Findings": [Finding, ...]}`` with PascalCase mem
 
 A file is JSON Lines unless its first non-blank line is an incomplete JSON value (``{``, ``[``,
 ``{"Findings": [``) and its second is not a complete one: then it is one whole document — a pretty-printed
-finding, array or response, or several pretty-printed values one after the other (``jq .`` output). Whole
-documents are loaded in memory and so are limited to ``max_document_bytes``; JSON Lines are streamed in
-blocks, whatever the size of the file.
+finding, array or response, or several pretty-printed values one after the other (``jq .`` output). A whole
+document up to ``max_document_bytes`` is parsed at once; a larger one is read value by value, an array or
+findings list element by element, and a single value over that size is rejected. JSON Lines are streamed in
+blocks, whatever the size of the file; runs of blank lines are skipped without Python work per line.
 
 Every finding becomes one canonical camelCase document (``Record.doc``) with the flat columns of
 ``minerwatch.catalog.tables.GUARDDUTY``. When ``service.additionalInfo`` has only the API's
@@ -34,11 +35,11 @@ S3 export deliver them, so ``service.additionalInfo.sample`` means the same what
 Anything else is a reject with file, line (1-based; for whole documents the line where the value starts)
 and a reason, and reading goes on: a malformed or over-long line, invalid UTF-8, nesting too deep, a record
 that is not a GuardDuty finding (no ``id``/``type``/``accountId`` string, a non-numeric ``severity``, no
-ISO 8601 ``updatedAt``/``createdAt``), a truncated or corrupt gzip (the records before the break are kept),
-a file inside a folder or an S3 object that cannot be opened. A record of another kind (CloudTrail, a finding
-inside another tool's wrapper...) is named as such (``minerwatch.sources.recognise``). A file whose first
-non-blank line is not JSON (a VPC flow log, source code, text) gives one reject for its run of non-JSON lines;
-a JSON object after them is read as usual. A path argument that cannot be opened raises
+ISO 8601 ``updatedAt``/``createdAt``), a truncated or corrupt gzip (the records before the break are kept,
+the reason gives the offset), a file inside a folder or an S3 object that cannot be opened. A record of another
+kind (CloudTrail, a finding inside another tool's wrapper...) is named as such (``minerwatch.sources.recognise``).
+A file whose first non-blank line is not JSON (a VPC flow log, source code, text) gives one reject for its run of
+non-JSON lines; a JSON object after them is read as usual. A path argument that cannot be opened raises
 :class:`~minerwatch.errors.InputError`. Blank lines are skipped.
 """
 
@@ -62,15 +63,18 @@ from minerwatch.sources.recognise import record_kind, text_kind
 from minerwatch.sources.records import ReadStats, Record, Reject
 
 TABLE = GUARDDUTY.name
-MAX_DOCUMENT_BYTES = 256 * 1024 * 1024
-"""Largest whole-document file (a JSON array, a ``{"Findings": [...]}`` response) loaded in memory."""
+MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
+"""Largest JSON value held whole: a whole-document file up to this size is parsed at once; a larger one is read
+value by value, a JSON array or findings list element by element, and a value over this size is rejected."""
 LINE_BLOCK_BYTES = 1024 * 1024
 """Largest run of JSON Lines looked at at once when the prefilter allows skipping whole blocks."""
 
 _BOM = b"\xef\xbb\xbf"
-_WS = b" \t\r\n"
 _JSONL, _DOCUMENT = "jsonl", "document"
 _JSON_WS = re.compile(r"[ \t\n\r]*")
+_JSON_WS_BYTES = re.compile(rb"[ \t\n\r]*")
+_SNIFF_BLANK_BYTES = 4 * 1024 * 1024
+"""Whitespace after a first line that opens a value beyond which the file is taken as JSON Lines."""
 _PASCAL_KEYS = ("Id", "AccountId", "Type")
 _CAMEL_KEYS = ("id", "accountId", "type")
 
@@ -298,14 +302,18 @@ class _Reader:
     def run(self, paths: Sequence[str], s3_client: Any | None) -> Iterator[Record]:
         for inp in inputs.iter_inputs(paths, self.reject, self.stats, s3_client=s3_client):
             try:
-                mode, head, rest = inputs.peek(inp.chunks, self._sniff)
+                # Blank lines ahead of the first that holds something are dropped as they are read, not held.
+                blank, chunks = inputs.skip_leading_blank_lines(inp.chunks, self.max_record)
+                mode, head, rest = inputs.peek(chunks, self._sniff)
+                stream = inputs.prepend(head, rest)
                 if mode == _DOCUMENT:
-                    yield from self._document(inp.name, head, rest)
+                    yield from self._document(inp.name, stream, blank)
                 elif self.needles is None:
-                    yield from self._lines(inp.name, inputs.iter_lines(inputs.prepend(head, rest), self.max_record))
+                    lines = inputs.iter_lines(stream, self.max_record, skip_blank=True, lineno=blank)
+                    yield from self._lines(inp.name, lines)
                 else:
-                    items = inputs.iter_line_blocks(inputs.prepend(head, rest), self.max_record, self.window)
-                    yield from self._lines(inp.name, self._block_lines(items, self.needles))
+                    items = inputs.iter_line_blocks(stream, self.max_record, self.window)
+                    yield from self._lines(inp.name, self._block_lines(items, self.needles, blank))
             finally:
                 inp.chunks.close()
 
@@ -316,7 +324,7 @@ class _Reader:
         start = len(_BOM) if buf.startswith(_BOM) else 0
         first = _next_line(buf, start, eof, self.max_record)
         if first is None:
-            return None
+            return None  # the first line is at most max_record long, so this is decided in bounded input
         text, end = first
         if end < 0 and _DOCUMENT_START.match(buf, start):
             return _DOCUMENT  # one long line holding an array or a findings list (e.g. `get-findings` output)
@@ -330,7 +338,9 @@ class _Reader:
                 return _JSONL  # broken in the middle: a bad line, not the start of a document
         second = _next_line(buf, end, eof, self.max_record)
         if second is None:
-            return None
+            # Blank lines between the first two lines are not held without bound: a file whose first line
+            # opens a value and whose next lines are megabytes of whitespace is read as JSON Lines.
+            return _JSONL if len(buf) - end > _SNIFF_BLANK_BYTES else None
         text, end = second
         if not text:
             return _JSONL
@@ -354,7 +364,6 @@ class _Reader:
         prefilter = self.prefilter
         reject = self.reject
         loads = orjson.loads
-        first = True
         started = not whole_file  # a non-blank line was seen (a range is never judged as text)
         text: _TextRun | None = None  # the file does not start as JSON: its non-JSON lines make one reject
         for lineno, raw in lines:
@@ -371,10 +380,8 @@ class _Reader:
                 elif isinstance(raw, inputs.BrokenLine):
                     reject(name, lineno, raw.error.key, f"{raw.error.reason} (in line {lineno})", raw.head)
                 continue
-            if first:
-                first = False
-                if raw.startswith(_BOM):
-                    raw = raw[len(_BOM) :]
+            if lineno == 1 and raw.startswith(_BOM):
+                raw = raw[len(_BOM) :]
             if not raw or raw.isspace():
                 continue
             if not started:
@@ -399,45 +406,58 @@ class _Reader:
             text.reject(self, name)
 
     def _block_lines(
-        self, items: Iterator[inputs.LineItem], needles: tuple[bytes, ...]
+        self, items: Iterator[inputs.LineItem], needles: tuple[bytes, ...], lineno: int = 0
     ) -> Iterator[tuple[int, bytes | inputs.LongLine | inputs.BrokenLine]]:
-        """Numbered lines for :meth:`_lines`, leaving out the lines of clean blocks that hold no needle.
+        """Numbered lines for :meth:`_lines`, leaving out blank lines and the lines of clean runs (plausible
+        JSON objects, see :func:`_clean_newlines`) that hold no needle.
 
-        Those lines are exactly the ones the per-line path would count as read and prefiltered (they are
-        plausible JSON objects the prefilter refuses), so they are only counted here.
+        Those lines are exactly the ones the per-line path would skip as blank, or count as read and
+        prefiltered (plausible JSON objects the prefilter refuses), so they are only counted here. Any other
+        line goes to :meth:`_lines` alone; blank ones are passed over in runs at C speed. ``lineno``: lines
+        before the stream.
         """
         stats = self.stats
-        lineno = 0
-        seen = False  # a line has gone to _lines: its byte-order-mark handling applies to the first one only
+        blank_bytes = inputs.BLANK
         chunk: bytes | None = None
         ascii_chunk = False
         for item in items:
             if type(item) is not inputs.LineBlock:
                 lineno += 1
-                seen = seen or type(item) is bytes
                 yield lineno, item
                 continue
             data, start, end = item.data, item.start, item.end
             if data is not chunk:
                 chunk, ascii_chunk = data, data.isascii()  # once per read, not per block
-            newlines = _clean_newlines(data, start, end, ascii_chunk)
-            if newlines is None:
-                for raw in data[start : end - 1].split(b"\n"):
-                    lineno += 1
-                    yield lineno, raw
-                seen = True
-                continue
-            hits = _lines_with(data, start, end, newlines, needles)
-            if not seen:
-                hits = sorted({0, *hits})
-                seen = True
-            skipped = len(newlines) - len(hits)
-            stats.records_read += skipped
-            stats.prefiltered += skipped
-            for index in hits:
-                line_start = newlines[index - 1] + 1 if index else start
-                yield lineno + 1 + index, data[line_start : newlines[index]]
-            lineno += len(newlines)
+            valid = ascii_chunk or _utf8_valid(data, start, end)
+            find = data.find
+            pos = start
+            while pos < end:
+                if valid and data[pos] == 0x7B:  # "{"
+                    newlines = _clean_newlines(data, pos, end)
+                    if newlines:
+                        hits = _lines_with(data, pos, newlines[-1] + 1, newlines, needles)
+                        if lineno == 0 and hits[:1] != [0]:
+                            hits.insert(0, 0)  # line 1 goes through the per-line code, as a byte-order mark would
+                        skipped = len(newlines) - len(hits)
+                        stats.records_read += skipped
+                        stats.prefiltered += skipped
+                        for index in hits:
+                            line_start = newlines[index - 1] + 1 if index else pos
+                            yield lineno + 1 + index, data[line_start : newlines[index]]
+                        lineno += len(newlines)
+                        pos = newlines[-1] + 1
+                        if pos >= end:
+                            break
+                if data[pos] in blank_bytes:
+                    after, blank = inputs.skip_blank_lines(data, pos, end)
+                    if blank:
+                        lineno += blank
+                        pos = after
+                        continue
+                nl = find(b"\n", pos, end)
+                lineno += 1
+                yield lineno, data[pos:nl]
+                pos = nl + 1
 
     def _records(
         self, obj: Any, name: str, line: int, raw: bytes | None, *, counted: bool
@@ -455,66 +475,113 @@ class _Reader:
             stats.records_read += max(len(items) - 1, 0) if counted else len(items)
         elif not counted:
             stats.records_read += 1
-        for index, item in enumerate(items):
+        if not container:
             try:
-                record = finding_to_record(normalise_finding(item), name, line)
+                record = finding_to_record(normalise_finding(items[0]), name, line)
             except FindingError as error:
-                exc = _named(error, item)
-                where = f" (element {index})" if container else ""
-                text = inputs.dump_excerpt(item) if container or raw is None else raw
-                self.reject(name, line, exc.key, f"{exc}{where}", text)
-                continue
+                exc = _named(error, items[0])
+                text = inputs.dump_excerpt(items[0]) if raw is None else raw
+                self.reject(name, line, exc.key, str(exc), text)
+                return
             stats.accepted += 1
             yield record
+            return
+        for index, item in enumerate(items):
+            yield from self._element(item, index, name, line)
+
+    def _element(self, item: Any, index: int, name: str, line: int) -> Iterator[Record]:
+        """The record of one element of an array or findings list (already counted as read)."""
+        try:
+            record = finding_to_record(normalise_finding(item), name, line)
+        except FindingError as error:
+            exc = _named(error, item)
+            self.reject(name, line, exc.key, f"{exc} (element {index})", inputs.dump_excerpt(item))
+            return
+        self.stats.accepted += 1
+        yield record
 
     # ---- whole documents
 
-    def _document(self, name: str, head: bytes, rest: Iterator[bytes]) -> Iterator[Record]:
-        parts = [head[len(_BOM) :] if head.startswith(_BOM) else head]
-        size = len(parts[0])
+    def _document(self, name: str, chunks: Iterator[bytes], lines_before: int) -> Iterator[Record]:
+        """One or more whole JSON values; ``lines_before``: blank lines dropped ahead of the stream."""
+        parts: list[bytes] = []
+        size = 0
         try:
-            for chunk in rest:
-                if size > self.max_document:
-                    break
+            for chunk in chunks:
+                if not parts and chunk.startswith(_BOM):
+                    chunk = chunk[len(_BOM) :]
                 size += len(chunk)
                 parts.append(chunk)
+                if size > self.max_document:
+                    break
         except inputs.SourceError as exc:
             data = b"".join(parts)
             self.stats.records_read += 1
-            line = data.count(b"\n") + 1
+            line = data.count(b"\n") + 1 + lines_before
             self.reject(name, line, exc.key, f"{exc.reason} (in line {line})", data[-inputs.EXCERPT_CHARS :])
             return
         if size > self.max_document:
-            self.stats.records_read += 1
-            reason = f"document too large: a whole document over {self.max_document} bytes"
-            self.reject(name, _first_line(parts[0]), "document too large", reason, parts[0])
+            yield from self._streamed(name, inputs.prepend(b"".join(parts), chunks), lines_before)
             return
         data = b"".join(parts)
         del parts
-        start = _first_line(data)
+        start = _first_line(data) + lines_before
         try:
             obj = orjson.loads(data)
         except orjson.JSONDecodeError as exc:
             if str(exc).startswith("unexpected content after document"):
-                yield from self._concatenated(name, data)
+                yield from self._concatenated(name, data, lines_before)
                 return
             self.stats.records_read += 1
-            line, key, reason = _json_error(data, exc, whole=True)
+            line, key, reason = _json_error(data, exc, whole=True, lines_before=lines_before)
             self.reject(name, line, key, reason, data)
             return
         yield from self._records(obj, name, start, None, counted=False)
 
-    def _concatenated(self, name: str, data: bytes) -> Iterator[Record]:
+    def _streamed(self, name: str, chunks: Iterator[bytes], lines_before: int) -> Iterator[Record]:
+        """A document too large to parse whole: its values one after the other, an array or a findings list
+        element by element, none of them over ``max_document`` (a larger one is rejected, and the rest of the
+        document with it). Records carry the line where their document starts, as when it is parsed whole."""
+        stream = inputs.TextStream(chunks, 1 + lines_before)
+        try:
+            while True:
+                stream.compact()
+                char = stream.skip_ws()
+                if not char:
+                    if stream.error is not None:
+                        raise stream.end_error("after the last complete value")
+                    return
+                line = stream.line_at(stream.pos)
+                wrapped = None
+                if char == "{":
+                    stream.fill(256)
+                    wrapped = _FINDINGS_HEAD.match(stream.buf, stream.pos)
+                if char == "[" or wrapped is not None:
+                    stream.pos = wrapped.end() if wrapped is not None else stream.pos + 1
+                    for index, (_, item) in enumerate(stream.elements(line, self.max_document, inputs.DECODE_JSON)):
+                        self.stats.records_read += 1
+                        yield from self._element(item, index, name, line)
+                    if wrapped is not None:
+                        stream.close_object(line, self.max_document, inputs.DECODE_JSON)
+                    continue
+                value = stream.value(self.max_document, inputs.DECODE_JSON)
+                yield from self._records(value, name, line, None, counted=False)
+        except inputs.StreamError as exc:
+            self.stats.records_read += 1
+            reason = f"{exc.reason}; the rest of the document is not read"
+            self.reject(name, exc.line, exc.key, reason, exc.excerpt)
+
+    def _concatenated(self, name: str, data: bytes, lines_before: int) -> Iterator[Record]:
         """Several JSON values one after the other (``jq .`` output): each is decoded where it starts."""
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
             self.stats.records_read += 1
-            line, reason = _utf8_error(data, exc, whole=True)
+            line, reason = _utf8_error(data, exc, whole=True, lines_before=lines_before)
             self.reject(name, line, "invalid UTF-8", reason, data)
             return
         decode = json.JSONDecoder().raw_decode
-        pos, line, size = 0, 1, len(text)
+        pos, line, size = 0, 1 + lines_before, len(text)
         while True:
             skipped = _JSON_WS.match(text, pos).end()  # type: ignore[union-attr]  # matches empty too
             line += text.count("\n", pos, skipped)
@@ -525,8 +592,9 @@ class _Reader:
                 value, end = decode(text, pos)
             except json.JSONDecodeError as exc:
                 self.stats.records_read += 1
-                reason = f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-                self.reject(name, exc.lineno, "invalid JSON", reason, text[pos:])
+                error_line = exc.lineno + lines_before
+                reason = f"invalid JSON: {exc.msg} at line {error_line} column {exc.colno}"
+                self.reject(name, error_line, "invalid JSON", reason, text[pos:])
                 return
             except RecursionError:
                 self.stats.records_read += 1
@@ -547,8 +615,9 @@ class _TextRun:
         self.head = raw
 
     def takes(self, line: int, raw: bytes | inputs.LongLine | inputs.BrokenLine) -> bool:
-        """Whether ``raw`` (line ``line``) belongs to the run; a gap in the numbers means lines were skipped."""
-        if line != self.expect or isinstance(raw, inputs.BrokenLine):
+        """Whether ``raw`` (line ``line``) belongs to the run. Blank lines never reach here (they are skipped in
+        runs), so a gap in the numbers is blank lines inside the text: the run goes on over it."""
+        if line < self.expect or isinstance(raw, inputs.BrokenLine):
             return False
         self.expect = line + 1
         if isinstance(raw, bytes):
@@ -572,16 +641,19 @@ class _TextRun:
         reader.reject(name, self.first, key, f"{key}: {lines}, no GuardDuty finding", self.head)
 
 
-def _clean_newlines(data: bytes, start: int, end: int, ascii: bool) -> list[int] | None:
-    """Offsets of the newlines of ``data[start:end]`` (complete lines) when every line is a plausible JSON
-    object with nothing around it (``{`` first, ``}`` last: so no blank line, no ``\\r``) and the block is
-    valid UTF-8; else None, and the block goes line by line. ``ascii``: all of ``data`` is ASCII.
+def _utf8_valid(data: bytes, start: int, end: int) -> bool:
+    try:
+        str(memoryview(data)[start:end], "utf-8")  # validates without copying the bytes first
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _clean_newlines(data: bytes, start: int, end: int) -> list[int]:
+    """Offsets of the newlines of the clean run of lines that starts at ``start`` in ``data[start:end]``
+    (complete lines of valid UTF-8): lines that are plausible JSON objects with nothing around them (``{``
+    first, ``}`` last: so not blank, no ``\\r``). The run ends before the first other line, or at ``end``.
     """
-    if not ascii:
-        try:
-            str(memoryview(data)[start:end], "utf-8")  # validates without copying the bytes first
-        except UnicodeDecodeError:
-            return None
     newlines: list[int] = []
     append = newlines.append
     find = data.find
@@ -591,12 +663,12 @@ def _clean_newlines(data: bytes, start: int, end: int, ascii: bool) -> list[int]
     while data[pos] == 0x7B:  # "{": so the line is not empty and the newline found is after it
         nl = find(b"\n", pos, end)
         if data[nl - 1] != 0x7D:  # "}"
-            return None
+            return newlines
         append(nl)
         if nl == last:
             return newlines
         pos = nl + 1
-    return None
+    return newlines
 
 
 def _lines_with(data: bytes, start: int, end: int, newlines: list[int], needles: tuple[bytes, ...]) -> list[int]:
@@ -630,6 +702,7 @@ def _lines_with(data: bytes, start: int, end: int, newlines: list[int], needles:
 
 
 _DOCUMENT_START = re.compile(rb'\s*(\[|\{\s*"(findings|Findings)"\s*:)')
+_FINDINGS_HEAD = re.compile(r'\{[ \t\r\n]*"(findings|Findings)"[ \t\r\n]*:[ \t\r\n]*\[')
 
 
 def _next_line(buf: bytes, start: int, eof: bool, limit: int) -> tuple[bytes, int] | None:
@@ -638,9 +711,7 @@ def _next_line(buf: bytes, start: int, eof: bool, limit: int) -> tuple[bytes, in
     ``(b"", -1)`` when there is none; None when more input is needed to tell.
     """
     size = len(buf)
-    pos = start
-    while pos < size and buf[pos] in _WS:
-        pos += 1
+    pos = _JSON_WS_BYTES.match(buf, start).end()  # type: ignore[union-attr]  # matches empty too
     if pos >= size:
         return (b"", -1) if eof else None
     nl = buf.find(b"\n", pos)
@@ -659,24 +730,27 @@ def _first_line(data: bytes) -> int:
     return data.count(b"\n", 0, len(data) - len(stripped)) + 1
 
 
-def _json_error(raw: bytes, exc: orjson.JSONDecodeError, *, whole: bool) -> tuple[int, str, str]:
-    """Line (within ``raw``), reason key and text for a value orjson refused.
+def _json_error(
+    raw: bytes, exc: orjson.JSONDecodeError, *, whole: bool, lines_before: int = 0
+) -> tuple[int, str, str]:
+    """Line (within ``raw``, after ``lines_before``), reason key and text for a value orjson refused.
 
     ``whole``: ``raw`` is a document, and the reason gives the line; else it is one line of JSON Lines.
     """
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError as uexc:
-        line, reason = _utf8_error(raw, uexc, whole=whole)
+        line, reason = _utf8_error(raw, uexc, whole=whole, lines_before=lines_before)
         return line, "invalid UTF-8", reason
-    where = f"line {exc.lineno} column {exc.colno}" if whole else f"column {exc.colno}"
+    lineno = exc.lineno + lines_before
+    where = f"line {lineno} column {exc.colno}" if whole else f"column {exc.colno}"
     if exc.msg.startswith("depth limit exceeded"):
-        return exc.lineno, "invalid JSON", f"invalid JSON: nesting too deep at {where}"
-    return exc.lineno, "invalid JSON", f"invalid JSON: {exc.msg} at {where}"
+        return lineno, "invalid JSON", f"invalid JSON: nesting too deep at {where}"
+    return lineno, "invalid JSON", f"invalid JSON: {exc.msg} at {where}"
 
 
-def _utf8_error(raw: bytes, exc: UnicodeDecodeError, *, whole: bool) -> tuple[int, str]:
-    line = raw.count(b"\n", 0, exc.start) + 1
+def _utf8_error(raw: bytes, exc: UnicodeDecodeError, *, whole: bool, lines_before: int = 0) -> tuple[int, str]:
+    line = raw.count(b"\n", 0, exc.start) + 1 + lines_before
     where = f"line {line}, " if whole else ""
     return line, f"invalid UTF-8: byte 0x{raw[exc.start]:02x} at {where}offset {exc.start}"
 
@@ -720,7 +794,7 @@ def read_guardduty_range(
     )
     chunks = inputs.range_chunks(path, start, end, stats)
     if reader.needles is None:
-        yield from reader._lines(path, inputs.iter_lines(chunks, reader.max_record), whole_file=False)
+        yield from reader._lines(path, inputs.iter_lines(chunks, reader.max_record, skip_blank=True), whole_file=False)
     else:
         items = inputs.iter_line_blocks(chunks, reader.max_record, reader.window)
         yield from reader._lines(path, reader._block_lines(items, reader.needles), whole_file=False)

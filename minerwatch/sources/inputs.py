@@ -23,6 +23,8 @@ as soon as it arrives rather than when a whole block has filled.
 
 from __future__ import annotations
 
+import codecs
+import json
 import os
 import queue
 import re
@@ -51,6 +53,10 @@ _HEAD_BYTES = EXCERPT_CHARS * 4
 """Bytes of an over-long or broken line kept for its excerpt (enough for EXCERPT_CHARS characters)."""
 STDIN_NAME = "<stdin>"
 _GZIP_MAGIC = b"\x1f\x8b"
+_BOM = b"\xef\xbb\xbf"
+_BOM_TEXT = "\ufeff"
+_JSON_WS = re.compile(r"[ \t\r\n]*")
+_COMPACT_AT = 1 << 20
 _GZIP_STEP = 64 * 1024
 
 T = TypeVar("T")
@@ -117,11 +123,15 @@ def gunzip(chunks: Iterator[bytes], out_size: int | None = None) -> Iterator[byt
     """Decompress a gzip stream (several concatenated members allowed) in pieces of at most ``out_size``.
 
     Raises :class:`SourceError` for corrupt data and for a stream that ends inside a member, after yielding
-    everything decompressed before that point.
+    everything decompressed before that point — also what the failing step decoded, since a bad CRC is only
+    found after a member's last byte. The reason gives the compressed offset of the failure and the
+    decompressed offset of the output given before it.
     """
     out_size = out_size or BLOCK_SIZE
     decomp = zlib.decompressobj(wbits=31)
     started = False  # some input has gone into the current member
+    fed = 0  # compressed bytes of the chunks before this one
+    given = 0  # decompressed bytes yielded
     for chunk in chunks:
         view = memoryview(chunk)
         pos = 0
@@ -132,22 +142,68 @@ def gunzip(chunks: Iterator[bytes], out_size: int | None = None) -> Iterator[byt
                     break
                 decomp = zlib.decompressobj(wbits=31)
             started = True
-            # Small input steps: on corrupt data only the output of the last step is lost.
+            # Small input steps: each is redone byte by byte if it fails (zlib drops a failing call's output).
             feed = view[pos : pos + _GZIP_STEP]
-            try:
-                out = decomp.decompress(feed, out_size)
-            except zlib.error as exc:
-                raise SourceError("corrupt gzip", str(exc)) from exc
+            out = yield from _step(decomp, feed, out_size, fed + pos, given)
             left = decomp.unused_data if decomp.eof else decomp.unconsumed_tail
             pos += len(feed) - len(left)
+            given += len(out)
             if out:
                 yield out
             while len(out) == out_size and not decomp.eof and not decomp.unconsumed_tail:
-                out = decomp.decompress(b"", out_size)  # output held back by the size limit
+                out = yield from _step(decomp, b"", out_size, fed + pos, given)  # output held back by the limit
+                given += len(out)
                 if out:
                     yield out
+        fed += len(view)
     if started and not decomp.eof:
-        raise SourceError("truncated gzip", "compressed data ended before the end-of-stream marker")
+        raise SourceError(
+            "truncated gzip",
+            f"compressed data ended before the end-of-stream marker, after compressed byte {fed} "
+            f"(decompressed byte {given})",
+        )
+
+
+_SALVAGE_OUT = 64
+"""Output limit of one call while a failed step is redone: at most this much decoded output is lost."""
+
+
+def _step(
+    decomp: Any, feed: bytes | memoryview, out_size: int, offset: int, given: int
+) -> Generator[bytes, None, bytes]:
+    """``decomp.decompress(feed, out_size)``, returned. If it fails, the step is redone from the state before
+    it one input byte at a time (then with no input, for output held back): what decodes is yielded, in
+    pieces of at most ``out_size``, and :class:`SourceError` is raised at the failing byte. ``offset``: the
+    compressed offset of ``feed``; ``given``: decompressed bytes given before it."""
+    saved = decomp.copy()
+    try:
+        return decomp.decompress(feed, out_size)
+    except zlib.error:
+        pass
+    held: list[bytes] = []
+    size = 0
+    for at in range(len(feed) + 1):
+        data: bytes | memoryview = feed[at : at + 1]
+        try:
+            while True:
+                out = saved.decompress(data, _SALVAGE_OUT)
+                held.append(out)
+                size += len(out)
+                if size >= out_size:
+                    joined = b"".join(held)
+                    held, size = [joined[out_size:]], size - out_size
+                    given += out_size
+                    yield joined[:out_size]
+                data = saved.unconsumed_tail
+                if saved.eof or (not data and len(out) < _SALVAGE_OUT):
+                    break
+        except zlib.error as exc:
+            if size:
+                given += size
+                yield b"".join(held)
+            where = f"at compressed byte {offset + min(at, len(feed) - 1)} (decompressed byte {given})"
+            raise SourceError("corrupt gzip", f"{exc} {where}") from exc
+    raise AssertionError("a step that failed must fail again when redone")
 
 
 def _maybe_gunzip(chunks: Iterator[bytes]) -> Iterator[bytes]:
@@ -484,18 +540,25 @@ def _grow(head: bytes, chunk: bytes, end: int) -> bytes:
 
 
 def iter_lines(
-    chunks: Iterator[bytes], max_line_bytes: int
+    chunks: Iterator[bytes], max_line_bytes: int, *, skip_blank: bool = False, lineno: int = 0
 ) -> Iterator[tuple[int, bytes | LongLine | BrokenLine]]:
     """``(line number, line)`` for every line, 1-based, newline removed (a ``\\r`` before it is kept).
 
     A line longer than ``max_line_bytes`` comes as :class:`LongLine` without ever being held whole. A
     :class:`SourceError` from ``chunks`` ends the iteration with a :class:`BrokenLine` numbered as the line in
-    which it happened.
+    which it happened. ``skip_blank``: runs of blank (whitespace-only) lines within a read are passed over at
+    C speed and not given, though counted (a blank line that spans two reads may still come). ``lineno``: lines
+    before the stream (see :func:`skip_leading_blank_lines`).
     """
-    lineno = 0
-    for item in iter_line_blocks(chunks, max_line_bytes):
+    # Skipping: blocks no longer than the limit, so a blank line in one is never over-long (an over-long one
+    # comes alone, as in the block path of the readers, and is rejected there as too large).
+    window = max(1, max_line_bytes) if skip_blank else None
+    for item in iter_line_blocks(chunks, max_line_bytes, window):
         if type(item) is LineBlock:
             data, start, end = item.data, item.start, item.end
+            if skip_blank:
+                lineno = yield from _nonblank_lines(data, start, end, lineno, max_line_bytes)
+                continue
             lines = data[start:end].split(b"\n") if start or end < len(data) else data.split(b"\n")
             lines.pop()  # the empty piece after the final newline
             for raw in lines:
@@ -507,6 +570,100 @@ def iter_lines(
         else:
             lineno += 1
             yield lineno, item
+
+
+def _nonblank_lines(
+    data: bytes, start: int, end: int, lineno: int, max_line_bytes: int
+) -> Generator[tuple[int, bytes | LongLine], None, int]:
+    """The lines of ``data[start:end]`` (complete lines) that are not blank, numbered after ``lineno``;
+    returns the number of the last line, blank or not."""
+    find = data.find
+    pos = start
+    while pos < end:
+        if data[pos] in BLANK:  # one byte test per line: only a line starting with whitespace may be blank
+            after, blank = skip_blank_lines(data, pos, end)
+            if blank:
+                lineno += blank
+                pos = after
+                continue
+        nl = find(b"\n", pos, end)
+        lineno += 1
+        if nl - pos > max_line_bytes:
+            yield lineno, LongLine(nl - pos, data[pos : min(nl, pos + _HEAD_BYTES)])
+        else:
+            yield lineno, data[pos:nl]
+        pos = nl + 1
+    return lineno
+
+
+BLANK = b" \t\r\n"
+"""JSON's whitespace: a line of nothing else is blank, and skipped by every reader."""
+_BLANK_STEP = 1 << 16
+_BLANK_RUNS = ((b"\n" * _BLANK_STEP, _BLANK_STEP), (b"\r\n" * (_BLANK_STEP // 2), _BLANK_STEP // 2))
+"""Whole steps of the common floods, recognised with one memcmp each: (bytes, newlines in them)."""
+_BLANK_RE = re.compile(rb"[ \t\r\n]*")
+
+
+def skip_blank_lines(data: bytes, pos: int, end: int) -> tuple[int, int]:
+    """The blank lines of ``data[pos:end]`` from ``pos`` on: the offset just after the last of them (after its
+    newline) and their number; ``(pos, 0)`` when the line at ``pos`` is not blank. Linear in the bytes
+    skipped, at C speed (a memcmp or a regular-expression match per 64 KiB), so a flood of empty lines costs
+    no Python work per line.
+    """
+    run = pos
+    newlines = 0
+    step = 256  # a short look first: most lines starting with whitespace are not blank
+    while run < end:
+        for flood, count in _BLANK_RUNS:
+            if data.startswith(flood, run, end):
+                run += _BLANK_STEP
+                newlines += count
+                break
+        else:
+            stop = min(end, run + step)
+            found = _BLANK_RE.match(data, run, stop).end()  # type: ignore[union-attr]  # matches empty too
+            newlines += data.count(b"\n", run, found)
+            run = found
+            if found < stop:
+                break
+            step = _BLANK_STEP
+    last = data.rfind(b"\n", pos, run)
+    if last < 0:
+        return pos, 0
+    return last + 1, newlines
+
+
+def skip_leading_blank_lines(chunks: Iterator[bytes], max_line_bytes: int) -> tuple[int, Iterator[bytes]]:
+    """Drop the blank lines (and a byte-order mark on the first of them) at the start of a stream, one read at
+    a time, so that a format can be told from the first line that holds something without the blank ones
+    ahead of it being held. Returns the number of lines dropped and the rest of the stream, which starts at
+    the beginning of a line (a :class:`SourceError` met here is raised again by it).
+    """
+    lines = 0
+    head = b""  # whitespace after the last newline read: the start of a line that may still hold something
+    first = True
+    while True:
+        try:
+            chunk = next(chunks)
+        except StopIteration:
+            return lines, prepend(head, iter(()))
+        except SourceError as exc:
+            return lines, _raising(head, exc)
+        data = head + chunk if head else chunk
+        pos = len(_BOM) if first and data.startswith(_BOM) else 0
+        first = False
+        after, blank = skip_blank_lines(data, pos, len(data))
+        lines += blank
+        rest = data[after:] if blank else data
+        if len(rest) > max_line_bytes or (rest and rest[0] not in BLANK) or rest.lstrip(BLANK):
+            return lines, prepend(rest, chunks)
+        head = rest
+
+
+def _raising(first: bytes, error: SourceError) -> Iterator[bytes]:
+    if first:
+        yield first
+    raise error
 
 
 def peek(
@@ -541,6 +698,213 @@ def _rest(error: SourceError | None, chunks: Iterator[bytes]) -> Iterator[bytes]
     if error is not None:
         raise error
     yield from chunks
+
+
+# --------------------------------------------------------------------------------------------- JSON text streams
+
+
+class StreamError(Exception):
+    """A JSON document cannot be read further: the rest of it is one reject."""
+
+    def __init__(self, key: str, reason: str, line: int, excerpt: str = "") -> None:
+        super().__init__(reason)
+        self.key = key
+        self.reason = reason
+        self.line = line
+        self.excerpt = excerpt
+
+
+
+
+class TextStream:
+    """Decoded text of one input, held as a sliding window, with the line number of any offset."""
+
+    def __init__(self, chunks: Iterator[bytes], line: int = 1) -> None:
+        self._chunks = chunks
+        self._decoder = codecs.getincrementaldecoder("utf-8")("strict")
+        self.buf = ""
+        self.pos = 0
+        self.eof = False
+        self.error: tuple[str, str] | None = None
+        """(key, reason) of a broken stream or invalid UTF-8: the text ends where it happened."""
+        self._line = line  # of the first character (``line``: lines before the stream, plus one)
+        self._line_pos = 0
+        self._started = False
+
+    def fill(self, need: int) -> None:
+        """Read until ``need`` characters follow ``pos``, or the end."""
+        while not self.eof and len(self.buf) - self.pos < need:
+            try:
+                chunk = next(self._chunks)
+            except StopIteration:
+                self.eof = True
+                try:
+                    self._append(self._decoder.decode(b"", final=True))
+                except UnicodeDecodeError:
+                    self._utf8_error(b"", 0)
+                return
+            except SourceError as exc:
+                self.eof = True
+                self.error = (exc.key, exc.reason)
+                return
+            try:
+                text = self._decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                self._utf8_error(chunk, max(exc.start, 0))
+                return
+            self._append(text)
+
+    def _append(self, text: str) -> None:
+        if not self._started and text:
+            self._started = True
+            if text.startswith(_BOM_TEXT):
+                text = text[1:]
+        self.buf += text
+
+    def _utf8_error(self, chunk: bytes, start: int) -> None:
+        good = chunk[:start].decode("utf-8", "replace")
+        self._append(good)
+        line = self.line_at(len(self.buf))
+        self.eof = True
+        self.error = ("invalid UTF-8", f"invalid UTF-8 in line {line}")
+
+    def compact(self) -> None:
+        """Drop consumed text once it is the larger part of the window (amortised linear copying)."""
+        if self.pos > _COMPACT_AT and self.pos * 2 > len(self.buf):
+            self.line_at(self.pos)
+            self.buf = self.buf[self.pos :]
+            self._line_pos -= self.pos
+            self.pos = 0
+
+    def line_at(self, offset: int) -> int:
+        """1-based line of ``offset`` (offsets are asked for in increasing order)."""
+        if offset > self._line_pos:
+            self._line += self.buf.count("\n", self._line_pos, offset)
+            self._line_pos = offset
+        return self._line
+
+    def column_at(self, offset: int) -> int:
+        return offset - self.buf.rfind("\n", 0, offset)
+
+    def skip_ws(self) -> str:
+        """Skip JSON whitespace; the next character, or ``""`` at the end."""
+        while True:
+            self.pos = _JSON_WS.match(self.buf, self.pos).end()  # type: ignore[union-attr]  # matches empty too
+            if self.pos < len(self.buf):
+                return self.buf[self.pos]
+            if self.eof:
+                return ""
+            self.fill(1)
+
+    def fail(self, key: str, reason: str, offset: int | None = None) -> StreamError:
+        offset = self.pos if offset is None else offset
+        return StreamError(key, reason, self.line_at(offset), self.buf[offset : offset + EXCERPT_CHARS])
+
+    def end_error(self, what: str) -> StreamError:
+        """The text ended (or broke) where more JSON was expected."""
+        if self.error is not None:
+            key, reason = self.error
+            return self.fail(key, f"{reason} ({what})")
+        return self.fail("invalid JSON", f"invalid JSON: unexpected end of data ({what})")
+
+    def value(self, limit: int, decode: Callable[[str, int], tuple[Any, int]]) -> Any:
+        """Decode the JSON value at ``pos`` (at most ``limit`` characters) and move past it."""
+        start = self.pos
+        need = min(limit, 1 << 16)
+        while True:
+            self.fill(need)
+            try:
+                value, end = decode(self.buf, start)
+            except json.JSONDecodeError as exc:
+                # Ran off the end of the window: more text may complete the value.
+                ran_out = exc.msg.startswith("Unterminated string") or exc.pos >= len(self.buf) - 8
+                if ran_out and not self.eof:
+                    if len(self.buf) - start >= limit:
+                        raise self.fail("record too large", f"record too large: over {limit} bytes", start) from None
+                    need = min(max(need * 4, len(self.buf) - start + 1), limit)
+                    continue
+                if ran_out and self.error is not None:
+                    raise self.end_error(f"in the value starting at line {self.line_at(start)}") from None
+                excerpt = self.buf[start : start + EXCERPT_CHARS]
+                line = self.line_at(exc.pos)
+                reason = f"invalid JSON: {exc.msg} at line {line} column {self.column_at(exc.pos)}"
+                raise StreamError("invalid JSON", reason, line, excerpt) from None
+            except RecursionError:
+                raise self.fail("invalid JSON", "invalid JSON: nesting too deep", start) from None
+            except ValueError as exc:  # NaN / Infinity, refused by the decoder's parse_constant
+                raise self.fail("invalid JSON", f"invalid JSON: {exc}", start) from None
+            if end >= len(self.buf) and not self.eof and need < limit:
+                need = min(need * 4, limit)  # a bare number may continue in the next block
+                continue
+            if end - start > limit:  # found whole in a window that happened to be larger: same verdict
+                raise self.fail("record too large", f"record too large: over {limit} bytes", start)
+            self.pos = end
+            return value
+
+
+    def elements(
+        self, opened: int, limit: int, decode: Callable[[str, int], tuple[Any, int]]
+    ) -> Iterator[tuple[int, Any]]:
+        """``(line, element)`` for each element of an array whose ``[`` (at line ``opened``) was just consumed,
+        one at a time, each at most ``limit`` characters; the window is compacted as they go."""
+        index = 0
+        while True:
+            char = self.skip_ws()
+            if char == "]":
+                self.pos += 1
+                return
+            if index:
+                if char != ",":
+                    if not char:
+                        raise self.end_error(f"the array opened at line {opened} is not closed")
+                    raise self.fail(
+                        "invalid JSON",
+                        f"invalid JSON: expected ',' or ']' at line "
+                        f"{self.line_at(self.pos)} column {self.column_at(self.pos)}",
+                    )
+                self.pos += 1
+                char = self.skip_ws()
+            if not char:
+                raise self.end_error(f"the array opened at line {opened} is not closed")
+            line = self.line_at(self.pos)
+            element = self.value(limit, decode)
+            self.compact()
+            yield line, element
+            index += 1
+
+    def close_object(self, opened: int, limit: int, decode: Callable[[str, int], tuple[Any, int]]) -> None:
+        """Read to the ``}`` of an object whose array member was streamed; its other members are not kept."""
+        while True:
+            char = self.skip_ws()
+            if char == "}":
+                self.pos += 1
+                return
+            if char != ",":
+                if not char:
+                    raise self.end_error(f"the object opened at line {opened} is not closed")
+                raise self.fail(
+                    "invalid JSON",
+                    f"invalid JSON: expected ',' or '}}' at line "
+                    f"{self.line_at(self.pos)} column {self.column_at(self.pos)}",
+                )
+            self.pos += 1
+            self.skip_ws()
+            member = self.value(limit, decode)
+            if type(member) is not str:
+                raise self.fail("invalid JSON", "invalid JSON: expected a member name")
+            if self.skip_ws() != ":":
+                raise self.fail("invalid JSON", "invalid JSON: expected ':' after a member name")
+            self.pos += 1
+            self.skip_ws()
+            self.value(limit, decode)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+DECODE_JSON = json.JSONDecoder(parse_constant=_refuse_constant).raw_decode
+"""``(text, offset) -> (value, end)``: the standard library's decoder, refusing NaN and Infinity."""
 
 
 # --------------------------------------------------------------------------------------------- byte ranges

@@ -6,6 +6,7 @@ import gzip
 import json
 import os
 import tracemalloc
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -284,13 +285,18 @@ def test_record_size_limit(read: Read, tmp_path: Path, real_lines: list[bytes]) 
 
 
 def test_document_size_limit(read: Read, tmp_path: Path, real_findings: list[dict[str, Any]]) -> None:
+    # Over the limit an array is read element by element, with the same result; a single value is rejected.
     path = tmp_path / "array.json"
     path.write_text(json.dumps(real_findings, indent=2))
-    assert len(read([path], max_document_bytes=path.stat().st_size).records) == 11
-    res = read([path], max_document_bytes=path.stat().st_size - 1)
+    whole = read([path], max_document_bytes=path.stat().st_size)
+    streamed = read([path], max_document_bytes=path.stat().st_size - 1)
+    assert len(whole.records) == 11 and streamed.records == whole.records and streamed.rejects == []
+    one = tmp_path / "one.json"
+    one.write_text("\n" + json.dumps(real_findings[0], indent=2) + "\n" + json.dumps(real_findings[1], indent=2))
+    res = read([one], max_document_bytes=1000)
     assert res.records == []
     assert [(r.line, r.reason) for r in res.rejects] == [
-        (1, f"document too large: a whole document over {path.stat().st_size - 1} bytes")
+        (2, "record too large: over 1000 bytes; the rest of the document is not read")
     ]
 
 
@@ -357,8 +363,10 @@ def test_truncated_gzip_keeps_the_records_before_the_break(
     assert 0 < len(cut) < 440
     assert [r.line for r in cut] == list(range(1, len(cut) + 1))
     assert [(r.file, r.line) for r in res.rejects] == [(str(tmp_path / "a.jsonl.gz"), len(cut) + 1)]
+    decoded = zlib.decompressobj(wbits=31).decompress(packed[: len(packed) // 2])
     assert res.rejects[0].reason == (
-        f"truncated gzip: compressed data ended before the end-of-stream marker (in line {len(cut) + 1})"
+        "truncated gzip: compressed data ended before the end-of-stream marker, after compressed byte "
+        f"{len(packed) // 2} (decompressed byte {len(decoded)}) (in line {len(cut) + 1})"
     )
     assert res.records[-1].file.endswith("b.jsonl")  # the next file is still read
 
