@@ -32,7 +32,7 @@ from typing import Any, Protocol
 
 from minerwatch.live.positions import PositionStore
 from minerwatch.sources.guardduty import records_from_line
-from minerwatch.sources.inputs import MAX_RECORD_BYTES, excerpt, implausible
+from minerwatch.sources.inputs import BLANK, MAX_RECORD_BYTES, excerpt, implausible, skip_blank_lines
 from minerwatch.sources.records import Record, Reject
 
 READ_BLOCK = 1 << 20
@@ -178,7 +178,8 @@ def reject(name: str, line: int | None, key: str, detail: str, raw: bytes | str 
 
 class LineSplitter:
     """Bytes in, complete lines out, with their line numbers and the offset just after each; a line longer than
-    the limit is reported once (its size) and skipped without being held."""
+    the limit is reported once (its size) and skipped without being held. Runs of blank lines are passed over
+    at C speed, counted but not given (a blank line that spans two reads may still come)."""
 
     def __init__(self, max_bytes: int = MAX_RECORD_BYTES, offset: int = 0, line: int = 0) -> None:
         self.max_bytes = max_bytes
@@ -216,6 +217,22 @@ class LineSplitter:
             yield self.line, raw if len(raw) <= self.max_bytes else len(raw)
             pos = nl + 1
         while pos < size:
+            if data[pos] in BLANK:
+                after, blank = skip_blank_lines(data, pos, size)
+                if blank and after - pos - blank <= self.max_bytes:  # none of them can be over-long
+                    self.line += blank
+                    self.offset += after - pos
+                    pos = after
+                    continue
+                while pos < after:  # a limit below the run's whitespace: only the over-long lines are reported
+                    nl = data.find(b"\n", pos, after)
+                    self.line += 1
+                    self.offset += nl + 1 - pos
+                    if nl - pos > self.max_bytes:
+                        yield self.line, nl - pos
+                    pos = nl + 1
+                if blank:
+                    continue
             nl = data.find(b"\n", pos)
             if nl < 0:
                 rest = data[pos:]

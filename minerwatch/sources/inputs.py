@@ -49,6 +49,7 @@ _HEAD_BYTES = EXCERPT_CHARS * 4
 """Bytes of an over-long or broken line kept for its excerpt (enough for EXCERPT_CHARS characters)."""
 STDIN_NAME = "<stdin>"
 _GZIP_MAGIC = b"\x1f\x8b"
+_BOM = b"\xef\xbb\xbf"
 _GZIP_STEP = 64 * 1024
 
 T = TypeVar("T")
@@ -115,11 +116,15 @@ def gunzip(chunks: Iterator[bytes], out_size: int | None = None) -> Iterator[byt
     """Decompress a gzip stream (several concatenated members allowed) in pieces of at most ``out_size``.
 
     Raises :class:`SourceError` for corrupt data and for a stream that ends inside a member, after yielding
-    everything decompressed before that point.
+    everything decompressed before that point — also what the failing step decoded, since a bad CRC is only
+    found after a member's last byte. The reason gives the compressed offset of the failure and the
+    decompressed offset of the output given before it.
     """
     out_size = out_size or BLOCK_SIZE
     decomp = zlib.decompressobj(wbits=31)
     started = False  # some input has gone into the current member
+    fed = 0  # compressed bytes of the chunks before this one
+    given = 0  # decompressed bytes yielded
     for chunk in chunks:
         view = memoryview(chunk)
         pos = 0
@@ -130,22 +135,68 @@ def gunzip(chunks: Iterator[bytes], out_size: int | None = None) -> Iterator[byt
                     break
                 decomp = zlib.decompressobj(wbits=31)
             started = True
-            # Small input steps: on corrupt data only the output of the last step is lost.
+            # Small input steps: each is redone byte by byte if it fails (zlib drops a failing call's output).
             feed = view[pos : pos + _GZIP_STEP]
-            try:
-                out = decomp.decompress(feed, out_size)
-            except zlib.error as exc:
-                raise SourceError("corrupt gzip", str(exc)) from exc
+            out = yield from _step(decomp, feed, out_size, fed + pos, given)
             left = decomp.unused_data if decomp.eof else decomp.unconsumed_tail
             pos += len(feed) - len(left)
+            given += len(out)
             if out:
                 yield out
             while len(out) == out_size and not decomp.eof and not decomp.unconsumed_tail:
-                out = decomp.decompress(b"", out_size)  # output held back by the size limit
+                out = yield from _step(decomp, b"", out_size, fed + pos, given)  # output held back by the limit
+                given += len(out)
                 if out:
                     yield out
+        fed += len(view)
     if started and not decomp.eof:
-        raise SourceError("truncated gzip", "compressed data ended before the end-of-stream marker")
+        raise SourceError(
+            "truncated gzip",
+            f"compressed data ended before the end-of-stream marker, after compressed byte {fed} "
+            f"(decompressed byte {given})",
+        )
+
+
+_SALVAGE_OUT = 64
+"""Output limit of one call while a failed step is redone: at most this much decoded output is lost."""
+
+
+def _step(
+    decomp: Any, feed: bytes | memoryview, out_size: int, offset: int, given: int
+) -> Generator[bytes, None, bytes]:
+    """``decomp.decompress(feed, out_size)``, returned. If it fails, the step is redone from the state before
+    it one input byte at a time (then with no input, for output held back): what decodes is yielded, in
+    pieces of at most ``out_size``, and :class:`SourceError` is raised at the failing byte. ``offset``: the
+    compressed offset of ``feed``; ``given``: decompressed bytes given before it."""
+    saved = decomp.copy()
+    try:
+        return decomp.decompress(feed, out_size)
+    except zlib.error:
+        pass
+    held: list[bytes] = []
+    size = 0
+    for at in range(len(feed) + 1):
+        data: bytes | memoryview = feed[at : at + 1]
+        try:
+            while True:
+                out = saved.decompress(data, _SALVAGE_OUT)
+                held.append(out)
+                size += len(out)
+                if size >= out_size:
+                    joined = b"".join(held)
+                    held, size = [joined[out_size:]], size - out_size
+                    given += out_size
+                    yield joined[:out_size]
+                data = saved.unconsumed_tail
+                if saved.eof or (not data and len(out) < _SALVAGE_OUT):
+                    break
+        except zlib.error as exc:
+            if size:
+                given += size
+                yield b"".join(held)
+            where = f"at compressed byte {offset + min(at, len(feed) - 1)} (decompressed byte {given})"
+            raise SourceError("corrupt gzip", f"{exc} {where}") from exc
+    raise AssertionError("a step that failed must fail again when redone")
 
 
 def _maybe_gunzip(chunks: Iterator[bytes]) -> Iterator[bytes]:
@@ -482,18 +533,25 @@ def _grow(head: bytes, chunk: bytes, end: int) -> bytes:
 
 
 def iter_lines(
-    chunks: Iterator[bytes], max_line_bytes: int
+    chunks: Iterator[bytes], max_line_bytes: int, *, skip_blank: bool = False, lineno: int = 0
 ) -> Iterator[tuple[int, bytes | LongLine | BrokenLine]]:
     """``(line number, line)`` for every line, 1-based, newline removed (a ``\\r`` before it is kept).
 
     A line longer than ``max_line_bytes`` comes as :class:`LongLine` without ever being held whole. A
     :class:`SourceError` from ``chunks`` ends the iteration with a :class:`BrokenLine` numbered as the line in
-    which it happened.
+    which it happened. ``skip_blank``: runs of blank (whitespace-only) lines within a read are passed over at
+    C speed and not given, though counted (a blank line that spans two reads may still come). ``lineno``: lines
+    before the stream (see :func:`skip_leading_blank_lines`).
     """
-    lineno = 0
-    for item in iter_line_blocks(chunks, max_line_bytes):
+    # Skipping: blocks no longer than the limit, so a blank line in one is never over-long (an over-long one
+    # comes alone, as in the block path of the readers, and is rejected there as too large).
+    window = max(1, max_line_bytes) if skip_blank else None
+    for item in iter_line_blocks(chunks, max_line_bytes, window):
         if type(item) is LineBlock:
             data, start, end = item.data, item.start, item.end
+            if skip_blank:
+                lineno = yield from _nonblank_lines(data, start, end, lineno, max_line_bytes)
+                continue
             lines = data[start:end].split(b"\n") if start or end < len(data) else data.split(b"\n")
             lines.pop()  # the empty piece after the final newline
             for raw in lines:
@@ -505,6 +563,86 @@ def iter_lines(
         else:
             lineno += 1
             yield lineno, item
+
+
+def _nonblank_lines(
+    data: bytes, start: int, end: int, lineno: int, max_line_bytes: int
+) -> Generator[tuple[int, bytes | LongLine], None, int]:
+    """The lines of ``data[start:end]`` (complete lines) that are not blank, numbered after ``lineno``;
+    returns the number of the last line, blank or not."""
+    find = data.find
+    pos = start
+    while pos < end:
+        if data[pos] in BLANK:  # one byte test per line: only a line starting with whitespace may be blank
+            after, blank = skip_blank_lines(data, pos, end)
+            if blank:
+                lineno += blank
+                pos = after
+                continue
+        nl = find(b"\n", pos, end)
+        lineno += 1
+        if nl - pos > max_line_bytes:
+            yield lineno, LongLine(nl - pos, data[pos : min(nl, pos + _HEAD_BYTES)])
+        else:
+            yield lineno, data[pos:nl]
+        pos = nl + 1
+    return lineno
+
+
+BLANK = b" \t\r\n"
+"""JSON's whitespace: a line of nothing else is blank, and skipped by every reader."""
+_BLANK_STEP = 1 << 16
+
+
+def skip_blank_lines(data: bytes, pos: int, end: int) -> tuple[int, int]:
+    """The blank lines of ``data[pos:end]`` from ``pos`` on: the offset just after the last of them (after its
+    newline) and their number; ``(pos, 0)`` when the line at ``pos`` is not blank. Linear in the bytes
+    skipped, at C speed (a strip per 64 KiB), so a flood of empty lines costs no Python work per line.
+    """
+    run = pos
+    while run < end:
+        window = data[run : min(end, run + _BLANK_STEP)]
+        rest = window.lstrip(BLANK)
+        run += len(window) - len(rest)
+        if rest:
+            break
+    last = data.rfind(b"\n", pos, run)
+    if last < 0:
+        return pos, 0
+    return last + 1, data.count(b"\n", pos, last + 1)
+
+
+def skip_leading_blank_lines(chunks: Iterator[bytes], max_line_bytes: int) -> tuple[int, Iterator[bytes]]:
+    """Drop the blank lines (and a byte-order mark on the first of them) at the start of a stream, one read at
+    a time, so that a format can be told from the first line that holds something without the blank ones
+    ahead of it being held. Returns the number of lines dropped and the rest of the stream, which starts at
+    the beginning of a line (a :class:`SourceError` met here is raised again by it).
+    """
+    lines = 0
+    head = b""  # whitespace after the last newline read: the start of a line that may still hold something
+    first = True
+    while True:
+        try:
+            chunk = next(chunks)
+        except StopIteration:
+            return lines, prepend(head, iter(()))
+        except SourceError as exc:
+            return lines, _raising(head, exc)
+        data = head + chunk if head else chunk
+        pos = len(_BOM) if first and data.startswith(_BOM) else 0
+        first = False
+        after, blank = skip_blank_lines(data, pos, len(data))
+        lines += blank
+        rest = data[after:] if blank else data
+        if len(rest) > max_line_bytes or (rest and rest[0] not in BLANK) or rest.lstrip(BLANK):
+            return lines, prepend(rest, chunks)
+        head = rest
+
+
+def _raising(first: bytes, error: SourceError) -> Iterator[bytes]:
+    if first:
+        yield first
+    raise error
 
 
 def peek(

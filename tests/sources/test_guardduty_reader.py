@@ -6,6 +6,7 @@ import gzip
 import json
 import os
 import tracemalloc
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -353,8 +354,10 @@ def test_truncated_gzip_keeps_the_records_before_the_break(
     assert 0 < len(cut) < 440
     assert [r.line for r in cut] == list(range(1, len(cut) + 1))
     assert [(r.file, r.line) for r in res.rejects] == [(str(tmp_path / "a.jsonl.gz"), len(cut) + 1)]
+    decoded = zlib.decompressobj(wbits=31).decompress(packed[: len(packed) // 2])
     assert res.rejects[0].reason == (
-        f"truncated gzip: compressed data ended before the end-of-stream marker (in line {len(cut) + 1})"
+        "truncated gzip: compressed data ended before the end-of-stream marker, after compressed byte "
+        f"{len(packed) // 2} (decompressed byte {len(decoded)}) (in line {len(cut) + 1})"
     )
     assert res.records[-1].file.endswith("b.jsonl")  # the next file is still read
 
