@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from detect import append_results, machine  # noqa: E402  (the shared benchmark helpers)
+from detect import append_results, compile_package, machine  # noqa: E402  (the shared benchmark helpers)
 
 DATA_DIR = ROOT / "bench" / "data"
 RESULTS = ROOT / "bench" / "RESULTS.md"
@@ -368,6 +368,7 @@ def main(argv: list[str] | None = None) -> int:
     gz_bytes = sum(f["bytes"] for f in meta["files"])
     total = int(meta["records"])
     warm_cache(files)
+    compile_package()
     load_before = os.getloadavg()[0]
 
     results: dict[str, list[Run]] = {arm: [] for arm in arms}

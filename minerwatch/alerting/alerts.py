@@ -30,6 +30,10 @@ ALERT_KEYS = (
 def iso(ts: datetime) -> str:
     """ISO 8601 UTC with a trailing Z and millisecond precision when there are fractions."""
     ts = ts.astimezone(UTC)
+    if ts.year >= 1000:
+        # isoformat is several times cheaper than strftime and, from year 1000 on, writes the same text
+        # (milliseconds truncated); it ends with "+00:00" here.
+        return ts.isoformat(timespec="milliseconds" if ts.microsecond else "seconds")[:-6] + "Z"
     if ts.microsecond:
         return ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
     return ts.strftime("%Y-%m-%dT%H:%M:%SZ")

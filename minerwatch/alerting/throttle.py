@@ -92,7 +92,7 @@ class Throttler:
             target = alerts[idx]
             starts[idx] = eventdate
         if target is None:
-            target = self._open(key, eventdate, alerts)
+            target = self._open(key, eventdate)
             alerts.insert(idx, target)
             starts.insert(idx, eventdate)
         target.add(eventdate, finding_id, row, groups)
@@ -103,14 +103,15 @@ class Throttler:
         self.dirty[target.alert_id] = (target, key_json)
         return target
 
-    def _open(self, key: dict[str, Any], eventdate: datetime, alerts: list[Alert]) -> Alert:
+    def _open(self, key: dict[str, Any], eventdate: datetime) -> Alert:
         alert_id = make_alert_id(self.rule_id, key, eventdate)
         # The id comes from the start time, which is not unique over a key's life: an alert whose first_seen a
         # late row moved back keeps the id of its original start, where a later alert may open (or, with
-        # count > 1, several alerts start at one instant).
-        taken = {a.alert_id for a in alerts}
+        # count > 1, several alerts start at one instant). Every alert of a cached key is in _created_run
+        # (ids hash the key, so other keys' ids never collide): a lookup there, not a set of the key's alerts
+        # built per new alert, which made a key with many alerts quadratic.
         n = 1
-        while alert_id in taken:
+        while alert_id in self._created_run:
             n += 1
             alert_id = make_alert_id(self.rule_id, {**key, "#": n}, eventdate)
         alert = Alert(alert_id, self.rule_id, key, eventdate, eventdate, header=self.header)

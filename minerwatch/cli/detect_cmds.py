@@ -5,29 +5,32 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import orjson
 import typer
-from rich.table import Table
 
 import minerwatch.cli.spark_opts as spark_opts
-from minerwatch.alerting.alerts import to_ocsf
-from minerwatch.alerting.allowlist import load_allowlist
-from minerwatch.alerting.detect import DetectOptions, DetectStats, detect
-from minerwatch.alerting.rule_tests import run_rule_tests
-from minerwatch.alerting.state import StateStore
 from minerwatch.cli.app import DEFAULT_STATE, alert_or_fail, app, cell, err, fail, inert, out
 from minerwatch.errors import MinerWatchError
-from minerwatch.rules.lint import lint_rule
-from minerwatch.rules.loader import load_rule
 from minerwatch.rules.shipped import DEFAULT_RULE, SAMPLES_DIR, shipped_rules
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from minerwatch.alerting.detect import DetectStats
+
+# The detection stack (rule model, compiler, SQLite state) is imported inside the commands, so that
+# `--help` and the other commands of the CLI start without it.
 
 FORMATS = ("jsonl", "table", "ocsf")
 ENGINES = ("stream", "duckdb", "spark")
 
 
 def _alert_line(record: dict[str, Any], fmt: str) -> str:
+    import orjson
+
+    from minerwatch.alerting.alerts import to_ocsf
+
     return orjson.dumps(to_ocsf(record) if fmt == "ocsf" else record).decode()
 
 
@@ -43,6 +46,8 @@ def _types_cell(record: dict[str, Any]) -> str:
 
 
 def _alerts_table(records: list[dict[str, Any]]) -> Table:
+    from rich.table import Table
+
     key_names = " / ".join(records[0]["key"]) if records else "key"
     table = Table("alert_id", "status", "severity")
     table.add_column(cell(key_names))  # names from the rule document: text, not markup
@@ -159,6 +164,11 @@ def detect_cmd(
         fail(f"--format must be one of {', '.join(FORMATS)}")
     if engine not in ENGINES:
         fail(f"--engine must be one of {', '.join(ENGINES)}")
+    from minerwatch.alerting.allowlist import load_allowlist
+    from minerwatch.alerting.detect import DetectOptions, detect
+    from minerwatch.rules.lint import lint_rule
+    from minerwatch.rules.loader import load_rule
+
     inputs = paths or [str(SAMPLES_DIR / "findings")]
     stream = inputs == ["-"]
     if stream and engine != "stream":
@@ -243,6 +253,10 @@ def alerts_list(
     as_json: bool = typer.Option(False, "--json", help="JSON Lines instead of a table."),
 ) -> None:
     """List alerts, oldest first."""
+    import orjson
+
+    from minerwatch.alerting.state import StateStore
+
     records = StateStore(state, read_only=True).list_alerts(rule_id, status)
     if as_json:
         for r in records:
@@ -260,6 +274,7 @@ def alerts_show(
 ) -> None:
     """Show one alert: key, times, groups, fields and finding ids; its enrichment sections and timeline once
     `minerwatch enrich` has run (JSON: the alert's keys plus "enrichment" and "timeline")."""
+    from minerwatch.alerting.state import StateStore
     from minerwatch.enrich.run import stored_enrichment  # local: nothing else in this module needs enrich
 
     store = StateStore(state, read_only=True)
@@ -338,6 +353,9 @@ def test_cmd(
     rules: list[Path] = typer.Argument(None, help="Rule documents; default: every shipped rule."),
 ) -> None:
     """Replay each rule's fixture events (its ## Tests section) and check the expected matches and alerts."""
+    from minerwatch.alerting.rule_tests import run_rule_tests
+    from minerwatch.rules.loader import load_rule
+
     failed = 0
     for path in rules or shipped_rules():
         try:

@@ -1,21 +1,32 @@
-"""Rule documents (Markdown) to a typed ``Rule`` model; see ``loader`` for the mapping."""
+"""Rule documents (Markdown) to a typed ``Rule`` model; see ``loader`` for the mapping.
 
-from minerwatch.rules.loader import load_rule, parse_rule, parse_throttle, rule_id_for
-from minerwatch.rules.model import (
-    SEVERITIES,
-    AlertConfig,
-    FalsePositives,
-    Iocs,
-    Mitre,
-    MitreRef,
-    Rule,
-    RuleTest,
-    RuleWarning,
-    Severity,
-    Throttle,
-)
+The names below are loaded on first use (PEP 562), so that importing a submodule such as
+``minerwatch.rules.shipped`` does not load the pydantic model and the YAML parser.
+"""
 
-__all__ = [
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from minerwatch.rules.loader import load_rule, parse_rule, parse_throttle, rule_id_for
+    from minerwatch.rules.model import (
+        SEVERITIES,
+        AlertConfig,
+        FalsePositives,
+        Iocs,
+        Mitre,
+        MitreRef,
+        Rule,
+        RuleTest,
+        RuleWarning,
+        Severity,
+        Throttle,
+    )
+
+_LOADER = ("load_rule", "parse_rule", "parse_throttle", "rule_id_for")
+_MODEL = (
     "SEVERITIES",
     "AlertConfig",
     "FalsePositives",
@@ -25,6 +36,28 @@ __all__ = [
     "Rule",
     "RuleTest",
     "RuleWarning",
+    "Severity",
+    "Throttle",
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LOADER or name in _MODEL:
+        module = importlib.import_module("minerwatch.rules." + ("loader" if name in _LOADER else "model"))
+        return getattr(module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = [
+    "AlertConfig",
+    "FalsePositives",
+    "Iocs",
+    "Mitre",
+    "MitreRef",
+    "Rule",
+    "RuleTest",
+    "RuleWarning",
+    "SEVERITIES",
     "Severity",
     "Throttle",
     "load_rule",

@@ -52,3 +52,35 @@ def test_a_module_with_one_command_still_parses_the_command_name():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert "Usage: minerwatch hunt" in res.stdout
+
+
+def _modules_loaded_by(argv: list[str]) -> set[str]:
+    code = (
+        f"import sys; sys.argv={['minerwatch', *argv]!r}\n"
+        "from minerwatch.cli.entry import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print('LOADED', ' '.join(sorted(sys.modules)))"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return set(res.stdout.split("LOADED", 1)[1].split())
+
+
+def test_detect_help_loads_no_detection_stack():
+    # Start-up is paid by every call from a shell loop: help needs typer, not the engine behind the command.
+    loaded = _modules_loaded_by(["detect", "--help"])
+    heavy = {
+        "boto3", "duckdb", "jinja2", "yaml", "sqlite3", "multiprocessing",
+        "minerwatch.rules.model", "minerwatch.rules.loader", "minerwatch.alerting.detect", "minerwatch.compile",
+    }
+    assert not heavy & loaded, sorted(heavy & loaded)
+    assert "minerwatch.cli.detect_cmds" in loaded
+
+
+def test_rules_package_names_load_on_first_use():
+    code = (
+        "import sys, minerwatch.rules as r\n"
+        "before = 'minerwatch.rules.model' in sys.modules\n"
+        "print(before, r.Rule.__module__, r.load_rule.__module__)"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert res.stdout.split() == ["False", "minerwatch.rules.model", "minerwatch.rules.loader"]
