@@ -100,14 +100,15 @@ def alert_or_fail(store: StateStore, alert_id: str, state: Path) -> dict[str, An
 
 def run() -> None:
     """Run the app; a MinerWatchError that escapes a command is printed as ``file:line:col: message``."""
-    import sqlite3
-
     try:
         app()
     except MinerWatchError as exc:
         print(inert(exc.format(), multiline=True), file=sys.stderr)
         sys.exit(2)
-    except sqlite3.Error as exc:
+    except Exception as exc:
+        sqlite3 = sys.modules.get("sqlite3")  # not imported for --help: only a command that opened a store raises it
+        if sqlite3 is None or not isinstance(exc, sqlite3.Error):
+            raise
         # A damaged, full or busy state store: one line naming the store and SQLite's reason, not a traceback.
         from minerwatch.alerting import state
 

@@ -51,13 +51,13 @@ class _Work:
             work.sniffed += len(buf)
             return sniff(reader, buf, eof)
 
-        def counting_lines(reader: Any, name: str, items: Iterator[Any]) -> Iterator[Record]:
+        def counting_lines(reader: Any, name: str, items: Iterator[Any], **kwargs: Any) -> Iterator[Record]:
             def counted() -> Iterator[Any]:
                 for item in items:
                     work.lines += 1
                     yield item
 
-            return lines(reader, name, counted())
+            return lines(reader, name, counted(), **kwargs)
 
         monkeypatch.setattr(guardduty._Reader, "_sniff", counting_sniff)
         monkeypatch.setattr(guardduty._Reader, "_lines", counting_lines)
