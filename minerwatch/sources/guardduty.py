@@ -18,6 +18,8 @@ REST response               ``{"findings": [finding, ...]}`` — an empty list g
 CLI / boto3 response        ``{"Findings": [Finding, ...]}`` with PascalCase member names, renamed to the
                             wire names through botocore's service model (see ``botocore_shapes``);
                             a bare PascalCase finding is recognised too
+Security Hub (ASFF)        GuardDuty findings as Security Hub delivers them: ``get-findings`` output, EventBridge
+                            ``Security Hub Findings - Imported`` events, single objects (see ``securityhub``)
 ==========================  ============================================================================
 
 A file is JSON Lines unless its first non-blank line is an incomplete JSON value (``{``, ``[``,
@@ -53,7 +55,7 @@ from typing import Any
 import orjson
 
 from minerwatch.catalog.tables import GUARDDUTY
-from minerwatch.sources import inputs
+from minerwatch.sources import inputs, securityhub
 from minerwatch.sources.botocore_shapes import iso_utc, to_camel
 from minerwatch.sources.records import ReadStats, Record, Reject
 
@@ -93,6 +95,11 @@ def normalise_finding(obj: Any) -> dict[str, Any]:
     """
     if not isinstance(obj, dict):
         raise FindingError("not a GuardDuty finding", f"expected an object, got {inputs.json_type(obj)}")
+    if securityhub.is_asff(obj):
+        try:
+            return _expand_additional_info(securityhub.to_guardduty(obj))
+        except securityhub.AsffError as exc:
+            raise FindingError(exc.key, exc.detail) from exc
     if "detail-type" in obj and "detail" in obj:
         detail_type = obj["detail-type"]
         if detail_type != "GuardDuty Finding":
@@ -218,6 +225,12 @@ def _is_sample(doc: dict[str, Any]) -> bool:
 
 def _candidates(obj: Any) -> tuple[list[Any], bool]:
     """The finding-shaped values inside one parsed JSON value, and whether it was a container."""
+    try:
+        hub_event = securityhub.event_findings(obj)
+    except securityhub.AsffError as exc:
+        raise FindingError(exc.key, exc.detail) from exc
+    if hub_event is not None:
+        return hub_event, True
     if isinstance(obj, list):
         return obj, True
     if isinstance(obj, dict) and "id" not in obj and "Id" not in obj:
@@ -279,6 +292,7 @@ class _Reader:
     ) -> None:
         self.reject = reject
         self.stats = stats
+        prefilter = securityhub.asff_aware(prefilter)
         self.prefilter = prefilter
         self.max_record = max_record_bytes
         self.max_document = max_document_bytes
