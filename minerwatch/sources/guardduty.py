@@ -55,7 +55,7 @@ from typing import Any
 import orjson
 
 from minerwatch.catalog.tables import GUARDDUTY
-from minerwatch.sources import inputs, securityhub
+from minerwatch.sources import inputs, securityhub, securitylake
 from minerwatch.sources.botocore_shapes import iso_utc, to_camel
 from minerwatch.sources.records import ReadStats, Record, Reject
 
@@ -67,7 +67,7 @@ LINE_BLOCK_BYTES = 1024 * 1024
 
 _BOM = b"\xef\xbb\xbf"
 _WS = b" \t\r\n"
-_JSONL, _DOCUMENT = "jsonl", "document"
+_JSONL, _DOCUMENT, _PARQUET = "jsonl", "document", "parquet"
 _TIMESTAMP = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})"
 )
@@ -95,11 +95,13 @@ def normalise_finding(obj: Any) -> dict[str, Any]:
     """
     if not isinstance(obj, dict):
         raise FindingError("not a GuardDuty finding", f"expected an object, got {inputs.json_type(obj)}")
-    if securityhub.is_asff(obj):
-        try:
+    try:
+        if securitylake.is_ocsf(obj):
+            obj = securitylake.to_guardduty(obj)
+        if securityhub.is_asff(obj):
             return _expand_additional_info(securityhub.to_guardduty(obj))
-        except securityhub.AsffError as exc:
-            raise FindingError(exc.key, exc.detail) from exc
+    except securityhub.AsffError as exc:
+        raise FindingError(exc.key, exc.detail) from exc
     if "detail-type" in obj and "detail" in obj:
         detail_type = obj["detail-type"]
         if detail_type != "GuardDuty Finding":
@@ -308,6 +310,8 @@ class _Reader:
                 mode, head, rest = inputs.peek(inp.chunks, self._sniff)
                 if mode == _DOCUMENT:
                     yield from self._document(inp.name, head, rest)
+                elif mode == _PARQUET:
+                    yield from self._parquet(inp.name, head, rest)
                 elif self.needles is None:
                     yield from self._lines(inp.name, inputs.iter_lines(inputs.prepend(head, rest), self.max_record))
                 else:
@@ -320,6 +324,10 @@ class _Reader:
 
     def _sniff(self, buf: bytes, eof: bool) -> str | None:
         """JSON Lines or whole document, from the first (and maybe second) non-blank line; None: need more."""
+        if buf[:4] == securitylake.PARQUET_MAGIC:
+            return _PARQUET
+        if not eof and len(buf) < 4 and securitylake.PARQUET_MAGIC.startswith(buf):
+            return None
         start = len(_BOM) if buf.startswith(_BOM) else 0
         first = _next_line(buf, start, eof, self.max_record)
         if first is None:
@@ -459,6 +467,35 @@ class _Reader:
             stats.accepted += 1
             yield record
 
+    # ---- Parquet (Security Lake)
+
+    def _parquet(self, name: str, head: bytes, rest: Iterator[bytes]) -> Iterator[Record]:
+        """One record per row (OCSF, see ``securitylake``); ``line`` is the row number."""
+        spooled = None
+        path = name
+        try:
+            if not _is_plain_parquet(name):
+                try:
+                    path = spooled = securitylake.spool(head, rest)
+                except inputs.SourceError as exc:
+                    self.stats.records_read += 1
+                    self.reject(name, None, exc.key, exc.reason)
+                    return
+            rows = securitylake.parquet_rows(path)
+            while True:
+                try:
+                    row_no, row = next(rows)
+                except StopIteration:
+                    return
+                except Exception as exc:  # duckdb raises its own tree for a corrupt or truncated file
+                    self.stats.records_read += 1
+                    self.reject(name, None, "invalid Parquet", f"invalid Parquet: {str(exc).splitlines()[0]}")
+                    return
+                yield from self._records(row, name, row_no, None, counted=False)
+        finally:
+            if spooled is not None:
+                os.unlink(spooled)
+
     # ---- whole documents
 
     def _document(self, name: str, head: bytes, rest: Iterator[bytes]) -> Iterator[Record]:
@@ -527,6 +564,15 @@ class _Reader:
             yield from self._records(value, name, line, None, counted=False)
             line += text.count("\n", pos, end)
             pos = end
+
+
+def _is_plain_parquet(name: str) -> bool:
+    """A local regular file that is Parquet as it is on disk (not gzip around it): read in place."""
+    try:
+        with open(name, "rb") as f:
+            return f.read(4) == securitylake.PARQUET_MAGIC
+    except OSError:
+        return False
 
 
 def _clean_newlines(data: bytes, start: int, end: int, ascii: bool) -> list[int] | None:

@@ -287,21 +287,21 @@ def _typed(key: str, value: Any) -> Any:
     return value
 
 
-ASFF_MARKER = ASFF_SCHEMA_VERSION.encode()
-"""Bytes every ASFF finding holds: a prefilter's literals are spelled as GuardDuty spells them (``EC2/``, not
-``EC2-``), so ASFF lines are let through to be mapped and tested rather than skipped unparsed."""
+MARKERS = (ASFF_SCHEMA_VERSION.encode(), b'"class_uid"')
+"""Bytes every ASFF finding (and every OCSF record) holds. A prefilter's literals are spelled as GuardDuty spells
+them (``EC2/``, not ASFF's ``EC2-``), so such lines are let through to be mapped and tested, not skipped unparsed."""
 
 
 class AsffAwarePrefilter:
-    """A line prefilter that also accepts lines holding :data:`ASFF_MARKER`; keeps the ``needles`` contract."""
+    """A line prefilter that also accepts lines holding one of :data:`MARKERS`; keeps the ``needles`` contract."""
 
     def __init__(self, inner: Callable[[bytes], bool]) -> None:
         self.inner = inner
         needles = getattr(inner, "needles", None)
-        self.needles: tuple[bytes, ...] | None = (*needles, ASFF_MARKER) if needles is not None else None
+        self.needles: tuple[bytes, ...] | None = (*needles, *MARKERS) if needles is not None else None
 
     def __call__(self, line: bytes) -> bool:
-        return ASFF_MARKER in line or self.inner(line)
+        return any(marker in line for marker in MARKERS) or self.inner(line)
 
 
 def asff_aware(prefilter: Callable[[bytes], bool] | None) -> Callable[[bytes], bool] | None:
