@@ -100,6 +100,12 @@ def detect_cmd(
         False, "--no-prefilter", help="Parse every line, even those lacking every literal the query requires."
     ),
     batch_rows: int = typer.Option(2000, "--batch-rows", help="Matched rows per state transaction.", hidden=True),
+    to_securityhub: bool = typer.Option(
+        False, "--to-securityhub",
+        help="Import every alert created or updated into AWS Security Hub as an ASFF finding (BatchImportFindings, "
+        "batches of 100, retried through the outbox; the finding id is the alert id). Uses the securityhub "
+        "destination of minerwatch.yaml when there is one.",
+    ),
 ) -> None:
     """Run a detection rule over GuardDuty findings: where → allowlist → throttle → alerts in the state store.
 
@@ -134,10 +140,22 @@ def detect_cmd(
         batch_rows=max(1, batch_rows),
         on_alert=on_alert,
     )
+    hub = None
+    if to_securityhub:
+        from minerwatch.cli import securityhub_out
+        from minerwatch.notify.outbox import transaction_hook
+
+        try:
+            hub = securityhub_out.hub_config()
+        except MinerWatchError as exc:
+            fail(exc)
+        options.in_transaction = transaction_hook(hub)
     try:
         stats = detect(loaded, inputs, options)
     except MinerWatchError as exc:
         fail(exc)
+    if hub is not None:
+        securityhub_out.deliver(state, hub)
     latest = list({r["alert_id"]: r for r in emitted}.values())
     if fmt == "table":
         out.print(_alerts_table(latest))

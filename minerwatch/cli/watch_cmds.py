@@ -126,6 +126,11 @@ def watch_cmd(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not print alerts on stdout."),
     fmt: str = typer.Option("jsonl", "--format", "-f", help="Alerts on stdout: jsonl or ocsf."),
     stats_json: Path | None = typer.Option(None, "--stats-json", help="Write the run summary as JSON at exit."),
+    to_securityhub: bool = typer.Option(
+        False, "--to-securityhub",
+        help="Also import every alert into AWS Security Hub as an ASFF finding (the securityhub destination of "
+        "the config, else one with the AWS environment's region and credentials).",
+    ),
 ) -> None:
     """Run a detection rule continuously over a live source, with the semantics of `detect`.
 
@@ -159,7 +164,7 @@ def watch_cmd(
         on_alert=on_alert,
     )
     try:
-        destinations = _attach_notifications(options, config, state, loaded)
+        destinations = _attach_notifications(options, config, state, loaded, to_securityhub)
     except MinerWatchError as exc:
         fail(exc)
     service = WatchService(loaded, source, options)
@@ -197,16 +202,22 @@ def watch_cmd(
         stats_json.write_text(json.dumps({**stats.to_json(), "watch": service.metrics.snapshot()}, indent=2))
 
 
-def _attach_notifications(options: WatchOptions, config: Path | None, state: Path, rule: Rule) -> str | None:
+def _attach_notifications(
+    options: WatchOptions, config: Path | None, state: Path, rule: Rule, to_securityhub: bool = False
+) -> str | None:
     """The outbox in the commit transaction and the dispatcher in a background thread, when a configuration with
     destinations is found (``--config``, else ``$MINERWATCH_CONFIG``, else ``./minerwatch.yaml``)."""
-    from minerwatch.notify.config import find_config, load_config
+    from minerwatch.notify.config import NotifyConfig, SecurityHubDestination, find_config, load_config
     from minerwatch.notify.outbox import Dispatcher, transaction_hook
 
     found = find_config(config)
-    if found is None:
+    if found is None and not to_securityhub:
         return None
-    cfg = load_config(found)
+    cfg = load_config(found) if found is not None else NotifyConfig()
+    if to_securityhub and not any(isinstance(d, SecurityHubDestination) for d in cfg.destinations):
+        from minerwatch.cli.securityhub_out import hub_config
+
+        cfg = cfg.model_copy(update={"destinations": [*cfg.destinations, *hub_config(config).destinations]})
     if not cfg.destinations:
         return None
     options.in_transaction = transaction_hook(cfg)
