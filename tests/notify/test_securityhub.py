@@ -188,3 +188,25 @@ def test_failed_findings_fail_only_their_rows_and_throttling_is_retried(tmp_path
     with stub, dispatcher:
         stats = dispatcher.deliver_due()
     assert (stats.delivered, stats.parked, stats.retrying) == (0, 0, 3)
+
+
+@pytest.mark.usefixtures("aws")
+def test_printed_iam_policy_allows_every_call_made(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from botocore.client import BaseClient
+
+    made: set[str] = set()
+    real = BaseClient._make_api_call
+
+    def record(self: Any, operation: str, params: dict[str, Any]) -> Any:
+        made.add(f"{self.meta.service_model.signing_name}:{operation}")
+        return real(self, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", record)
+    args = ["detect", str(NETWORK), "--state", str(tmp_path / "s.db"), "--to-securityhub"]
+    assert runner.invoke(app, args).exit_code == 0
+    printed = runner.invoke(app, ["iam-policy", "--for", "securityhub"])
+    assert printed.exit_code == 0
+    allowed = {a for s in json.loads(printed.stdout)["Statement"] for a in s["Action"]}
+    assert made and made <= allowed, made - allowed
