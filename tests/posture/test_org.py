@@ -5,6 +5,7 @@ and the others still run."""
 from __future__ import annotations
 
 import json
+import os
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,10 +32,14 @@ def _set_auth(moto_url: str, count: str) -> None:
     urllib.request.urlopen(req).read()
 
 
-def _in_account(account: str) -> Any:
-    creds = boto3.client("sts").assume_role(
-        RoleArn=f"arn:aws:iam::{account}:role/setup", RoleSessionName="setup"
+def _in_account_assumed(account: str) -> dict[str, Any]:
+    return boto3.Session().client("sts").assume_role(  # a new session: credentials as the environment has them now
+        RoleArn=f"arn:aws:iam::{account}:role/OrganizationAccountAccessRole", RoleSessionName="setup"
     )["Credentials"]
+
+
+def _in_account(account: str) -> Any:
+    creds = _in_account_assumed(account)
     return boto3.Session(
         aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
         aws_session_token=creds["SessionToken"], region_name=REGION,
@@ -120,3 +125,28 @@ def test_accounts_and_exclude(org: dict[str, str]) -> None:
     only_denied = OrgOptions(accounts=[org["denied"]], exclude=[])
     result = runner.invoke(app, ["posture", "--org", "--accounts", org["denied"], "--regions", "us-east-1"])
     assert result.exit_code == EXIT_ACCOUNT_FAILED and only_denied.accounts == [org["denied"]]
+
+
+def test_respond_org_acts_in_the_alerts_account(
+    org: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from respond_env import detect_alert, launch
+
+    admin = (os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"])
+    member = _in_account_assumed(org["good"])
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", member["AccessKeyId"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", member["SecretAccessKey"])
+    monkeypatch.setenv("AWS_SESSION_TOKEN", member["SessionToken"])
+    world = launch(tmp_path)  # in the member account
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", admin[0])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", admin[1])
+    monkeypatch.delenv("AWS_SESSION_TOKEN")
+    state = tmp_path / "state.db"
+    alert_id = detect_alert(tmp_path, world["instance_id"], state, account=org["good"])
+    base = ["respond", alert_id, "--state", str(state), "--json"]
+    here = runner.invoke(app, base)
+    there = runner.invoke(app, [*base, "--org", "--session-name", "ir-42"])
+    assert there.exit_code == 0, there.output
+    assert world["web"] in there.stdout  # the instance's security group, read in the member account
+    assert world["web"] not in here.stdout  # the management account has no such instance
+
