@@ -10,6 +10,7 @@ from minerwatch.cli import (  # noqa: F401
     enrich_cmds,
     gen_cmds,
     hunt_cmds,
+    iam_cmds,
     ioc_cmds,
     lang_cmds,
     notify_cmds,

@@ -150,6 +150,12 @@ def detect_cmd(
         None, "--config", help="Notification settings (default: $MINERWATCH_CONFIG, else ./minerwatch.yaml if present)."
     ),
     drain_timeout: float = DRAIN_TIMEOUT,
+    to_securityhub: bool = typer.Option(
+        False, "--to-securityhub",
+        help="Import every alert created or updated into AWS Security Hub as an ASFF finding (BatchImportFindings, "
+        "batches of 100, retried through the outbox; the finding id is the alert id). Uses the securityhub "
+        "destination of minerwatch.yaml when there is one.",
+    ),
     quiet: bool = typer.Option(
         False, "--quiet", "-q", help="Do not print the rule's lint warnings (printed once on stderr at start)."
     ),
@@ -202,6 +208,13 @@ def detect_cmd(
         batch_rows=max(1, batch_rows),
         on_alert=on_alert,
     )
+    if to_securityhub:
+        from minerwatch.cli.securityhub_out import with_securityhub
+
+        try:
+            notify = with_securityhub(notify, config)
+        except MinerWatchError as exc:
+            fail(exc)
     queued: list[int] = []
     if notify is not None:
         from minerwatch.notify.outbox import enqueue

@@ -17,6 +17,7 @@ COMMAND_MODULES = {
     "enrich": "enrich_cmds",
     "generate": "gen_cmds",
     "hunt": "hunt_cmds",
+    "iam-policy": "iam_cmds",
     "ioc": "ioc_cmds",
     "lint": "lang_cmds",
     "rules": "lang_cmds",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,13 +15,15 @@ import typer
 from rich.table import Table
 
 from minerwatch.alerting.state import StateStore
+from minerwatch.cli import org_out
 from minerwatch.cli.app import DEFAULT_STATE, alert_or_fail, app, cell, err, fail, inert, out
 from minerwatch.errors import MinerWatchError
-from minerwatch.posture.checks import CHECKS, PostureOptions, run_posture
+from minerwatch.posture.checks import CHECKS, PostureOptions, run_posture, unreadable
 from minerwatch.respond import journal as J
 from minerwatch.respond.aws import Aws
 from minerwatch.respond.checklist import checklist_items, complete_item, step_ids
 from minerwatch.respond.execute import Options, Response, StepReport
+from minerwatch.respond.org import EXIT_ACCOUNT_FAILED, Account, OrgOptions, account_aws, fan_out, list_accounts
 from minerwatch.respond.plan import APPROVALS
 from minerwatch.respond.policy import iam_policy
 from minerwatch.rules.loader import load_rule
@@ -112,6 +115,12 @@ def respond_cmd(
     ),
     note: str | None = typer.Option(None, "--note", help="With --done: what was done, kept in the audit log."),
     as_json: bool = typer.Option(False, "--json", help="JSON output."),
+    org: bool = typer.Option(
+        False, "--org", help="Act in the alert's account through the organization role (--role-name, --session-name, "
+        "--external-id) assumed from the management or delegated administrator account.",
+    ),
+    role_name: str = org_out.ROLE_NAME,
+    session_name: str = org_out.SESSION_NAME,
 ) -> None:
     """Answer an alert with its rule's response playbook: a dry run by default, --execute to act.
 
@@ -148,7 +157,12 @@ def respond_cmd(
         unknown_steps = sorted(set(step or []) - set(step_ids(loaded)))
         if unknown_steps:
             fail(f"no step {', '.join(unknown_steps)} in this rule's plan; valid steps: {', '.join(step_ids(loaded))}")
-        aws = Aws(region=region, profile=profile, role_arn=role_arn, external_id=external_id, actor=who)
+        if org and role_arn:
+            fail("--org and --role-arn exclude each other")
+        if org:
+            aws = _org_aws(record, region, profile, who, OrgOptions(role_name, session_name, external_id))
+        else:
+            aws = Aws(region=region, profile=profile, role_arn=role_arn, external_id=external_id, actor=who)
         options = Options(
             evidence_root=evidence or str(state.parent / "evidence"),
             actor=who,
@@ -208,6 +222,17 @@ def _checklist(
     err.print(f"{n_open} of {len(items)} open", highlight=False)
 
 
+def _org_aws(record: dict[str, Any], region: str | None, profile: str | None, who: str, org: OrgOptions) -> Aws:
+    """The alert's account through the organization role (the caller's own credentials in its own account)."""
+    account = str((record.get("key") or {}).get("accountid") or "")
+    if not re.fullmatch(r"[0-9]{12}", account):
+        raise MinerWatchError(f"--org: the alert has no AWS account id ({account!r})")
+    base = Aws(region=region, profile=profile, actor=who)
+    partition = str(base.identity().get("Arn", "arn:aws:")).split(":")[1] or "aws"
+    aws, _role = account_aws(base, Account(account), org, partition)
+    return aws
+
+
 def _rollback(response: Response, execute: bool, as_json: bool) -> None:
     calls, reports = response.rollback(execute)
     if as_json:
@@ -237,12 +262,28 @@ def posture_cmd(
     external_id: str | None = typer.Option(None, "--external-id", help="External id for --role-arn."),
     as_json: bool = typer.Option(False, "--json", help="JSON output."),
     show_passed: bool = typer.Option(False, "--passed", help="List passing resources too, not only failures."),
+    org: bool = org_out.ORG,
+    role_name: str = org_out.ROLE_NAME,
+    session_name: str = org_out.SESSION_NAME,
+    accounts: str | None = org_out.ACCOUNTS,
+    exclude_accounts: str | None = org_out.EXCLUDE,
+    concurrency: int = org_out.CONCURRENCY,
 ) -> None:
-    """Check the rule's Prevention Measures against an account. Exit 1 when any check fails (for CI)."""
+    """Check the rule's Prevention Measures against an account. Exit 1 when any check fails (for CI).
+
+    With --org, every active account of the organization: a summary table, exit 3 when an account could not be
+    checked (the others are still reported), else 1 when any check failed, else 0.
+    """
     try:
         loaded = load_rule(rule)
-        aws = Aws(region=region, profile=profile, role_arn=role_arn, external_id=external_id, actor=_actor(None))
         wanted = [c.strip() for c in checks.split(",") if c.strip()] if checks else None
+        if org:
+            _posture_org(
+                loaded, PostureOptions(regions=regions, checks=wanted), region, profile, as_json, show_passed,
+                org_out.org_options(role_name, session_name, external_id, accounts, exclude_accounts, concurrency),
+            )
+            return
+        aws = Aws(region=region, profile=profile, role_arn=role_arn, external_id=external_id, actor=_actor(None))
         report = run_posture(aws, PostureOptions(regions=regions, checks=wanted), loaded)
     except MinerWatchError as exc:
         fail(exc)
@@ -251,6 +292,33 @@ def posture_cmd(
     else:
         _print_posture(report, show_passed)
     if not report.ok:
+        raise typer.Exit(1)
+
+
+def _posture_org(
+    rule: Rule, options: PostureOptions, region: str | None, profile: str | None, as_json: bool, show_passed: bool,
+    org: OrgOptions,
+) -> None:
+    base = Aws(region=region, profile=profile, actor=_actor(None))
+    accounts = list_accounts(base, org)
+    results = fan_out(base, accounts, org, lambda aws, _account: unreadable(run_posture(aws, options, rule)))
+    if as_json:
+        print(json.dumps({"accounts": [r.to_json(lambda rep: rep.to_json()) for r in results]}, indent=2, default=str))
+    else:
+        for r in results:
+            if r.status == "ok" and r.value is not None and (show_passed or not r.value.ok):
+                out.print(f"account {r.account.id} {r.account.name}", highlight=False, markup=False)
+                _print_posture(r.value, show_passed)
+
+        def outcome(report: Any) -> tuple[str, bool]:
+            failures = sum(x.status == "fail" for x in report.results)
+            errors = sum(x.status == "error" for x in report.results)
+            return f"{'PASS' if report.ok else 'FAIL'}: {failures} failure(s), {errors} error(s)", report.ok
+
+        org_out.print_accounts(results, outcome)
+    if any(r.status != "ok" for r in results):
+        raise typer.Exit(EXIT_ACCOUNT_FAILED)
+    if any(not r.value.ok for r in results if r.value is not None):
         raise typer.Exit(1)
 
 

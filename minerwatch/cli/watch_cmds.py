@@ -127,6 +127,11 @@ def watch_cmd(
     fmt: str = typer.Option("jsonl", "--format", "-f", help="Alerts on stdout: jsonl or ocsf."),
     stats_json: Path | None = typer.Option(None, "--stats-json", help="Write the run summary as JSON at exit."),
     drain_timeout: float = DRAIN_TIMEOUT,
+    to_securityhub: bool = typer.Option(
+        False, "--to-securityhub",
+        help="Also import every alert into AWS Security Hub as an ASFF finding (the securityhub destination of "
+        "the config, else one with the AWS environment's region and credentials).",
+    ),
 ) -> None:
     """Run a detection rule continuously over a live source, with the semantics of `detect`.
 
@@ -161,7 +166,7 @@ def watch_cmd(
         on_alert=on_alert,
     )
     try:
-        destinations = _attach_notifications(options, config, state, loaded)
+        destinations = _attach_notifications(options, config, state, loaded, to_securityhub)
     except MinerWatchError as exc:
         fail(exc)
     service = WatchService(loaded, source, options)
@@ -203,12 +208,18 @@ def watch_cmd(
         stats_json.write_text(json.dumps({**stats.to_json(), "watch": service.metrics.snapshot()}, indent=2))
 
 
-def _attach_notifications(options: WatchOptions, config: Path | None, state: Path, rule: Rule) -> str | None:
+def _attach_notifications(
+    options: WatchOptions, config: Path | None, state: Path, rule: Rule, to_securityhub: bool = False
+) -> str | None:
     """The outbox in the commit transaction and the dispatcher in a background thread, when a configuration with
     destinations is found (``--config``, else ``$MINERWATCH_CONFIG``, else ``./minerwatch.yaml``)."""
     from minerwatch.notify.outbox import Dispatcher, transaction_hook
 
     cfg = _notify_config(config)
+    if to_securityhub:
+        from minerwatch.cli.securityhub_out import with_securityhub
+
+        cfg = with_securityhub(cfg, config)
     if cfg is None:
         return None
     options.in_transaction = transaction_hook(cfg)

@@ -246,6 +246,22 @@ class SnsDestination(DestinationConfig):
         return self.region or self.topic_arn.split(":")[3]
 
 
+class SecurityHubDestination(DestinationConfig):
+    """AWS Security Hub through boto3: each alert is an ASFF finding (``BatchImportFindings``), its workflow status
+    follows acknowledge / close (``BatchUpdateFindings``). Credentials from the usual AWS chain."""
+
+    type: Literal["securityhub"]
+    region: str | None = None
+    endpoint_url: str | None = None
+    profile: str | None = None
+    product_arn: str | None = Field(None, pattern=r"^arn:aws[a-z-]*:securityhub:[a-z0-9-]+:\d{12}:product/.+$")
+    """Default: the account's own product, ``arn:aws:securityhub:<region>:<account>:product/<account>/default``."""
+    batch_size: int = Field(100, ge=1, le=100)
+    """Findings per ``BatchImportFindings`` call (100 at most)."""
+    updates: bool = True
+    status_changes: bool = True
+
+
 class EmailDestination(DestinationConfig):
     """Plain-text email over SMTP."""
 
@@ -273,7 +289,12 @@ class EmailDestination(DestinationConfig):
 
 
 Destination = Annotated[
-    SlackDestination | WebhookDestination | PagerDutyDestination | SnsDestination | EmailDestination,
+    SlackDestination
+    | WebhookDestination
+    | PagerDutyDestination
+    | SnsDestination
+    | EmailDestination
+    | SecurityHubDestination,
     Field(discriminator="type"),
 ]
 
@@ -306,7 +327,10 @@ class NotifyConfig(_Model):
         return self.console_url.replace("{alert_id}", alert_id) if self.console_url else None
 
 
-AnyDestination = SlackDestination | WebhookDestination | PagerDutyDestination | SnsDestination | EmailDestination
+AnyDestination = (
+    SlackDestination | WebhookDestination | PagerDutyDestination | SnsDestination | EmailDestination
+    | SecurityHubDestination
+)
 NOTIFY_KEYS = ("retry", "destinations", "console_url", "rule_paths")
 
 
@@ -379,7 +403,8 @@ def _node_at(root: yaml.Node | None, loc: tuple[Any, ...]) -> yaml.Node | None:
 
 
 def _error_message(err: dict[str, Any]) -> str:
-    loc = [str(p) for p in err.get("loc", ()) if str(p) not in {"slack", "webhook", "pagerduty", "sns", "email"}]
+    tags = {"slack", "webhook", "pagerduty", "sns", "email", "securityhub"}
+    loc = [str(p) for p in err.get("loc", ()) if str(p) not in tags]
     where = ".".join(loc)
     msg = str(err.get("msg", "invalid"))
     msg = msg.removeprefix("Value error, ")

@@ -401,6 +401,10 @@ def make_sender(dest: AnyDestination, actions: Callable[[str], list[str]], confi
         return PagerDutySender(dest, actions, link)
     if dest.type == "sns":
         return SnsSender(dest)
+    if dest.type == "securityhub":
+        from minerwatch.notify.securityhub import SecurityHubSender
+
+        return SecurityHubSender(dest)
     return EmailSender(dest, actions, link)
 
 
@@ -508,7 +512,8 @@ class _Lane:
         stats = LaneStats()
         with self.lock:
             while stats.attempted < self.d.batch and not self.d.stopping.is_set():
-                claimed = self._claim(self.d.clock(), ids, alert_id, min(CLAIM_CHUNK, self.d.batch - stats.attempted))
+                chunk = getattr(self.sender, "batch_size", CLAIM_CHUNK)  # senders with send_batch take more
+                claimed = self._claim(self.d.clock(), ids, alert_id, min(chunk, self.d.batch - stats.attempted))
                 if not claimed:
                     break
                 if not self._send_all(claimed, stats):
@@ -516,6 +521,8 @@ class _Lane:
         return stats
 
     def _send_all(self, claimed: list[OutboxRow], stats: LaneStats) -> bool:
+        if hasattr(self.sender, "send_batch"):
+            return self._send_batch(claimed, stats)
         for i, row in enumerate(claimed):
             if self.d.stopping.is_set():
                 self._release(claimed[i:])
@@ -538,6 +545,28 @@ class _Lane:
                 self._delivered(row)
                 stats.delivered += 1
         return True
+
+    def _send_batch(self, claimed: list[OutboxRow], stats: LaneStats) -> bool:
+        """One call for the whole claim (Security Hub imports up to 100 findings at once); each row's own result."""
+        deliveries = [
+            Delivery(r.id, r.destination, r.alert_id, r.version, r.key, r.event, r.record, r.attempts + 1)
+            for r in claimed
+        ]
+        stats.attempted += len(claimed)
+        try:
+            results = self.sender.send_batch(deliveries)  # type: ignore[attr-defined]
+        except Exception as exc:  # a bug in rendering must not kill the lane; park the rows
+            internal = DeliveryError(f"internal error: {exc.__class__.__name__}: {exc}", transient=False)
+            results = [internal] * len(claimed)
+        ok = True
+        for row, error in zip(claimed, results, strict=True):
+            if error is None:
+                self._delivered(row)
+                stats.delivered += 1
+            else:
+                self._failed(row, error, stats)
+                ok = ok and not error.transient
+        return ok
 
     def _release(self, rows_: list[OutboxRow]) -> None:
         if rows_:

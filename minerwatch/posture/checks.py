@@ -460,3 +460,17 @@ def run_posture(aws: Aws, options: PostureOptions, rule: Rule) -> PostureReport:
         results=results,
         not_checked=not_checked,
     )
+
+
+_ERROR_CODE = re.compile(r"^\w+: (\w+):")
+
+
+def unreadable(report: PostureReport) -> PostureReport:
+    """The report, unless no check could read anything in the account (every result an error, e.g. the role is
+    denied everything): then :class:`AwsError` with the first error, so an ``--org`` run reports the account as
+    failed with that reason rather than as a list of errors."""
+    if report.results and all(r.status == "error" for r in report.results):
+        first = report.results[0]
+        match = _ERROR_CODE.match(first.detail)
+        raise AwsError(first.detail, code=match.group(1) if match else None)
+    return report

@@ -9,7 +9,9 @@ rollback needs (original groups, the detached profile) is recorded in the journa
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from minerwatch.respond import journal as J
@@ -54,6 +56,8 @@ class Context:
     enrichments: dict[str, Any] = field(default_factory=dict)
     tag_pending: bool = False
     """The tag step has not run yet (so termination protection will be on by the time terminate runs)."""
+    detached_profile: dict[str, Any] | None = None
+    """The instance profile the detach-profile step removed (with its roles), from the journal."""
 
 
 @dataclass
@@ -478,6 +482,90 @@ class DetachProfile(Action):
         return Outcome(J.DONE, f"detached {recorded['Arn']}" if recorded else "no instance profile to detach")
 
 
+REVOKE_POLICY = "MinerWatchRevokeOlderSessions"
+"""Inline policy put on the instance role; the IAM console's "Revoke active sessions" writes the same deny."""
+
+
+def revoke_document(issued_before: str) -> str:
+    """Deny everything to sessions whose token was issued before ``issued_before`` (ISO 8601, UTC)."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Deny",
+                    "Action": ["*"],
+                    "Resource": ["*"],
+                    "Condition": {"DateLessThan": {"aws:TokenIssueTime": issued_before}},
+                }
+            ],
+        }
+    )
+
+
+class RevokeSessions(Action):
+    id = "revoke-sessions"
+    title = "Revoke the active sessions of the instance role (deny for tokens issued before now)"
+    approval = "revoke-sessions"
+
+    def _profile(self, inv: Inventory, ctx: Context) -> dict[str, Any] | None:
+        # Once detach-profile has run, the role's sessions live on: its roles come from the journal.
+        return inv.profile or ctx.detached_profile
+
+    def _roles(self, inv: Inventory, ctx: Context) -> list[str]:
+        return list((self._profile(inv, ctx) or {}).get("Roles") or [])
+
+    def manual_reason(self, inv: Inventory, ctx: Context) -> str | None:
+        profile = self._profile(inv, ctx)
+        if not profile:
+            return "no instance profile is associated: no role sessions to revoke"
+        if profile.get("RolesError"):
+            return f"the instance role is unknown: {profile['RolesError']}"
+        return None if self._roles(inv, ctx) else "the instance profile has no role"
+
+    def calls(self, inv: Inventory, ctx: Context) -> list[ApiCall]:
+        issued_before = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return [
+            ApiCall(
+                "iam",
+                "PutRolePolicy",
+                {"RoleName": role, "PolicyName": REVOKE_POLICY, "PolicyDocument": revoke_document(issued_before)},
+                note="credentials issued before now stop working; new ones (a re-attached profile) still do",
+            )
+            for role in self._roles(inv, ctx)
+        ]
+
+    def checks(self, inv: Inventory, ctx: Context) -> list[ApiCall]:
+        return [
+            ApiCall("iam", "GetRolePolicy", {"RoleName": role, "PolicyName": REVOKE_POLICY})
+            for role in self._roles(inv, ctx)
+        ]
+
+    def notes(self, inv: Inventory, ctx: Context) -> list[str]:
+        return ["every session of the role issued before the step runs is denied, on every instance using it"]
+
+    def run(self, ex: Caller, inv: Inventory, ctx: Context, journal: J.Journal) -> Outcome:
+        recorded: dict[str, Any] = dict(journal.detail(self.id).get("previous") or {})
+        for check in self.checks(inv, ctx):
+            role = check.params["RoleName"]
+            if role in recorded:
+                continue  # recorded by an earlier run: that is the state to restore
+            try:
+                recorded[role] = ex.read(check).get("PolicyDocument")  # a policy of that name already there
+            except AwsError as exc:
+                if exc.code != "NoSuchEntity":
+                    raise
+                recorded[role] = None
+        journal.set(self.id, previous=recorded)  # before the change, for --rollback
+        done = []
+        for call in self.calls(inv, ctx):
+            ex.call(call)
+            done.append(call.params["RoleName"])
+        for check in self.checks(inv, ctx):
+            ex.read(check)  # raises if the deny is not in place
+        return Outcome(J.DONE, f"sessions of {', '.join(done)} revoked", {"roles": done})
+
+
 class DeactivateKeys(Action):
     id = "deactivate-keys"
     title = "Deactivate the access keys of the principal that launched the instance"
@@ -599,10 +687,24 @@ def rollback_calls(
     originals: dict[str, list[str]],
     profile: dict[str, Any] | None,
     instance_groups: list[str] | None = None,
+    revoked: dict[str, Any] | None = None,
 ) -> list[ApiCall]:
     """Calls that put back the recorded security groups (of the interfaces and of the instance) and the instance
-    profile, given the current state."""
+    profile, given the current state, and undo a session revocation still in place (``revoked``: role → its earlier
+    policy of that name, or None)."""
     calls: list[ApiCall] = []
+    for role, previous in sorted((revoked or {}).items()):
+        if previous is None:
+            calls.append(
+                ApiCall("iam", "DeleteRolePolicy", {"RoleName": role, "PolicyName": REVOKE_POLICY},
+                        note="remove the session revocation")  # fmt: skip
+            )
+        else:
+            document = previous if isinstance(previous, str) else json.dumps(previous)
+            calls.append(
+                ApiCall("iam", "PutRolePolicy", {"RoleName": role, "PolicyName": REVOKE_POLICY,
+                        "PolicyDocument": document}, note="restore the earlier policy of that name")  # fmt: skip
+            )
     current = {e.id: e.groups for e in inv.enis}
     for eni, groups in sorted(originals.items()):
         if eni in current and set(current[eni]) != set(groups) and groups:
@@ -632,5 +734,8 @@ def rollback_calls(
 
 ACTIONS: dict[str, Action] = {
     a.id: a
-    for a in (TagProtect(), Evidence(), Isolate(), Snapshot(), DetachProfile(), DeactivateKeys(), Stop(), Terminate())
+    for a in (
+        TagProtect(), Evidence(), Isolate(), Snapshot(), RevokeSessions(), DetachProfile(), DeactivateKeys(), Stop(),
+        Terminate(),
+    )
 }

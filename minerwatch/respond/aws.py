@@ -80,6 +80,8 @@ class Aws:
     external_id: str | None = None
     actor: str = "unknown"
     endpoint_url: str | None = None
+    session_name: str | None = None
+    """RoleSessionName for ``role_arn`` (default: ``minerwatch-<actor>``)."""
     _session: Any = field(default=None, init=False, repr=False)
     _clients: dict[tuple[str, str], Any] = field(default_factory=dict, init=False, repr=False)
     _identity: dict[str, Any] | None = field(default=None, init=False, repr=False)
@@ -97,7 +99,8 @@ class Aws:
                 raise AwsError(f"AWS profile not found: {exc}") from None
             self.region = self.region or base.region_name or DEFAULT_REGION
             if self.role_arn:
-                params: dict[str, Any] = {"RoleArn": self.role_arn, "RoleSessionName": _session_name(self.actor)}
+                session_name = self.session_name or _session_name(self.actor)
+                params: dict[str, Any] = {"RoleArn": self.role_arn, "RoleSessionName": session_name}
                 if self.external_id:
                     params["ExternalId"] = self.external_id
                 sts = base.client("sts", region_name=self.region, endpoint_url=self.endpoint_url, config=self._config())

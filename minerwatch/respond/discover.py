@@ -197,6 +197,14 @@ def discover(
         if a.get("State") in ("associated", "associating"):
             prof = a.get("IamInstanceProfile") or {}
             inv.profile = {"AssociationId": a.get("AssociationId"), "Arn": prof.get("Arn"), "Id": prof.get("Id")}
+    if inv.profile and str(inv.profile.get("Arn") or "").count("/"):
+        # The role behind the profile: its active sessions outlive a detach (revoke-sessions needs its name).
+        name = str(inv.profile["Arn"]).rsplit("/", 1)[-1]
+        try:
+            prof = _read(reader, inv, ApiCall("iam", "GetInstanceProfile", {"InstanceProfileName": name}))
+            inv.profile["Roles"] = [r["RoleName"] for r in (prof.get("InstanceProfile") or {}).get("Roles") or []]
+        except AwsError as exc:
+            inv.profile["RolesError"] = exc.message
 
     if inv.vpcs:
         groups = _read(reader, inv, quarantine_lookup_call(inv.vpcs, region))

@@ -30,7 +30,7 @@ from minerwatch.rules.model import Rule
 INSTANCE_ID = re.compile(r"^i-[0-9a-f]{8,17}$")
 TAG_VALUE = re.compile(r"^[\w .:/=+\-@]{1,256}$")
 
-ROLLBACK_ACTIONS = ("isolate", "detach-profile")
+ROLLBACK_ACTIONS = ("isolate", "revoke-sessions", "detach-profile")
 
 
 class ResponseError(MinerWatchError):
@@ -221,6 +221,7 @@ class Response:
             key_reason=self.key_reason,
             enrichments=self.enrichments,
             tag_pending=self.journal.status("tag") != J.DONE,
+            detached_profile=self.journal.detail("detach-profile").get("profile"),
         )
 
     def executor(self, execute: bool) -> Executor:
@@ -385,7 +386,10 @@ class Response:
     def rollback_calls(self, inv: Inventory) -> list[ApiCall]:
         isolate = self.journal.detail("isolate")
         profile = self.journal.detail("detach-profile").get("profile")
-        return rollback_calls(inv, isolate.get("originals") or {}, profile, isolate.get("instance_groups"))
+        revoked = None
+        if self.journal.status("revoke-sessions") in (J.DONE, J.FAILED):  # not once rolled back
+            revoked = self.journal.detail("revoke-sessions").get("previous")
+        return rollback_calls(inv, isolate.get("originals") or {}, profile, isolate.get("instance_groups"), revoked)
 
     def rollback(self, execute: bool) -> tuple[list[ApiCall], list[StepReport]]:
         if self.automatable:

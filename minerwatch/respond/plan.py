@@ -28,6 +28,7 @@ ACTION_ORDER: tuple[str, ...] = (
     "evidence",
     "isolate",
     "snapshot",
+    "revoke-sessions",
     "detach-profile",
     "deactivate-keys",
     "stop",
@@ -35,7 +36,7 @@ ACTION_ORDER: tuple[str, ...] = (
 )
 """Automated steps in the order they run."""
 
-APPROVALS: tuple[str, ...] = ("terminate", "deactivate-keys")
+APPROVALS: tuple[str, ...] = ("terminate", "deactivate-keys", "revoke-sessions")
 """Steps that run only when named with ``--approve``."""
 
 # What a playbook line asks for; first match wins per pattern, a line may ask for several actions.
@@ -46,7 +47,7 @@ _LINE_ACTIONS: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...] = (
     (re.compile(r"\bterminat|\bremove the compromised", re.I), ("stop", "terminate")),
     (
         re.compile(r"\b(reset|rotate|revoke|deactivate|disable)\b.*\b(credential|key)", re.I),
-        ("detach-profile", "deactivate-keys"),
+        ("revoke-sessions", "detach-profile", "deactivate-keys"),
     ),
 )
 

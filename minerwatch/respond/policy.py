@@ -67,6 +67,7 @@ _CANNED: dict[str, dict[str, Any]] = {
             }
         ]
     },
+    "GetInstanceProfile": {"InstanceProfile": {"Roles": [{"RoleName": "app-role"}]}},
     "DescribeSecurityGroups": {"SecurityGroups": []},
     "DescribeVpcs": {"Vpcs": [{"VpcId": _VPC}]},
     "DescribeSnapshots": {"Snapshots": []},
@@ -110,7 +111,9 @@ def representative_calls(evidence_root: str = "evidence") -> list[ApiCall]:
             calls += action.calls(variant, ctx) + action.checks(variant, ctx)
     detached = Inventory(**{**inv.__dict__, "profile": None, "instance_groups": ["sg-0q"]})
     profile = {"Arn": "arn:aws:iam::1:instance-profile/app"}
-    calls += rollback_calls(detached, {"eni-0primary": ["sg-0web"]}, profile, ["sg-0web"])
+    calls += rollback_calls(
+        detached, {"eni-0primary": ["sg-0web"]}, profile, ["sg-0web"], {"app-role": None, "other-role": "{}"}
+    )
     return calls
 
 
@@ -123,6 +126,8 @@ def _permissions(call: ApiCall) -> list[tuple[str, str, dict[str, Any] | None]]:
         out.append((f"s3:{op}", f"arn:aws:s3:::{bucket}/{_key_prefix(p.get('Key'))}*", None))
     elif service == "iam" and op in ("UpdateAccessKey", "ListAccessKeys", "GetAccessKeyLastUsed"):
         out.append((f"iam:{op}", "arn:aws:iam::*:user/*", None))
+    elif service == "iam" and op in ("PutRolePolicy", "DeleteRolePolicy", "GetRolePolicy"):
+        out.append((f"iam:{op}", "arn:aws:iam::*:role/*", None))
     elif service == "iam" and op == "GetInstanceProfile":
         out.append((f"iam:{op}", "arn:aws:iam::*:instance-profile/*", None))
     else:

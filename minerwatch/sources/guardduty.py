@@ -18,6 +18,8 @@ REST response               ``{"findings": [finding, ...]}`` — an empty list g
 CLI / boto3 response        ``{"Findings": [Finding, ...]}`` with PascalCase member names, renamed to the
                             wire names through botocore's service model (see ``botocore_shapes``);
                             a bare PascalCase finding is recognised too
+Security Hub (ASFF)        GuardDuty findings as Security Hub delivers them: ``get-findings`` output, EventBridge
+                            ``Security Hub Findings - Imported`` events, single objects (see ``securityhub``)
 ==========================  ============================================================================
 
 A file is JSON Lines unless its first non-blank line is an incomplete JSON value (``{``, ``[``,
@@ -57,7 +59,7 @@ from typing import Any
 import orjson
 
 from minerwatch.catalog.tables import GUARDDUTY
-from minerwatch.sources import inputs
+from minerwatch.sources import inputs, securityhub, securitylake
 from minerwatch.sources.botocore_shapes import iso_utc, to_camel
 from minerwatch.sources.recognise import record_kind, text_kind
 from minerwatch.sources.records import ReadStats, Record, Reject
@@ -70,7 +72,7 @@ LINE_BLOCK_BYTES = 1024 * 1024
 """Largest run of JSON Lines looked at at once when the prefilter allows skipping whole blocks."""
 
 _BOM = b"\xef\xbb\xbf"
-_JSONL, _DOCUMENT = "jsonl", "document"
+_JSONL, _DOCUMENT, _PARQUET = "jsonl", "document", "parquet"
 _JSON_WS = re.compile(r"[ \t\n\r]*")
 _JSON_WS_BYTES = re.compile(rb"[ \t\n\r]*")
 _SNIFF_BLANK_BYTES = 4 * 1024 * 1024
@@ -98,6 +100,13 @@ def normalise_finding(obj: Any) -> dict[str, Any]:
     """
     if not isinstance(obj, dict):
         raise FindingError("not a GuardDuty finding", f"expected an object, got {inputs.json_type(obj)}")
+    try:
+        if securitylake.is_ocsf(obj):
+            obj = securitylake.to_guardduty(obj)
+        if securityhub.is_asff(obj):
+            return _expand_additional_info(securityhub.to_guardduty(obj))
+    except securityhub.AsffError as exc:
+        raise FindingError(exc.key, exc.detail) from exc
     if "detail-type" in obj and "detail" in obj:
         detail_type = obj["detail-type"]
         if detail_type != "GuardDuty Finding":
@@ -215,6 +224,12 @@ def _is_sample(doc: dict[str, Any]) -> bool:
 
 def _candidates(obj: Any) -> tuple[list[Any], bool]:
     """The finding-shaped values inside one parsed JSON value, and whether it was a container."""
+    try:
+        hub_event = securityhub.event_findings(obj)
+    except securityhub.AsffError as exc:
+        raise FindingError(exc.key, exc.detail) from exc
+    if hub_event is not None:
+        return hub_event, True
     if isinstance(obj, list):
         return obj, True
     if isinstance(obj, dict) and "id" not in obj and "Id" not in obj:
@@ -290,6 +305,7 @@ class _Reader:
     ) -> None:
         self.reject = reject
         self.stats = stats
+        prefilter = securityhub.asff_aware(prefilter)
         self.prefilter = prefilter
         self.max_record = max_record_bytes
         self.max_document = max_document_bytes
@@ -308,6 +324,8 @@ class _Reader:
                 stream = inputs.prepend(head, rest)
                 if mode == _DOCUMENT:
                     yield from self._document(inp.name, stream, blank)
+                elif mode == _PARQUET:
+                    yield from self._parquet(inp.name, head, rest)
                 elif self.needles is None:
                     lines = inputs.iter_lines(stream, self.max_record, skip_blank=True, lineno=blank)
                     yield from self._lines(inp.name, lines)
@@ -321,6 +339,10 @@ class _Reader:
 
     def _sniff(self, buf: bytes, eof: bool) -> str | None:
         """JSON Lines or whole document, from the first (and maybe second) non-blank line; None: need more."""
+        if buf[:4] == securitylake.PARQUET_MAGIC:
+            return _PARQUET
+        if not eof and len(buf) < 4 and securitylake.PARQUET_MAGIC.startswith(buf):
+            return None
         start = len(_BOM) if buf.startswith(_BOM) else 0
         first = _next_line(buf, start, eof, self.max_record)
         if first is None:
@@ -500,6 +522,35 @@ class _Reader:
         self.stats.accepted += 1
         yield record
 
+    # ---- Parquet (Security Lake)
+
+    def _parquet(self, name: str, head: bytes, rest: Iterator[bytes]) -> Iterator[Record]:
+        """One record per row (OCSF, see ``securitylake``); ``line`` is the row number."""
+        spooled = None
+        path = name
+        try:
+            if not _is_plain_parquet(name):
+                try:
+                    path = spooled = securitylake.spool(head, rest)
+                except inputs.SourceError as exc:
+                    self.stats.records_read += 1
+                    self.reject(name, None, exc.key, exc.reason)
+                    return
+            rows = securitylake.parquet_rows(path)
+            while True:
+                try:
+                    row_no, row = next(rows)
+                except StopIteration:
+                    return
+                except Exception as exc:  # duckdb raises its own tree for a corrupt or truncated file
+                    self.stats.records_read += 1
+                    self.reject(name, None, "invalid Parquet", f"invalid Parquet: {str(exc).splitlines()[0]}")
+                    return
+                yield from self._records(row, name, row_no, None, counted=False)
+        finally:
+            if spooled is not None:
+                os.unlink(spooled)
+
     # ---- whole documents
 
     def _document(self, name: str, chunks: Iterator[bytes], lines_before: int) -> Iterator[Record]:
@@ -639,6 +690,15 @@ class _TextRun:
         reader.stats.records_read += 1
         key = f"{kind}, not JSON"
         reader.reject(name, self.first, key, f"{key}: {lines}, no GuardDuty finding", self.head)
+
+
+def _is_plain_parquet(name: str) -> bool:
+    """A local regular file that is Parquet as it is on disk (not gzip around it): read in place."""
+    try:
+        with open(name, "rb") as f:
+            return f.read(4) == securitylake.PARQUET_MAGIC
+    except OSError:
+        return False
 
 
 def _utf8_valid(data: bytes, start: int, end: int) -> bool:

@@ -1,0 +1,92 @@
+"""Least-privilege IAM policy documents of the integrations, printed by ``minerwatch iam-policy --for NAME``.
+
+==============  ===========================================================================================
+securityhub     ``--to-securityhub`` / a ``securityhub`` destination: import findings into the account's own
+                product, set their workflow status; read GuardDuty findings back with ``get-findings``
+securitylake    reading Security Lake's Parquet objects (``s3://<lake bucket>/aws/SH_FINDINGS/...``)
+organizations   ``--org``: list the accounts and assume the member role; the member role's trust policy is
+                printed with ``--trust`` (the role itself needs what the command run in it needs, e.g. the
+                ``posture`` read-only calls or ``respond --iam-policy``)
+respond         the response playbook's calls (the same as ``respond --iam-policy``)
+==============  ===========================================================================================
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from minerwatch.errors import MinerWatchError
+from minerwatch.respond.org import DEFAULT_ROLE
+from minerwatch.respond.policy import iam_policy
+
+INTEGRATIONS = ("securityhub", "securitylake", "organizations", "respond")
+
+
+def _doc(*statements: dict[str, Any]) -> dict[str, Any]:
+    return {"Version": "2012-10-17", "Statement": list(statements)}
+
+
+def integration_policy(
+    name: str, *, bucket: str = "aws-security-data-lake-*", role_name: str = DEFAULT_ROLE,
+    evidence_root: str = "evidence",
+) -> dict[str, Any]:
+    """The policy document for ``name`` (one of :data:`INTEGRATIONS`)."""
+    if name == "securityhub":
+        return _doc(
+            {
+                "Sid": "MinerWatchImportFindings",
+                "Effect": "Allow",
+                "Action": ["securityhub:BatchImportFindings"],
+                "Resource": "arn:aws:securityhub:*:*:product/*/default",
+            },
+            {
+                "Sid": "MinerWatchFindingWorkflow",
+                "Effect": "Allow",
+                "Action": ["securityhub:BatchUpdateFindings", "securityhub:GetFindings"],
+                "Resource": "*",  # these two take no resource-level permissions
+            },
+            {"Sid": "MinerWatchWhoAmI", "Effect": "Allow", "Action": ["sts:GetCallerIdentity"], "Resource": "*"},
+        )
+    if name == "securitylake":
+        return _doc(
+            {
+                "Sid": "MinerWatchListLake",
+                "Effect": "Allow",
+                "Action": ["s3:ListBucket"],
+                "Resource": f"arn:aws:s3:::{bucket}",
+                "Condition": {"StringLike": {"s3:prefix": ["aws/SH_FINDINGS/*"]}},
+            },
+            {
+                "Sid": "MinerWatchReadLake",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject"],
+                "Resource": f"arn:aws:s3:::{bucket}/aws/SH_FINDINGS/*",
+            },
+        )
+    if name == "organizations":
+        return _doc(
+            {"Sid": "MinerWatchListAccounts", "Effect": "Allow", "Action": ["organizations:ListAccounts"],
+             "Resource": "*"},  # fmt: skip
+            {
+                "Sid": "MinerWatchAssumeMemberRole",
+                "Effect": "Allow",
+                "Action": ["sts:AssumeRole"],
+                "Resource": f"arn:aws:iam::*:role/{role_name}",
+            },
+            {"Sid": "MinerWatchWhoAmI", "Effect": "Allow", "Action": ["sts:GetCallerIdentity"], "Resource": "*"},
+        )
+    if name == "respond":
+        return iam_policy(evidence_root)
+    raise MinerWatchError(f"no IAM policy for {name!r}: {', '.join(INTEGRATIONS)}")
+
+
+def member_trust_policy(management_account: str, external_id: str | None = None) -> dict[str, Any]:
+    """Trust policy of the member role: only the management (or delegated administrator) account may assume it."""
+    stmt: dict[str, Any] = {
+        "Effect": "Allow",
+        "Principal": {"AWS": f"arn:aws:iam::{management_account}:root"},
+        "Action": "sts:AssumeRole",
+    }
+    if external_id:
+        stmt["Condition"] = {"StringEquals": {"sts:ExternalId": external_id}}
+    return _doc(stmt)
