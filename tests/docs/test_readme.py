@@ -83,9 +83,9 @@ def _environment(home: Path) -> dict[str, str]:
 
 
 def test_the_readme_marks_its_command_blocks_runnable() -> None:
-    assert len(BLOCKS) >= 3  # Commands, the demo and the incident walk-through
+    assert len(BLOCKS) >= 2  # Commands and the demo (the incident walk-through: tests/respond/test_readme_incident.py)
     bodies = "".join(body for _, body in BLOCKS)
-    for command in ("minerwatch detect", "minerwatch enrich", "minerwatch report", "minerwatch respond"):
+    for command in ("minerwatch detect", "minerwatch enrich", "minerwatch report", "minerwatch hunt"):
         assert command in bodies, command
     assert runnable_blocks("<!-- runnable -->\n```sh\necho hi\n```\n") == [(2, "echo hi\n")]
     with pytest.raises(AssertionError, match="must be followed by a ```sh fence"):

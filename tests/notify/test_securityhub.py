@@ -78,7 +78,7 @@ def test_detect_to_securityhub_imports_once_per_alert(tmp_path: Path) -> None:
     args = ["detect", str(NETWORK), "--state", str(tmp_path / "s.db"), "--to-securityhub"]
     first = runner.invoke(app, args)
     assert first.exit_code == 0, first.output
-    assert "1 finding(s) imported" in first.output
+    assert "notifications: 1 sent" in first.output
     findings = _hub().get_findings()["Findings"]
     assert len(findings) == 1
     f = findings[0]
@@ -89,7 +89,7 @@ def test_detect_to_securityhub_imports_once_per_alert(tmp_path: Path) -> None:
     assert f["Id"] == alert["alert_id"]
     # a rerun changes no alert: nothing is queued, nothing sent, still one finding
     again = runner.invoke(app, args)
-    assert again.exit_code == 0 and "0 finding(s) imported" in again.output
+    assert again.exit_code == 0 and "notifications: 0 sent" in again.output
     assert len(_hub().get_findings()["Findings"]) == 1
 
 
