@@ -851,10 +851,8 @@ def credential_rollback_calls(reset: dict[str, Any]) -> list[ApiCall]:
     for user, before in sorted(reset.items()):
         for k in before.get("keys") or []:
             if k.get("Status") == "Active":
-                calls.append(
-                    ApiCall("iam", "UpdateAccessKey", {"UserName": user, "AccessKeyId": k["AccessKeyId"],
-                            "Status": "Active"}, note="reactivate the key deactivated by reset-credentials")  # fmt: skip
-                )
+                params = {"UserName": user, "AccessKeyId": k["AccessKeyId"], "Status": "Active"}
+                calls.append(ApiCall("iam", "UpdateAccessKey", params, note="reactivate the deactivated key"))
         for p in before.get("policies") or []:
             calls.append(
                 ApiCall("iam", "AttachUserPolicy", {"UserName": user, "PolicyArn": p["PolicyArn"]},

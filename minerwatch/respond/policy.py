@@ -75,7 +75,9 @@ _CANNED: dict[str, dict[str, Any]] = {
     "ListAccessKeys": {"AccessKeyMetadata": [{"AccessKeyId": "AKIAEXAMPLEKEY000001", "Status": "Active"}]},
     "GetLoginProfile": {"LoginProfile": {"UserName": "backdoor"}},
     "ListAttachedUserPolicies": {
-        "AttachedPolicies": [{"PolicyName": "AdministratorAccess", "PolicyArn": "arn:aws:iam::aws:policy/AdministratorAccess"}]
+        "AttachedPolicies": [
+            {"PolicyName": "AdministratorAccess", "PolicyArn": "arn:aws:iam::aws:policy/AdministratorAccess"}
+        ]
     },
 }
 
