@@ -21,12 +21,14 @@ from minerwatch.respond.discover import (
     INCIDENT_TAG,
     INSTANCE_TAG,
     QUARANTINE_TAG,
+    CreatedUser,
     Inventory,
     KeyCandidate,
     profile_association_call,
     snapshots_call,
+    user_reads,
 )
-from minerwatch.respond.evidence import Location, capture, planned_calls
+from minerwatch.respond.evidence import Location, capture, planned_calls, store_file, to_json_bytes
 from minerwatch.respond.plan import ApiCall, placeholder
 
 
@@ -609,6 +611,115 @@ class DeactivateKeys(Action):
         )
 
 
+CREDENTIALS_FILE = "iam-users-before-reset.json"
+"""Evidence written by reset-credentials before it changes anything: each user's keys, login profile, policies."""
+
+
+class ResetCredentials(Action):
+    id = "reset-credentials"
+    title = (
+        "Disable the IAM users the compromised principal created or gave credentials: deactivate their access keys, "
+        "delete their console passwords, detach their managed policies"
+    )
+    approval = "reset-credentials"
+
+    def _users(self, inv: Inventory) -> list[CreatedUser]:
+        return [u for u in inv.users if u.problem is None]
+
+    def manual_reason(self, inv: Inventory, ctx: Context) -> str | None:
+        if self._users(inv):
+            return None
+        problems = [u.problem for u in inv.users if u.problem]
+        if problems:
+            return "; ".join(str(p) for p in problems)
+        return ctx.key_reason or "the enrichment names no IAM user created or given credentials by the principal"
+
+    def calls(self, inv: Inventory, ctx: Context) -> list[ApiCall]:
+        out: list[ApiCall] = []
+        for u in self._users(inv):
+            for k in u.keys:
+                if k.get("Status") == "Active":
+                    out.append(
+                        ApiCall(
+                            "iam",
+                            "UpdateAccessKey",
+                            {"UserName": u.user_name, "AccessKeyId": k["AccessKeyId"], "Status": "Inactive"},
+                            note=u.why,
+                        )
+                    )
+            if u.login_profile is not None:
+                out.append(
+                    ApiCall(
+                        "iam",
+                        "DeleteLoginProfile",
+                        {"UserName": u.user_name},
+                        note="not restorable: a rollback cannot give back the same password",
+                    )
+                )
+            for p in u.policies:
+                out.append(
+                    ApiCall("iam", "DetachUserPolicy", {"UserName": u.user_name, "PolicyArn": p["PolicyArn"]})
+                )
+        return out
+
+    def checks(self, inv: Inventory, ctx: Context) -> list[ApiCall]:
+        return [c for u in self._users(inv) for c in user_reads(u.user_name)]
+
+    def notes(self, inv: Inventory, ctx: Context) -> list[str]:
+        out = [f"{u.user_name}: {u.why}" for u in self._users(inv)]
+        out += [str(u.problem) for u in inv.users if u.problem]
+        out.append(
+            f"each user's keys, login profile and policies are written to {CREDENTIALS_FILE} (SHA-256 in the journal) "
+            "before the change; rollback reactivates the keys and re-attaches the policies, a deleted console "
+            "password cannot be restored"
+        )
+        return out
+
+    def run(self, ex: Caller, inv: Inventory, ctx: Context, journal: J.Journal) -> Outcome:
+        detail = journal.detail(self.id)
+        previous: dict[str, Any] = dict(detail.get("previous") or {})
+        for u in self._users(inv):
+            if u.user_name not in previous:  # recorded by an earlier run: that is the state to restore
+                previous[u.user_name] = {"keys": u.keys, "login_profile": u.login_profile, "policies": u.policies}
+        evidence = detail.get("evidence")
+        if evidence is None:
+            doc = {"captured_at": datetime.now(UTC).isoformat(), "alert_id": ctx.alert_id, "users": previous}
+            evidence = store_file(ex, ctx.evidence, CREDENTIALS_FILE, to_json_bytes(doc))
+        journal.set(self.id, previous=previous, evidence=evidence)  # before the change, for --rollback
+        done: dict[str, list[str]] = {}
+        for call in self.calls(inv, ctx):
+            ex.call(call)
+            what = call.params.get("AccessKeyId") or call.params.get("PolicyArn") or "login profile"
+            done.setdefault(call.params["UserName"], []).append(what)
+        left = discover_users(ex, inv)
+        if left:
+            return Outcome(J.FAILED, "still enabled: " + "; ".join(left), {"previous": previous, "evidence": evidence})
+        text = "; ".join(f"{u}: {', '.join(w)}" for u, w in sorted(done.items())) or "nothing left to disable"
+        return Outcome(J.DONE, text, {"previous": previous, "evidence": evidence, "changed": done})
+
+
+def discover_users(ex: Caller, inv: Inventory) -> list[str]:
+    """What is still enabled on the users after the reset (read back from IAM)."""
+    left: list[str] = []
+    for u in inv.users:
+        if u.problem:
+            continue
+        keys, profile, policies = user_reads(u.user_name)
+        active = [k["AccessKeyId"] for k in ex.read(keys).get("AccessKeyMetadata") or [] if k.get("Status") == "Active"]
+        attached = [p["PolicyArn"] for p in ex.read(policies).get("AttachedPolicies") or []]
+        try:
+            ex.read(profile)
+            has_profile = True
+        except AwsError as exc:
+            if exc.code != "NoSuchEntity":
+                raise
+            has_profile = False
+        bits = active + attached + (["login profile"] if has_profile else [])
+        if bits:
+            left.append(f"{u.user_name} ({', '.join(bits)})")
+    return left
+
+
 class Stop(Action):
     id = "stop"
     title = "Stop the instance (terminating it needs --approve terminate)"
@@ -688,11 +799,12 @@ def rollback_calls(
     profile: dict[str, Any] | None,
     instance_groups: list[str] | None = None,
     revoked: dict[str, Any] | None = None,
+    reset: dict[str, Any] | None = None,
 ) -> list[ApiCall]:
     """Calls that put back the recorded security groups (of the interfaces and of the instance) and the instance
     profile, given the current state, and undo a session revocation still in place (``revoked``: role → its earlier
-    policy of that name, or None)."""
-    calls: list[ApiCall] = []
+    policy of that name, or None) and a credential reset (``reset``: user → its keys and policies before it)."""
+    calls: list[ApiCall] = credential_rollback_calls(reset or {})
     for role, previous in sorted((revoked or {}).items()):
         if previous is None:
             calls.append(
@@ -732,10 +844,33 @@ def rollback_calls(
     return calls
 
 
+def credential_rollback_calls(reset: dict[str, Any]) -> list[ApiCall]:
+    """Reactivate the keys and re-attach the policies recorded before reset-credentials (a login profile cannot be
+    given back: it is left out)."""
+    calls: list[ApiCall] = []
+    for user, before in sorted(reset.items()):
+        for k in before.get("keys") or []:
+            if k.get("Status") == "Active":
+                params = {"UserName": user, "AccessKeyId": k["AccessKeyId"], "Status": "Active"}
+                calls.append(ApiCall("iam", "UpdateAccessKey", params, note="reactivate the deactivated key"))
+        for p in before.get("policies") or []:
+            calls.append(
+                ApiCall("iam", "AttachUserPolicy", {"UserName": user, "PolicyArn": p["PolicyArn"]},
+                        note="re-attach the policy detached by reset-credentials")  # fmt: skip
+            )
+    return calls
+
+
+def login_profiles_lost(reset: dict[str, Any]) -> list[str]:
+    """Users whose console password reset-credentials deleted: a rollback cannot restore it."""
+    return sorted(u for u, before in reset.items() if before.get("login_profile"))
+
+
 ACTIONS: dict[str, Action] = {
     a.id: a
     for a in (
-        TagProtect(), Evidence(), Isolate(), Snapshot(), RevokeSessions(), DetachProfile(), DeactivateKeys(), Stop(),
+        TagProtect(), Evidence(), Isolate(), Snapshot(), RevokeSessions(), DetachProfile(), DeactivateKeys(),
+        ResetCredentials(), Stop(),
         Terminate(),
     )
 }

@@ -57,6 +57,30 @@ class KeyCandidate:
 
 
 @dataclass
+class CreatedUser:
+    """An IAM user the compromised principal created or gave credentials, from the enrichment, and what IAM holds
+    for it now (read by :func:`discover`)."""
+
+    user_name: str
+    why: str
+    keys: list[dict[str, Any]] = field(default_factory=list)
+    """ListAccessKeys metadata: AccessKeyId, Status."""
+    login_profile: dict[str, Any] | None = None
+    policies: list[dict[str, Any]] = field(default_factory=list)
+    """ListAttachedUserPolicies: PolicyName, PolicyArn."""
+    problem: str | None = None
+
+
+def user_reads(user_name: str) -> list[ApiCall]:
+    """The reads that capture an IAM user's credentials and managed policies (evidence and verification)."""
+    return [
+        ApiCall("iam", "ListAccessKeys", {"UserName": user_name}),
+        ApiCall("iam", "GetLoginProfile", {"UserName": user_name}),
+        ApiCall("iam", "ListAttachedUserPolicies", {"UserName": user_name}),
+    ]
+
+
+@dataclass
 class Inventory:
     instance_id: str
     region: str
@@ -79,6 +103,7 @@ class Inventory:
     """Volume id → the snapshot already made for this alert (id, state)."""
     keys: list[KeyCandidate] = field(default_factory=list)
     key_notes: list[str] = field(default_factory=list)
+    users: list[CreatedUser] = field(default_factory=list)
     reads: list[ApiCall] = field(default_factory=list)
 
     @property
@@ -145,6 +170,7 @@ def discover(
     region: str,
     alert_id: str,
     keys: list[KeyCandidate] | None = None,
+    users: list[CreatedUser] | None = None,
 ) -> Inventory:
     """Read the instance and everything the response touches. A missing instance gives ``found=False``."""
     inv = Inventory(instance_id=instance_id, region=region, alert_id=alert_id)
@@ -228,7 +254,34 @@ def discover(
 
     for k in keys or []:
         inv.keys.append(_look_up_key(reader, inv, k))
+    for u in users or []:
+        inv.users.append(_look_up_user(reader, inv, u))
     return inv
+
+
+def _look_up_user(reader: Reader, inv: Inventory, user: CreatedUser) -> CreatedUser:
+    u = CreatedUser(user.user_name, user.why)
+    keys, profile, policies = user_reads(u.user_name)
+    try:
+        u.keys = [
+            {"AccessKeyId": m["AccessKeyId"], "Status": m.get("Status")}
+            for m in _read(reader, inv, keys).get("AccessKeyMetadata") or []
+            if m.get("AccessKeyId")
+        ]
+        u.policies = [
+            {"PolicyName": p.get("PolicyName"), "PolicyArn": p["PolicyArn"]}
+            for p in _read(reader, inv, policies).get("AttachedPolicies") or []
+            if p.get("PolicyArn")
+        ]
+        try:
+            found = _read(reader, inv, profile).get("LoginProfile") or {}
+            u.login_profile = {k: found.get(k) for k in ("UserName", "CreateDate", "PasswordResetRequired")}
+        except AwsError as exc:
+            if exc.code != "NoSuchEntity":
+                raise
+    except AwsError as exc:
+        u.problem = f"cannot read IAM user {u.user_name}: {exc.message}"
+    return u
 
 
 def _look_up_key(reader: Reader, inv: Inventory, key: KeyCandidate) -> KeyCandidate:

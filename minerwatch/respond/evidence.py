@@ -195,6 +195,13 @@ def _store(caller: Caller, loc: Location, name: str, data: bytes) -> dict[str, A
     return entry
 
 
+def store_file(caller: Caller, loc: Location, name: str, data: bytes) -> dict[str, Any]:
+    """Write one evidence file outside the capture pass; its entry (name, bytes, sha256, uri) goes in the journal."""
+    entry = _store(caller, loc, name, data)
+    entry["captured_at"] = iso_now()
+    return entry
+
+
 def capture(
     caller: Caller,
     inv: Inventory,

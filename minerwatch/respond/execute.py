@@ -20,9 +20,16 @@ from typing import Any
 from minerwatch.alerting.state import StateStore
 from minerwatch.errors import MinerWatchError
 from minerwatch.respond import journal as J
-from minerwatch.respond.actions import ACTIONS, MULTIPLE_INTERFACES, Context, Outcome, rollback_calls
+from minerwatch.respond.actions import (
+    ACTIONS,
+    MULTIPLE_INTERFACES,
+    Context,
+    Outcome,
+    login_profiles_lost,
+    rollback_calls,
+)
 from minerwatch.respond.aws import Aws, AwsError, request_id
-from minerwatch.respond.discover import TEMPORARY_KEY_PREFIX, Inventory, KeyCandidate, discover
+from minerwatch.respond.discover import TEMPORARY_KEY_PREFIX, CreatedUser, Inventory, KeyCandidate, discover
 from minerwatch.respond.evidence import location, sha256
 from minerwatch.respond.plan import ApiCall, Plan, Step, skeleton
 from minerwatch.rules.model import Rule
@@ -30,7 +37,7 @@ from minerwatch.rules.model import Rule
 INSTANCE_ID = re.compile(r"^i-[0-9a-f]{8,17}$")
 TAG_VALUE = re.compile(r"^[\w .:/=+\-@]{1,256}$")
 
-ROLLBACK_ACTIONS = ("isolate", "revoke-sessions", "detach-profile")
+ROLLBACK_ACTIONS = ("isolate", "revoke-sessions", "detach-profile", "reset-credentials")
 
 
 class ResponseError(MinerWatchError):
@@ -153,6 +160,28 @@ def launching_keys(enrichments: dict[str, Any], instance_id: str) -> tuple[list[
     return list(keys.values()), None
 
 
+LAUNCHER = "launched the instance"
+
+
+def created_users(enrichments: dict[str, Any], account_id: str | None) -> list[CreatedUser]:
+    """IAM users the launching principal created or gave an access key or a console password, from the
+    ``principal_activity`` enrichment (its tracked principals); the launching user itself is left to
+    deactivate-keys."""
+    activity = enrichments.get("principal_activity")
+    summary = activity.get("summary") if isinstance(activity, dict) else None
+    principals = summary.get("principals") if isinstance(summary, dict) else None
+    users = principals.get("iam_users") if isinstance(principals, dict) else None
+    out: dict[str, CreatedUser] = {}
+    for u in users if isinstance(users, list) else []:
+        if not isinstance(u, dict) or not isinstance(u.get("user_name"), str) or not u["user_name"]:
+            continue
+        why = str(u.get("why") or "")
+        if why == LAUNCHER or (account_id and u.get("account_id") and str(u["account_id"]) != str(account_id)):
+            continue
+        out.setdefault(u["user_name"], CreatedUser(u["user_name"], why or "tracked principal"))
+    return list(out.values())
+
+
 @dataclass
 class Options:
     evidence_root: str
@@ -196,6 +225,7 @@ class Response:
         if not TAG_VALUE.match(self.incident_id):
             raise ResponseError(f"incident id {self.incident_id!r}: use letters, digits, spaces and _.:/=+-@")
         self.keys, self.key_reason = launching_keys(self.enrichments, self.instance_id)
+        self.users = created_users(self.enrichments, self.account_id)
         self._account: str | None = None
 
     @property
@@ -239,7 +269,7 @@ class Response:
         return account
 
     def discover(self, ex: Executor) -> Inventory:
-        inv = discover(ex, self.instance_id, self.region, self.alert_id, self.keys)
+        inv = discover(ex, self.instance_id, self.region, self.alert_id, self.keys, self.users)
         if not inv.found:
             raise ResponseError(
                 f"instance {self.instance_id} not found in region {self.region} of account {self._account or '?'}"
@@ -389,7 +419,14 @@ class Response:
         revoked = None
         if self.journal.status("revoke-sessions") in (J.DONE, J.FAILED):  # not once rolled back
             revoked = self.journal.detail("revoke-sessions").get("previous")
-        return rollback_calls(inv, isolate.get("originals") or {}, profile, isolate.get("instance_groups"), revoked)
+        return rollback_calls(
+            inv, isolate.get("originals") or {}, profile, isolate.get("instance_groups"), revoked, self._reset()
+        )
+
+    def _reset(self) -> dict[str, Any] | None:
+        if self.journal.status("reset-credentials") in (J.DONE, J.FAILED):  # not once rolled back
+            return self.journal.detail("reset-credentials").get("previous")
+        return None
 
     def rollback(self, execute: bool) -> tuple[list[ApiCall], list[StepReport]]:
         if self.automatable:
@@ -397,7 +434,7 @@ class Response:
         ex = self.executor(execute=execute)
         self._audit_assume_role(execute)
         self._check_account(ex)
-        inv = discover(ex, self.instance_id, self.region, self.alert_id, self.keys)
+        inv = discover(ex, self.instance_id, self.region, self.alert_id, self.keys, self.users)
         terminated = self.journal.status("terminate") == J.DONE
         if inv.gone or (not inv.found and terminated):
             # Groups and profile went with the instance: no call on it could restore anything.
@@ -410,6 +447,7 @@ class Response:
             inv = self.discover(ex)  # raises, naming the instance, region and account
         calls = self.rollback_calls(inv)
         recorded = [a for a in ROLLBACK_ACTIONS if self.journal.status(a) in (J.DONE, J.FAILED)]
+        reset = self._reset() or {}
         if not execute:
             return calls, []
         reports: list[StepReport] = []
@@ -427,5 +465,8 @@ class Response:
         for a in recorded:
             self.journal.set(a, J.ROLLED_BACK)
         text = f"{len(calls)} call(s): " + ("; ".join(c.render() for c in calls) if calls else "nothing to restore")
+        lost = login_profiles_lost(reset)
+        if lost:
+            text += f"; console password of {', '.join(lost)} not restorable (deleted): set a new one by hand"
         reports.append(self._record("rollback", Outcome(J.DONE, text)))
         return calls, reports

@@ -31,12 +31,13 @@ ACTION_ORDER: tuple[str, ...] = (
     "revoke-sessions",
     "detach-profile",
     "deactivate-keys",
+    "reset-credentials",
     "stop",
     "terminate",
 )
 """Automated steps in the order they run."""
 
-APPROVALS: tuple[str, ...] = ("terminate", "deactivate-keys", "revoke-sessions")
+APPROVALS: tuple[str, ...] = ("terminate", "deactivate-keys", "revoke-sessions", "reset-credentials")
 """Steps that run only when named with ``--approve``."""
 
 # What a playbook line asks for; first match wins per pattern, a line may ask for several actions.
@@ -47,7 +48,7 @@ _LINE_ACTIONS: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...] = (
     (re.compile(r"\bterminat|\bremove the compromised", re.I), ("stop", "terminate")),
     (
         re.compile(r"\b(reset|rotate|revoke|deactivate|disable)\b.*\b(credential|key)", re.I),
-        ("revoke-sessions", "detach-profile", "deactivate-keys"),
+        ("revoke-sessions", "detach-profile", "deactivate-keys", "reset-credentials"),
     ),
 )
 

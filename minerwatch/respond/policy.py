@@ -17,7 +17,7 @@ from collections import defaultdict
 from typing import Any
 
 from minerwatch.respond.actions import ACTIONS, Context, rollback_calls
-from minerwatch.respond.discover import Inventory, KeyCandidate, QuarantineGroup, discover
+from minerwatch.respond.discover import CreatedUser, Inventory, KeyCandidate, QuarantineGroup, discover
 from minerwatch.respond.evidence import location
 from minerwatch.respond.plan import APPROVALS, ApiCall
 
@@ -73,6 +73,12 @@ _CANNED: dict[str, dict[str, Any]] = {
     "DescribeSnapshots": {"Snapshots": []},
     "GetAccessKeyLastUsed": {"UserName": "deployer"},
     "ListAccessKeys": {"AccessKeyMetadata": [{"AccessKeyId": "AKIAEXAMPLEKEY000001", "Status": "Active"}]},
+    "GetLoginProfile": {"LoginProfile": {"UserName": "backdoor"}},
+    "ListAttachedUserPolicies": {
+        "AttachedPolicies": [
+            {"PolicyName": "AdministratorAccess", "PolicyArn": "arn:aws:iam::aws:policy/AdministratorAccess"}
+        ]
+    },
 }
 
 
@@ -89,7 +95,8 @@ def representative_calls(evidence_root: str = "evidence") -> list[ApiCall]:
     """Every call the plan, the steps and the rollback can make, on a representative incident."""
     reader = _Canned()
     keys = [KeyCandidate("AKIAEXAMPLEKEY000001", "launched the instance")]
-    inv: Inventory = discover(reader, _INSTANCE, _REGION, _ALERT, keys)
+    users = [CreatedUser("backdoor", "IAM user created by the launching principal")]
+    inv: Inventory = discover(reader, _INSTANCE, _REGION, _ALERT, keys, users)
     calls = list(reader.seen)
     ctx = Context(
         alert={"alert_id": _ALERT},
@@ -111,8 +118,10 @@ def representative_calls(evidence_root: str = "evidence") -> list[ApiCall]:
             calls += action.calls(variant, ctx) + action.checks(variant, ctx)
     detached = Inventory(**{**inv.__dict__, "profile": None, "instance_groups": ["sg-0q"]})
     profile = {"Arn": "arn:aws:iam::1:instance-profile/app"}
+    reset = {"backdoor": {"keys": [{"AccessKeyId": "AKIAEXAMPLEKEY000002", "Status": "Active"}],
+                          "policies": [{"PolicyArn": "arn:aws:iam::aws:policy/AdministratorAccess"}]}}  # fmt: skip
     calls += rollback_calls(
-        detached, {"eni-0primary": ["sg-0web"]}, profile, ["sg-0web"], {"app-role": None, "other-role": "{}"}
+        detached, {"eni-0primary": ["sg-0web"]}, profile, ["sg-0web"], {"app-role": None, "other-role": "{}"}, reset
     )
     return calls
 
@@ -124,7 +133,16 @@ def _permissions(call: ApiCall) -> list[tuple[str, str, dict[str, Any] | None]]:
     if service == "s3":
         bucket = p.get("Bucket") or "*"
         out.append((f"s3:{op}", f"arn:aws:s3:::{bucket}/{_key_prefix(p.get('Key'))}*", None))
-    elif service == "iam" and op in ("UpdateAccessKey", "ListAccessKeys", "GetAccessKeyLastUsed"):
+    elif service == "iam" and op in (
+        "UpdateAccessKey",
+        "ListAccessKeys",
+        "GetAccessKeyLastUsed",
+        "GetLoginProfile",
+        "DeleteLoginProfile",
+        "ListAttachedUserPolicies",
+        "DetachUserPolicy",
+        "AttachUserPolicy",
+    ):
         out.append((f"iam:{op}", "arn:aws:iam::*:user/*", None))
     elif service == "iam" and op in ("PutRolePolicy", "DeleteRolePolicy", "GetRolePolicy"):
         out.append((f"iam:{op}", "arn:aws:iam::*:role/*", None))

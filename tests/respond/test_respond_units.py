@@ -72,6 +72,7 @@ def test_the_extended_rule_maps_its_own_wording() -> None:
         "revoke-sessions",
         "detach-profile",
         "deactivate-keys",
+        "reset-credentials",
         "stop",
         "terminate",
     ]
@@ -83,7 +84,10 @@ def test_the_extended_rule_maps_its_own_wording() -> None:
         ("Immediately isolate instance (modify security groups)", ["isolate"]),
         ("Preserve evidence (EBS snapshots, container image)", ["evidence", "snapshot"]),
         ("Terminate compromised instance", ["stop", "terminate"]),
-        ("Rotate every credential the resource could read", ["revoke-sessions", "detach-profile", "deactivate-keys"]),
+        (
+            "Rotate every credential the resource could read",
+            ["revoke-sessions", "detach-profile", "deactivate-keys", "reset-credentials"],
+        ),
         ("Review IAM credentials exposure", []),
         ("Report to AWS Abuse if external compromise", []),
     ],
