@@ -30,6 +30,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -134,8 +135,11 @@ def sweep_python(
     stats: SourceStats,
     on_reject: Callable[[Reject], None] | None = None,
     s3_client: Any | None = None,
+    prefilter: bool = True,
 ) -> dict[tuple[Any, ...], FlowGroup]:
-    """Hit groups from the per-record reader. Records, files and rejects are added to ``stats``."""
+    """Hit groups from the per-record reader. Records, files and rejects are added to ``stats``.
+
+    ``prefilter``: read only the lines :func:`candidate_pattern` finds (the same groups, records and rejects)."""
     read = ReadStats()
     groups: dict[tuple[Any, ...], FlowGroup] = {}
     match_ip = iocs.match_ip
@@ -148,7 +152,18 @@ def sweep_python(
         if on_reject is not None:
             on_reject(rej)
 
-    for record in read_vpcflow(list(paths), on_reject=reject, stats=read, s3_client=s3_client):
+    def span(first: int | None, last: int | None) -> None:
+        nonlocal lo, hi
+        if first is not None and (lo is None or first < lo):
+            lo = first
+        if last is not None and (hi is None or last > hi):
+            hi = last
+
+    pattern = candidate_pattern(iocs) if prefilter else None
+    records = read_vpcflow(
+        list(paths), on_reject=reject, stats=read, candidates=pattern, on_span=span, s3_client=s3_client
+    )
+    for record in records:
         f = record.flat
         start, end = f.get("start"), f.get("end")
         if start is not None and (lo is None or start < lo):
@@ -189,6 +204,29 @@ def sweep_python(
         stats.records += read.records_read
     stats.covers(_epoch(lo), _epoch(hi))
     return groups
+
+
+def candidate_pattern(iocs: IocSet) -> re.Pattern[bytes] | None:
+    """A pattern found in every flow record that may match ``iocs`` (and in some that do not): an IOC port, an
+    IOC address as a whole field, or a field starting with an IOC network's text prefix (the ranges of
+    :func:`network_ranges`). None when it would find every record (a network holding every address).
+
+    Only a superset: the exact check still decides, so a port number in the bytes column is let through and
+    then dropped. Addresses are matched in the text flow logs write (canonical, as the bulk engine does)."""
+    networks = network_ranges(iocs)
+    if networks.any_ipv4 or networks.any_ipv6:
+        return None
+    whole = [re.escape(a.encode()) for a in exact_addresses(iocs)]
+    whole += [b"0*" + str(p).encode() for p in sorted(iocs.ports)]  # int() reads leading zeros
+    starts = [re.escape(lo.encode()) for lo, _ in networks.ranges]
+    alts: list[bytes] = []
+    if whole:
+        alts.append(rb"(?:^| )(?:" + b"|".join(whole) + rb")(?= |$)")
+    if starts:
+        alts.append(rb"(?:^| )(?:" + b"|".join(starts) + rb")")
+    if not alts:
+        return re.compile(rb"(?!)")  # no indicator: nothing can match
+    return re.compile(b"|".join(alts), re.MULTILINE)
 
 
 def _epoch(seconds: int | None) -> datetime | None:
