@@ -289,7 +289,8 @@ def read_vpcflow(
 _FIELD = rb"[!-~]{1,%d}"  # printable ASCII without the space: what text.split() keeps as one field
 _INT = rb"(?:[0-9]{1,18}|-)"  # what the converter takes as an integer without a reject
 _TIME = rb"(?:[0-9]{1,11}|-)"  # and as a time datetime can hold
-_HEADER_LINE = re.compile(rb"^[a-z][a-z0-9-]*(?:[ \t]+[a-z][a-z0-9-]*)*[ \t\r]*$", re.MULTILINE)
+_SPECIAL_LINE = re.compile(rb"^(?:\{|[a-z][a-z0-9-]*(?:[ \t]+[a-z][a-z0-9-]*)*[ \t\r]*$)", re.MULTILINE)
+"""A line the reader treats apart: a header (it may change the field order) or a CloudWatch Logs export line."""
 
 
 class _BlockFilter:
@@ -323,27 +324,26 @@ class _BlockFilter:
             got = self._shapes[layout] = (line, column(layout.start), column(layout.end))
         return got
 
+    def run(self, data: bytes, start: int, end: int, layout: Layout, max_line: int) -> int:
+        """The end of the longest qualifying run of complete lines from ``start`` (``start`` when none)."""
+        line, _, _ = self.shape(layout, max_line)
+        stop = line.match(data, start, end).end()  # type: ignore[union-attr]  # (...)* always matches
+        special = _SPECIAL_LINE.search(data, start, stop)
+        return stop if special is None else special.start()
+
     def lines(
         self, data: bytes, start: int, end: int, layout: Layout, max_line: int
-    ) -> tuple[int, list[tuple[int, int]]] | None:
-        """(lines in ``data[start:end]``, (offset, end) of each candidate line), or None when the run does not
-        qualify."""
-        if b"{" in data[start:end] if end - start < 4096 else data.find(b"{", start, end) >= 0:
-            return None
-        if _HEADER_LINE.search(data, start, end) is not None:
-            return None
-        line, starts, ends = self.shape(layout, max_line)
-        if line.fullmatch(data, start, end) is None:
-            return None
+    ) -> tuple[int, list[tuple[int, int]]]:
+        """(lines in the qualifying run ``data[start:end]``, (offset, end) of each candidate line)."""
+        _, starts, ends = self.shape(layout, max_line)
         found: list[tuple[int, int]] = []
         last = -1
         rfind, find = data.rfind, data.find
         for m in self.candidates.finditer(data, start, end):
             at = m.start()
             if at < last:
-                continue
+                continue  # another hit in a line already taken
             head = rfind(b"\n", start, at) + 1 or start
-            head = max(head, start)
             last = find(b"\n", at, end)
             found.append((head, last))
         if self.on_span is not None:
@@ -413,25 +413,29 @@ class _Reader:
                 start = nl + 1
                 if start >= end:
                     continue
-            layout = self.layout
-            if layout is None:  # no header: the order of the first line's field count
-                nl = data.find(b"\n", start, end)
-                layout = _HEADERLESS_LAYOUTS.get(len(data[start:nl].split()))
-            picked = blocks.lines(data, start, end, layout, self.max_line) if layout is not None else None
-            if picked is None:
-                for n, raw in inputs.iter_lines(iter((data[start:end],)), self.max_line, lineno=lineno):
-                    lineno = n
-                    yield n, raw
-                continue
-            count, found = picked
-            base, pos = lineno, start
-            for head, tail in found:
-                base += data.count(b"\n", pos, head)
-                pos = head
-                yield base + 1, data[head:tail]
-            stats.records_read += count - len(found)
-            stats.prefiltered += count - len(found)
-            lineno += count
+            while start < end:
+                layout = self.layout
+                if layout is None:  # no header: the order of the first line's field count
+                    nl = data.find(b"\n", start, end)
+                    layout = _HEADERLESS_LAYOUTS.get(len(data[start:nl].split()))
+                stop = blocks.run(data, start, end, layout, self.max_line) if layout is not None else start
+                if stop > start:
+                    count, found = blocks.lines(data, start, stop, layout, self.max_line)  # type: ignore[arg-type]
+                    base, pos = lineno, start
+                    for head, tail in found:
+                        base += data.count(b"\n", pos, head)
+                        pos = head
+                        yield base + 1, data[head:tail]
+                    stats.records_read += count - len(found)
+                    stats.prefiltered += count - len(found)
+                    lineno += count
+                    start = stop
+                if start < end:  # a line outside any run: read as without the filter
+                    nl = data.find(b"\n", start, end)
+                    for n, raw in inputs.iter_lines(iter((data[start : nl + 1],)), self.max_line, lineno=lineno):
+                        lineno = n
+                        yield n, raw
+                    start = nl + 1
 
     def _text(
         self, name: str, lines: Iterator[tuple[int, bytes | inputs.LongLine | inputs.BrokenLine]]

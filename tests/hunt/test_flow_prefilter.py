@@ -97,7 +97,11 @@ def test_custom_format_repeated_header_and_garbage(tmp_path: Path) -> None:
         "10.0.0.4 203.0.113.9 50 3333 51000 eni-0a 1700000100 1700000160",  # match
         "10.0.0.4 203.0.113.9 50 443 51000 eni-0a 1690000000 1800000000",  # the span's ends
         "10.0.0.4 10.0.0.1 x 443 51000 eni-0a 1700000000 1700000060",  # bad integer: a reject, not a group
+        "10.0.0.4 203.0.113.9 y 443 51000 eni-0a 1700000000 1700000060",  # and in a line with no literal
+        "10.0.0.4 203.0.113.9 5 443 51000 eni-0a 99999999999999 1700000060",  # no time: a reject too
         "10.0.0.4 203.0.113.9 50 443",  # wrong field count: a reject
+    ]
+    mixed = [
         HEADER,  # the order changes mid-file
         _v2("10.0.0.5", "203.0.113.9", 51000, 3333),
         _v2("10.0.0.5", "203.0.113.9", 3333, 443, packets=3333),
@@ -106,9 +110,11 @@ def test_custom_format_repeated_header_and_garbage(tmp_path: Path) -> None:
     ]
     path = _write(str(tmp_path), "c.log", lines)
     groups, records, _, rejected, first, last, reasons = _same([path])
-    assert rejected == 2 and [r[1] for r in reasons] == [5, 6]
+    assert rejected == 4 and [r[1] for r in reasons] == [5, 6, 7, 8]
     assert first is not None and last is not None and first.year == 2023 and last.year == 2027
-    assert len(groups) == 3
+    assert len(groups) == 1
+    both = _same([path, _write(str(tmp_path), "d.log", lines + mixed)])
+    assert both[3] == 8 and len(both[0]) == 3
 
 
 def test_generated_flow_files(tmp_path: Path) -> None:
@@ -151,3 +157,13 @@ def test_random_lines(files: list[list[str]], head: bool) -> None:
     with tempfile.TemporaryDirectory(prefix="mw-prefilter-") as tmp:
         paths = [_write(tmp, f"f{i}.log", ([HEADER] if head else []) + lines) for i, lines in enumerate(files)]
         _same(paths)
+
+
+def test_a_header_of_the_same_width_changes_the_order_mid_run(tmp_path: Path) -> None:
+    # Every field is text, so the second header has the shape of a record: it must still be read as a header.
+    lines = ["interface-id srcaddr dstaddr", "eni-0a 10.0.0.4 10.0.0.1", "eni-0a 10.0.0.4 203.0.113.9",
+             "interface-id dstaddr srcaddr", "eni-0b 10.0.0.1 10.0.0.5", "eni-0b 10.0.0.6 203.0.113.9"]
+    groups, records, *_ = _same([_write(str(tmp_path), "e.log", lines)])
+    assert records == 4
+    assert sorted((k[1], k[4], k[5]) for k, *_ in groups) == [("eni-0a", "10.0.0.4", "10.0.0.1"),
+                                                             ("eni-0b", "10.0.0.5", "10.0.0.1")]
