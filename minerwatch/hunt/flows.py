@@ -30,7 +30,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -139,7 +138,7 @@ def sweep_python(
 ) -> dict[tuple[Any, ...], FlowGroup]:
     """Hit groups from the per-record reader. Records, files and rejects are added to ``stats``.
 
-    ``prefilter``: read only the lines :func:`candidate_pattern` finds (the same groups, records and rejects)."""
+    ``prefilter``: read only the lines :func:`candidate_finder` finds (the same groups, records and rejects)."""
     read = ReadStats()
     groups: dict[tuple[Any, ...], FlowGroup] = {}
     match_ip = iocs.match_ip
@@ -159,9 +158,9 @@ def sweep_python(
         if last is not None and (hi is None or last > hi):
             hi = last
 
-    pattern = candidate_pattern(iocs) if prefilter else None
+    finder = candidate_finder(iocs) if prefilter else None
     records = read_vpcflow(
-        list(paths), on_reject=reject, stats=read, candidates=pattern, on_span=span, s3_client=s3_client
+        list(paths), on_reject=reject, stats=read, candidates=finder, on_span=span, s3_client=s3_client
     )
     for record in records:
         f = record.flat
@@ -206,27 +205,42 @@ def sweep_python(
     return groups
 
 
-def candidate_pattern(iocs: IocSet) -> re.Pattern[bytes] | None:
-    """A pattern found in every flow record that may match ``iocs`` (and in some that do not): an IOC port, an
-    IOC address as a whole field, or a field starting with an IOC network's text prefix (the ranges of
-    :func:`network_ranges`). None when it would find every record (a network holding every address).
+def candidate_finder(iocs: IocSet) -> Callable[[bytes], list[int]] | None:
+    """Where a flow log text may hold a record that matches ``iocs``: offsets of the IOC ports, addresses and
+    network text prefixes (the ranges of :func:`network_ranges`) found at the start of a field, in one
+    Aho-Corasick pass. None when every record may match (a network holding every address).
 
     Only a superset: the exact check still decides, so a port number in the bytes column is let through and
-    then dropped. Addresses are matched in the text flow logs write (canonical, as the bulk engine does)."""
+    then dropped. A hit counts at a field start or after zeros (``int`` reads ``03333`` as 3333). Addresses
+    are found in the text flow logs write (canonical, as the bulk engine compares them)."""
+    import ahocorasick_rs
+
     networks = network_ranges(iocs)
     if networks.any_ipv4 or networks.any_ipv6:
         return None
-    whole = [re.escape(a.encode()) for a in exact_addresses(iocs)]
-    whole += [b"0*" + str(p).encode() for p in sorted(iocs.ports)]  # int() reads leading zeros
-    starts = [re.escape(lo.encode()) for lo, _ in networks.ranges]
-    alts: list[bytes] = []
-    if whole:
-        alts.append(rb"(?:^| )(?:" + b"|".join(whole) + rb")(?= |$)")
-    if starts:
-        alts.append(rb"(?:^| )(?:" + b"|".join(starts) + rb")")
-    if not alts:
-        return re.compile(rb"(?!)")  # no indicator: nothing can match
-    return re.compile(b"|".join(alts), re.MULTILINE)
+    literals = [a.encode() for a in exact_addresses(iocs)]
+    literals += [str(p).encode() for p in sorted(iocs.ports)]
+    literals += [lo.encode() for lo, _ in networks.ranges]
+    if not literals:
+        return lambda data: []
+    # Leftmost-longest: a literal never holds a space or newline, so a match never runs over a field's start
+    # and every field that starts with a literal gives a match there.
+    matcher = ahocorasick_rs.BytesAhoCorasick(
+        list(dict.fromkeys(literals)), matchkind=ahocorasick_rs.MatchKind.LeftmostLongest
+    )
+    find = matcher.find_matches_as_indexes
+
+    def hits(data: bytes) -> list[int]:
+        out: list[int] = []
+        for _, at, _ in find(data):
+            before = at - 1
+            while before >= 0 and data[before] == 48:  # 0
+                before -= 1
+            if before < 0 or data[before] in b" \n":
+                out.append(at)
+        return out
+
+    return hits
 
 
 def _epoch(seconds: int | None) -> datetime | None:

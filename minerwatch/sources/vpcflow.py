@@ -37,7 +37,7 @@ import os
 import re
 import stat
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -260,7 +260,7 @@ def read_vpcflow(
     on_reject: Callable[[Reject], None],
     stats: ReadStats,
     prefilter: Callable[[bytes], bool] | None = None,
-    candidates: re.Pattern[bytes] | None = None,
+    candidates: Callable[[bytes], Iterable[int]] | None = None,
     on_span: Callable[[int | None, int | None], None] | None = None,
     s3_client: Any | None = None,
     max_line_bytes: int = MAX_LINE_BYTES,
@@ -272,7 +272,7 @@ def read_vpcflow(
     ``on_reject`` and are counted in ``stats``. A path that does not exist raises
     :class:`~minerwatch.errors.InputError` here, before anything is read.
 
-    ``candidates``: a multiline pattern that finds every line that may matter (see :class:`_BlockFilter`).
+    ``candidates``: the offsets in a text of hits that make a line worth reading (see :class:`_BlockFilter`).
     Runs of lines that are all well-formed records under the current field order are searched with it at C
     speed, and only the lines holding a hit are read; the others are counted (``stats.prefiltered``) and their
     earliest ``start`` and latest ``end`` go to ``on_span``. Anything else (headers, blank or malformed lines,
@@ -301,7 +301,11 @@ class _BlockFilter:
     ``{``: such a line is always a record and never a reject, so skipping it changes nothing but the work.
     """
 
-    def __init__(self, candidates: re.Pattern[bytes], on_span: Callable[[int | None, int | None], None] | None):
+    def __init__(
+        self,
+        candidates: Callable[[bytes], Iterable[int]],
+        on_span: Callable[[int | None, int | None], None] | None,
+    ) -> None:
         self.candidates = candidates
         self.on_span = on_span
         self._shapes: dict[Layout, tuple[re.Pattern[bytes], re.Pattern[bytes] | None, re.Pattern[bytes] | None]] = {}
@@ -328,6 +332,8 @@ class _BlockFilter:
         """The end of the longest qualifying run of complete lines from ``start`` (``start`` when none)."""
         line, _, _ = self.shape(layout, max_line)
         stop = line.match(data, start, end).end()  # type: ignore[union-attr]  # (...)* always matches
+        if 0 in layout.ints:
+            return stop  # a header or export line starts with a letter or '{', never where a number must be
         special = _SPECIAL_LINE.search(data, start, stop)
         return stop if special is None else special.start()
 
@@ -339,8 +345,8 @@ class _BlockFilter:
         found: list[tuple[int, int]] = []
         last = -1
         rfind, find = data.rfind, data.find
-        for m in self.candidates.finditer(data, start, end):
-            at = m.start()
+        for at in self.candidates(data[start:end]):
+            at += start
             if at < last:
                 continue  # another hit in a line already taken
             head = rfind(b"\n", start, at) + 1 or start

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from minerwatch.enrich.iocs import IocSet
 from minerwatch.generate.flows import write_flow_files
-from minerwatch.hunt.flows import candidate_pattern, sweep_python
+from minerwatch.hunt.flows import candidate_finder, sweep_python
 from minerwatch.hunt.model import SourceStats
 from minerwatch.sources.records import ReadStats, Reject
 from minerwatch.sources.vpcflow import V2_FIELDS, read_vpcflow
@@ -125,18 +125,18 @@ def test_generated_flow_files(tmp_path: Path) -> None:
     assert sum(g[1] for g in groups) >= meta["hit_records"] > 0
     # The files were read through the prefilter: most lines were counted, never split.
     read = ReadStats()
-    pattern = candidate_pattern(iocs)
-    got = sum(1 for _ in read_vpcflow([str(tmp_path / "flows")], on_reject=print, stats=read, candidates=pattern))
+    finder = candidate_finder(iocs)
+    got = sum(1 for _ in read_vpcflow([str(tmp_path / "flows")], on_reject=print, stats=read, candidates=finder))
     assert read.records_read == meta["records"] and read.prefiltered > meta["records"] * 0.9
     assert got == meta["records"] - read.prefiltered
 
 
 def test_no_pattern_when_a_network_holds_every_address() -> None:
-    assert candidate_pattern(IocSet.of(ips=["0.0.0.0/0"], source="test")) is None
-    pattern = candidate_pattern(IOCS)
-    assert pattern is not None
-    assert pattern.search(b"2 1 eni 10.0.0.10 10.0.0.100 1 2 6 3333 3333 1 2 ACCEPT OK") is not None  # a superset
-    assert pattern.search(b"2 1 eni 10.0.0.10 10.0.0.100 1 2 6 33330 5 1 2 ACCEPT OK") is None
+    assert candidate_finder(IocSet.of(ips=["0.0.0.0/0"], source="test")) is None
+    finder = candidate_finder(IOCS)
+    assert finder is not None
+    assert finder(b"2 1 eni 10.0.0.10 10.0.0.100 1 2 6 3333 3333 1 2 ACCEPT OK") != []  # a superset
+    assert finder(b"2 1 eni 10.1.0.10 10.0.2.100 1 2 6 13333 5 1 2 ACCEPT OK") == []
 
 
 ADDRS = ["10.0.0.1", "10.0.0.10", "10.0.0.100", "192.0.2.0", "192.0.2.255", "192.0.3.0", "198.51.100.3",
