@@ -293,6 +293,12 @@ _SPECIAL_LINE = re.compile(rb"^(?:\{|[a-z][a-z0-9-]*(?:[ \t]+[a-z][a-z0-9-]*)*[ 
 """A line the reader treats apart: a header (it may change the field order) or a CloudWatch Logs export line."""
 
 
+def _extreme(pick: Callable[..., int], column: list[bytes]) -> int | None:
+    if b"-" in column:
+        column = [v for v in column if v != b"-"]
+    return pick(map(int, column), default=None)
+
+
 class _BlockFilter:
     """Reads only candidate lines of runs of well-formed records.
 
@@ -308,9 +314,9 @@ class _BlockFilter:
     ) -> None:
         self.candidates = candidates
         self.on_span = on_span
-        self._shapes: dict[Layout, tuple[re.Pattern[bytes], re.Pattern[bytes] | None, re.Pattern[bytes] | None]] = {}
+        self._shapes: dict[Layout, re.Pattern[bytes]] = {}
 
-    def shape(self, layout: Layout, max_line: int) -> tuple[re.Pattern[bytes], Any, Any]:
+    def shape(self, layout: Layout, max_line: int) -> re.Pattern[bytes]:
         got = self._shapes.get(layout)
         if got is None:
             word = _FIELD % max(1, max_line // (2 * len(layout.names)))
@@ -318,20 +324,12 @@ class _BlockFilter:
                 _TIME if i in (layout.start, layout.end) else _INT if i in layout.ints else word
                 for i in range(len(layout.names))
             ]
-            line = re.compile(rb"(?:" + b" ".join(parts) + rb"\n)*")
-
-            def column(i: int | None) -> re.Pattern[bytes] | None:
-                if i is None:
-                    return None
-                return re.compile(rb"^(?:[^ \n]+ ){%d}([0-9]+)[ \n]" % i, re.MULTILINE)
-
-            got = self._shapes[layout] = (line, column(layout.start), column(layout.end))
+            got = self._shapes[layout] = re.compile(rb"(?:" + b" ".join(parts) + rb"\n)*")
         return got
 
     def run(self, data: bytes, start: int, end: int, layout: Layout, max_line: int) -> int:
         """The end of the longest qualifying run of complete lines from ``start`` (``start`` when none)."""
-        line, _, _ = self.shape(layout, max_line)
-        stop = line.match(data, start, end).end()  # type: ignore[union-attr]  # (...)* always matches
+        stop = self.shape(layout, max_line).match(data, start, end).end()  # type: ignore[union-attr]  # (...)* always matches
         if 0 in layout.ints:
             return stop  # a header or export line starts with a letter or '{', never where a number must be
         special = _SPECIAL_LINE.search(data, start, stop)
@@ -341,7 +339,6 @@ class _BlockFilter:
         self, data: bytes, start: int, end: int, layout: Layout, max_line: int
     ) -> tuple[int, list[tuple[int, int]]]:
         """(lines in the qualifying run ``data[start:end]``, (offset, end) of each candidate line)."""
-        _, starts, ends = self.shape(layout, max_line)
         found: list[tuple[int, int]] = []
         last = -1
         rfind, find = data.rfind, data.find
@@ -352,10 +349,14 @@ class _BlockFilter:
             head = rfind(b"\n", start, at) + 1 or start
             last = find(b"\n", at, end)
             found.append((head, last))
-        if self.on_span is not None:
-            lo = min(map(int, starts.findall(data, start, end)), default=None) if starts is not None else None
-            hi = max(map(int, ends.findall(data, start, end)), default=None) if ends is not None else None
-            self.on_span(lo, hi)
+        if self.on_span is not None and (layout.start is not None or layout.end is not None):
+            # Every line has exactly the layout's fields, single-spaced: a column is a slice of the split.
+            fields = data[start:end].split()
+            width = len(layout.names)
+            self.on_span(
+                _extreme(min, fields[layout.start :: width]) if layout.start is not None else None,
+                _extreme(max, fields[layout.end :: width]) if layout.end is not None else None,
+            )
         return data.count(b"\n", start, end), found
 
 
