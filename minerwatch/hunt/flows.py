@@ -22,7 +22,9 @@ Two engines give the same hits:
     half-counted. Records read come from DuckDB's query profile (``None`` if it does not say).
 ``python``
     the per-record reader (:func:`minerwatch.sources.vpcflow.read_vpcflow`) and the same grouping in Python:
-    the reference the bulk engine is tested against, and the path for everything it cannot read.
+    the reference the bulk engine is tested against, and the path for everything it cannot read. The reader
+    reads only the lines :func:`candidate_finder` finds in runs of plain records (the same groups, records,
+    rejects and time span as reading every line; ``prefilter=False`` reads every line).
 """
 
 from __future__ import annotations
