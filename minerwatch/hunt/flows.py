@@ -223,6 +223,10 @@ def candidate_finder(iocs: IocSet) -> Callable[[bytes], list[int]] | None:
     literals = [a.encode() for a in exact_addresses(iocs)]
     literals += [str(p).encode() for p in sorted(iocs.ports)]
     literals += [lo.encode() for lo, _ in networks.ranges]
+    if any(lo.startswith("::ffff:") for lo, _ in networks.ranges):
+        # An IPv4 network's addresses may also be written IPv4-mapped in hex (::ffff:c633:6401), which the
+        # exact check reads as IPv4: no text prefix covers that spelling, so every such field is a candidate.
+        literals.append(b"::ffff:")
     if not literals:
         return lambda data: []
     # Leftmost-longest: a literal never holds a space or newline, so a match never runs over a field's start
