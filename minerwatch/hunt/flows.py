@@ -22,7 +22,9 @@ Two engines give the same hits:
     half-counted. Records read come from DuckDB's query profile (``None`` if it does not say).
 ``python``
     the per-record reader (:func:`minerwatch.sources.vpcflow.read_vpcflow`) and the same grouping in Python:
-    the reference the bulk engine is tested against, and the path for everything it cannot read.
+    the reference the bulk engine is tested against, and the path for everything it cannot read. The reader
+    reads only the lines :func:`candidate_finder` finds in runs of plain records (the same groups, records,
+    rejects and time span as reading every line; ``prefilter=False`` reads every line).
 """
 
 from __future__ import annotations
@@ -134,8 +136,11 @@ def sweep_python(
     stats: SourceStats,
     on_reject: Callable[[Reject], None] | None = None,
     s3_client: Any | None = None,
+    prefilter: bool = True,
 ) -> dict[tuple[Any, ...], FlowGroup]:
-    """Hit groups from the per-record reader. Records, files and rejects are added to ``stats``."""
+    """Hit groups from the per-record reader. Records, files and rejects are added to ``stats``.
+
+    ``prefilter``: read only the lines :func:`candidate_finder` finds (the same groups, records and rejects)."""
     read = ReadStats()
     groups: dict[tuple[Any, ...], FlowGroup] = {}
     match_ip = iocs.match_ip
@@ -148,7 +153,18 @@ def sweep_python(
         if on_reject is not None:
             on_reject(rej)
 
-    for record in read_vpcflow(list(paths), on_reject=reject, stats=read, s3_client=s3_client):
+    def span(first: int | None, last: int | None) -> None:
+        nonlocal lo, hi
+        if first is not None and (lo is None or first < lo):
+            lo = first
+        if last is not None and (hi is None or last > hi):
+            hi = last
+
+    finder = candidate_finder(iocs) if prefilter else None
+    records = read_vpcflow(
+        list(paths), on_reject=reject, stats=read, candidates=finder, on_span=span, s3_client=s3_client
+    )
+    for record in records:
         f = record.flat
         start, end = f.get("start"), f.get("end")
         if start is not None and (lo is None or start < lo):
@@ -189,6 +205,48 @@ def sweep_python(
         stats.records += read.records_read
     stats.covers(_epoch(lo), _epoch(hi))
     return groups
+
+
+def candidate_finder(iocs: IocSet) -> Callable[[bytes], list[int]] | None:
+    """Where a flow log text may hold a record that matches ``iocs``: offsets of the IOC ports, addresses and
+    network text prefixes (the ranges of :func:`network_ranges`) found at the start of a field, in one
+    Aho-Corasick pass. None when every record may match (a network holding every address).
+
+    Only a superset: the exact check still decides, so a port number in the bytes column is let through and
+    then dropped. A hit counts at a field start or after zeros (``int`` reads ``03333`` as 3333). Addresses
+    are found in the text flow logs write (canonical, as the bulk engine compares them)."""
+    import ahocorasick_rs
+
+    networks = network_ranges(iocs)
+    if networks.any_ipv4 or networks.any_ipv6:
+        return None
+    literals = [a.encode() for a in exact_addresses(iocs)]
+    literals += [str(p).encode() for p in sorted(iocs.ports)]
+    literals += [lo.encode() for lo, _ in networks.ranges]
+    if any(lo.startswith("::ffff:") for lo, _ in networks.ranges):
+        # An IPv4 network's addresses may also be written IPv4-mapped in hex (::ffff:c633:6401), which the
+        # exact check reads as IPv4: no text prefix covers that spelling, so every such field is a candidate.
+        literals.append(b"::ffff:")
+    if not literals:
+        return lambda data: []
+    # Leftmost-longest: a literal never holds a space or newline, so a match never runs over a field's start
+    # and every field that starts with a literal gives a match there.
+    matcher = ahocorasick_rs.BytesAhoCorasick(
+        list(dict.fromkeys(literals)), matchkind=ahocorasick_rs.MatchKind.LeftmostLongest
+    )
+    find = matcher.find_matches_as_indexes
+
+    def hits(data: bytes) -> list[int]:
+        out: list[int] = []
+        for _, at, _ in find(data):
+            before = at - 1
+            while before >= 0 and data[before] == 48:  # 0
+                before -= 1
+            if before < 0 or data[before] in b" \n":
+                out.append(at)
+        return out
+
+    return hits
 
 
 def _epoch(seconds: int | None) -> datetime | None:

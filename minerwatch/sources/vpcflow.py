@@ -37,7 +37,7 @@ import os
 import re
 import stat
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -260,6 +260,8 @@ def read_vpcflow(
     on_reject: Callable[[Reject], None],
     stats: ReadStats,
     prefilter: Callable[[bytes], bool] | None = None,
+    candidates: Callable[[bytes], Iterable[int]] | None = None,
+    on_span: Callable[[int | None, int | None], None] | None = None,
     s3_client: Any | None = None,
     max_line_bytes: int = MAX_LINE_BYTES,
 ) -> Iterator[Record]:
@@ -269,10 +271,93 @@ def read_vpcflow(
     is skipped (``stats.prefiltered``) after cheap checks that still reject garbage. Rejects go to
     ``on_reject`` and are counted in ``stats``. A path that does not exist raises
     :class:`~minerwatch.errors.InputError` here, before anything is read.
+
+    ``candidates``: the offsets in a text of hits that make a line worth reading (see :class:`_BlockFilter`).
+    Runs of lines that are all well-formed records under the current field order are searched with it at C
+    speed, and only the lines holding a hit are read; the others are counted (``stats.prefiltered``) and their
+    earliest ``start`` and latest ``end`` go to ``on_span``. Anything else (headers, blank or malformed lines,
+    CloudWatch export lines) is read line by line as without it, so records and rejects are unchanged.
     """
     paths = [os.fspath(p) for p in paths]
     inputs.check_paths(paths)
-    return _Reader(inputs.RejectSink(on_reject, stats), stats, prefilter, max_line_bytes).run(paths, s3_client)
+    blocks = _BlockFilter(candidates, on_span) if candidates is not None else None
+    return _Reader(inputs.RejectSink(on_reject, stats), stats, prefilter, max_line_bytes, blocks).run(
+        paths, s3_client
+    )
+
+
+_FIELD = rb"[!-~]{1,%d}"  # printable ASCII without the space: what text.split() keeps as one field
+_INT = rb"(?:[0-9]{1,18}|-)"  # what the converter takes as an integer without a reject
+_TIME = rb"(?:[0-9]{1,11}|-)"  # and as a time datetime can hold
+_SPECIAL_LINE = re.compile(rb"^(?:\{|[a-z][a-z0-9-]*(?:[ \t]+[a-z][a-z0-9-]*)*[ \t\r]*$)", re.MULTILINE)
+"""A line the reader treats apart: a header (it may change the field order) or a CloudWatch Logs export line."""
+
+
+def _extreme(pick: Callable[..., int], column: list[bytes]) -> int | None:
+    if b"-" in column:
+        column = [v for v in column if v != b"-"]
+    return pick(map(int, column), default=None)
+
+
+class _BlockFilter:
+    """Reads only candidate lines of runs of well-formed records.
+
+    A run qualifies when every line is exactly the current layout's fields, each a printable ASCII word
+    (integers and times as the converter takes them), single-spaced, with no header-shaped line and no
+    ``{``: such a line is always a record and never a reject, so skipping it changes nothing but the work.
+    """
+
+    def __init__(
+        self,
+        candidates: Callable[[bytes], Iterable[int]],
+        on_span: Callable[[int | None, int | None], None] | None,
+    ) -> None:
+        self.candidates = candidates
+        self.on_span = on_span
+        self._shapes: dict[Layout, re.Pattern[bytes]] = {}
+
+    def shape(self, layout: Layout, max_line: int) -> re.Pattern[bytes]:
+        got = self._shapes.get(layout)
+        if got is None:
+            word = _FIELD % max(1, max_line // (2 * len(layout.names)))
+            parts = [
+                _TIME if i in (layout.start, layout.end) else _INT if i in layout.ints else word
+                for i in range(len(layout.names))
+            ]
+            got = self._shapes[layout] = re.compile(rb"(?:" + b" ".join(parts) + rb"\n)*")
+        return got
+
+    def run(self, data: bytes, start: int, end: int, layout: Layout, max_line: int) -> int:
+        """The end of the longest qualifying run of complete lines from ``start`` (``start`` when none)."""
+        stop = self.shape(layout, max_line).match(data, start, end).end()  # type: ignore[union-attr]  # (...)* always matches
+        if 0 in layout.ints:
+            return stop  # a header or export line starts with a letter or '{', never where a number must be
+        special = _SPECIAL_LINE.search(data, start, stop)
+        return stop if special is None else special.start()
+
+    def lines(
+        self, data: bytes, start: int, end: int, layout: Layout, max_line: int
+    ) -> tuple[int, list[tuple[int, int]]]:
+        """(lines in the qualifying run ``data[start:end]``, (offset, end) of each candidate line)."""
+        found: list[tuple[int, int]] = []
+        last = -1
+        rfind, find = data.rfind, data.find
+        for at in self.candidates(data[start:end]):
+            at += start
+            if at < last:
+                continue  # another hit in a line already taken
+            head = rfind(b"\n", start, at) + 1 or start
+            last = find(b"\n", at, end)
+            found.append((head, last))
+        if self.on_span is not None and (layout.start is not None or layout.end is not None):
+            # Every line has exactly the layout's fields, single-spaced: a column is a slice of the split.
+            fields = data[start:end].split()
+            width = len(layout.names)
+            self.on_span(
+                _extreme(min, fields[layout.start :: width]) if layout.start is not None else None,
+                _extreme(max, fields[layout.end :: width]) if layout.end is not None else None,
+            )
+        return data.count(b"\n", start, end), found
 
 
 class _Reader:
@@ -282,11 +367,15 @@ class _Reader:
         stats: ReadStats,
         prefilter: Callable[[bytes], bool] | None,
         max_line: int,
+        blocks: _BlockFilter | None = None,
     ) -> None:
         self.reject = reject
         self.stats = stats
         self.prefilter = prefilter
         self.max_line = max_line
+        self.blocks = blocks
+        self.layout: Layout | None = None
+        """The field order of the line read last (the block filter reads runs under it)."""
 
     def run(self, paths: Sequence[str], s3_client: Any | None) -> Iterator[Record]:
         for inp in inputs.iter_inputs(paths, self.reject, self.stats, s3_client=s3_client):
@@ -295,12 +384,65 @@ class _Reader:
                 chunks = inputs.prepend(head, rest)
                 if kind == "parquet":
                     yield from self._parquet(inp.name, chunks)
+                elif self.blocks is not None:
+                    yield from self._text(inp.name, self._filtered_lines(chunks))
                 else:
                     yield from self._text(inp.name, inputs.iter_lines(chunks, self.max_line))
             finally:
                 inp.chunks.close()
 
     # ---- text
+
+    def _filtered_lines(
+        self, chunks: Iterator[bytes]
+    ) -> Iterator[tuple[int, bytes | inputs.LongLine | inputs.BrokenLine]]:
+        """:func:`inputs.iter_lines`, less the lines of qualifying runs that hold no candidate (counted here).
+
+        Lazy: a run is judged once :meth:`_text` has read every line before it, so ``self.layout`` is current.
+        """
+        blocks = self.blocks
+        assert blocks is not None
+        stats = self.stats
+        lineno = 0
+        self.layout = None
+        for item in inputs.iter_line_blocks(chunks, self.max_line):
+            if type(item) is not inputs.LineBlock:
+                lineno += 1
+                yield lineno, item  # type: ignore[misc]
+                continue
+            data, start, end = item.data, item.start, item.end
+            if lineno == 0:  # the first line alone: a byte-order mark, a header
+                nl = data.find(b"\n", start, end)
+                lineno += 1
+                raw = data[start:nl]
+                long = len(raw) > self.max_line
+                yield lineno, inputs.LongLine(len(raw), raw[: inputs.EXCERPT_CHARS * 4]) if long else raw
+                start = nl + 1
+                if start >= end:
+                    continue
+            while start < end:
+                layout = self.layout
+                if layout is None:  # no header: the order of the first line's field count
+                    nl = data.find(b"\n", start, end)
+                    layout = _HEADERLESS_LAYOUTS.get(len(data[start:nl].split()))
+                stop = blocks.run(data, start, end, layout, self.max_line) if layout is not None else start
+                if stop > start:
+                    count, found = blocks.lines(data, start, stop, layout, self.max_line)  # type: ignore[arg-type]
+                    base, pos = lineno, start
+                    for head, tail in found:
+                        base += data.count(b"\n", pos, head)
+                        pos = head
+                        yield base + 1, data[head:tail]
+                    stats.records_read += count - len(found)
+                    stats.prefiltered += count - len(found)
+                    lineno += count
+                    start = stop
+                if start < end:  # a line outside any run: read as without the filter
+                    nl = data.find(b"\n", start, end)
+                    for n, raw in inputs.iter_lines(iter((data[start : nl + 1],)), self.max_line, lineno=lineno):
+                        lineno = n
+                        yield n, raw
+                    start = nl + 1
 
     def _text(
         self, name: str, lines: Iterator[tuple[int, bytes | inputs.LongLine | inputs.BrokenLine]]
@@ -342,7 +484,7 @@ class _Reader:
                     reason = f"bad header: field {dup!r} named twice (the previous field order stays)"
                     reject(name, lineno, "bad header", reason, raw)
                 else:
-                    header = Layout.of(names, f"the header at line {lineno}")
+                    header = self.layout = Layout.of(names, f"the header at line {lineno}")
                 continue
             stats.records_read += 1
             if prefilter is not None and not prefilter(raw):
