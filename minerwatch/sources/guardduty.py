@@ -395,6 +395,7 @@ class _Reader:
                 text.reject(self, name)
                 text = None
             if type(raw) is not bytes:
+                started = True  # an over-long or broken line is judged alone, never as the start of a text run
                 if isinstance(raw, inputs.LongLine):
                     stats.records_read += 1
                     reason = f"record too large: {raw.size} bytes (limit {self.max_record})"
@@ -442,9 +443,14 @@ class _Reader:
         blank_bytes = inputs.BLANK
         chunk: bytes | None = None
         ascii_chunk = False
+        # _lines judges a file by its first non-blank line (text or JSON), so that line always reaches it; in a
+        # file judged text, no line is left out, since a JSON object ends the run of text lines there.
+        judged = text = False
         for item in items:
             if type(item) is not inputs.LineBlock:
                 lineno += 1
+                if not judged:
+                    judged, text = _judge(item, lineno)
                 yield lineno, item
                 continue
             data, start, end = item.data, item.start, item.end
@@ -458,8 +464,11 @@ class _Reader:
                     newlines = _clean_newlines(data, pos, end)
                     if newlines:
                         hits = _lines_with(data, pos, newlines[-1] + 1, newlines, needles)
-                        if lineno == 0 and hits[:1] != [0]:
-                            hits.insert(0, 0)  # line 1 goes through the per-line code, as a byte-order mark would
+                        if text:
+                            hits = list(range(len(newlines)))
+                        elif not judged and hits[:1] != [0]:
+                            hits.insert(0, 0)
+                        judged = True
                         skipped = len(newlines) - len(hits)
                         stats.records_read += skipped
                         stats.prefiltered += skipped
@@ -478,6 +487,8 @@ class _Reader:
                         continue
                 nl = find(b"\n", pos, end)
                 lineno += 1
+                if not judged:
+                    judged, text = _judge(data[pos:nl], lineno)
                 yield lineno, data[pos:nl]
                 pos = nl + 1
 
@@ -666,8 +677,8 @@ class _TextRun:
         self.head = raw
 
     def takes(self, line: int, raw: bytes | inputs.LongLine | inputs.BrokenLine) -> bool:
-        """Whether ``raw`` (line ``line``) belongs to the run. Blank lines never reach here (they are skipped in
-        runs), so a gap in the numbers is blank lines inside the text: the run goes on over it."""
+        """Whether ``raw`` (line ``line``) belongs to the run. A gap in the numbers is blank lines (skipped in runs,
+        never seen here): the run goes on over it."""
         if line < self.expect or isinstance(raw, inputs.BrokenLine):
             return False
         self.expect = line + 1
@@ -690,6 +701,18 @@ class _TextRun:
         reader.stats.records_read += 1
         key = f"{kind}, not JSON"
         reader.reject(name, self.first, key, f"{key}: {lines}, no GuardDuty finding", self.head)
+
+
+def _judge(raw: bytes | inputs.LongLine | inputs.BrokenLine, lineno: int) -> tuple[bool, bool]:
+    """(judged, text) as :meth:`_Reader._lines` decides them from a stream's first lines: a blank line decides
+    nothing; an over-long or broken line, or one that opens a JSON value, makes the file JSON; anything else text."""
+    if not isinstance(raw, bytes):
+        return True, False
+    if lineno == 1 and raw.startswith(_BOM):
+        raw = raw[len(_BOM) :]
+    if not raw or raw.isspace():
+        return False, False
+    return True, raw.lstrip()[:1] not in (b"{", b"[")
 
 
 def _is_plain_parquet(name: str) -> bool:
