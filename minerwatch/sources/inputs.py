@@ -807,6 +807,13 @@ class TextStream:
             return self.fail(key, f"{reason} ({what})")
         return self.fail("invalid JSON", f"invalid JSON: unexpected end of data ({what})")
 
+    def expected(self, what: str) -> StreamError:
+        """Invalid JSON at ``pos``: ``what`` was expected there."""
+        return self.fail(
+            "invalid JSON",
+            f"invalid JSON: expected {what} at line {self.line_at(self.pos)} column {self.column_at(self.pos)}",
+        )
+
     def value(self, limit: int, decode: Callable[[str, int], tuple[Any, int]]) -> Any:
         """Decode the JSON value at ``pos`` (at most ``limit`` characters) and move past it."""
         start = self.pos
@@ -857,11 +864,7 @@ class TextStream:
                 if char != ",":
                     if not char:
                         raise self.end_error(f"the array opened at line {opened} is not closed")
-                    raise self.fail(
-                        "invalid JSON",
-                        f"invalid JSON: expected ',' or ']' at line "
-                        f"{self.line_at(self.pos)} column {self.column_at(self.pos)}",
-                    )
+                    raise self.expected("',' or ']'")
                 self.pos += 1
                 char = self.skip_ws()
             if not char:
@@ -882,11 +885,7 @@ class TextStream:
             if char != ",":
                 if not char:
                     raise self.end_error(f"the object opened at line {opened} is not closed")
-                raise self.fail(
-                    "invalid JSON",
-                    f"invalid JSON: expected ',' or '}}' at line "
-                    f"{self.line_at(self.pos)} column {self.column_at(self.pos)}",
-                )
+                raise self.expected("',' or '}'")
             self.pos += 1
             self.skip_ws()
             member = self.value(limit, decode)
