@@ -223,18 +223,23 @@ def tick(store: StateStore, alert_id: str, item: str, user: str, note: str, chec
 # -- response ------------------------------------------------------------------------------------------------
 
 
-def response(store: StateStore, settings: Settings, alert_id: str, user: str, approvals: set[str]) -> Response:
-    record = alert_or_raise(store, alert_id)
-    rule = rule_for_alert(record)
-    if rule is None:
-        raise CaseError(f"no shipped rule has id {record.get('rule_id')!r}: respond with the CLI and --rule")
-    aws = Aws(
+def _aws(settings: Settings, user: str) -> Aws:
+    """The AWS session of the console's settings, its calls recorded under the signed-in user."""
+    return Aws(
         region=settings.region,
         profile=settings.profile,
         role_arn=settings.role_arn,
         external_id=settings.external_id,
         actor=user,
     )
+
+
+def response(store: StateStore, settings: Settings, alert_id: str, user: str, approvals: set[str]) -> Response:
+    record = alert_or_raise(store, alert_id)
+    rule = rule_for_alert(record)
+    if rule is None:
+        raise CaseError(f"no shipped rule has id {record.get('rule_id')!r}: respond with the CLI and --rule")
+    aws = _aws(settings, user)
     options = Options(
         evidence_root=settings.evidence or str(Path(settings.state).parent / "evidence"),
         actor=user,
@@ -323,13 +328,7 @@ def run_posture_check(store: StateStore, settings: Settings, user: str) -> dict[
     from minerwatch.rules.loader import load_rule
     from minerwatch.rules.shipped import DEFAULT_RULE
 
-    aws = Aws(
-        region=settings.region,
-        profile=settings.profile,
-        role_arn=settings.role_arn,
-        external_id=settings.external_id,
-        actor=user,
-    )
+    aws = _aws(settings, user)
     regions = settings.region or "all"
     try:
         report = run_posture(aws, PostureOptions(regions=regions, checks=None), load_rule(DEFAULT_RULE))
