@@ -9,21 +9,16 @@ from minerwatch.notify.config import NotifyConfig, SecurityHubDestination, find_
 DEFAULT_NAME = "securityhub"
 
 
-def hub_config(config: Path | None = None) -> NotifyConfig:
-    """The Security Hub destinations of minerwatch.yaml (``--config``, ``$MINERWATCH_CONFIG``, ``./minerwatch.yaml``),
-    else one named ``securityhub`` with the defaults (region and credentials from the AWS environment)."""
+def _hubs(config: Path | None = None) -> list[SecurityHubDestination]:
+    """The enabled Security Hub destinations of minerwatch.yaml (``--config``, ``$MINERWATCH_CONFIG``,
+    ``./minerwatch.yaml``), else one named ``securityhub`` with the defaults (region and credentials from the AWS
+    environment)."""
     found = find_config(config)
     if found is not None:
-        cfg = load_config(found)
-        hubs = [d for d in cfg.destinations if isinstance(d, SecurityHubDestination) and d.enabled]
+        hubs = [d for d in load_config(found).destinations if isinstance(d, SecurityHubDestination) and d.enabled]
         if hubs:
-            return cfg.model_copy(update={"destinations": hubs})
-        return cfg.model_copy(update={"destinations": [_default()]})
-    return NotifyConfig(destinations=[_default()])
-
-
-def _default() -> SecurityHubDestination:
-    return SecurityHubDestination(name=DEFAULT_NAME, type="securityhub")
+            return hubs
+    return [SecurityHubDestination(name=DEFAULT_NAME, type="securityhub")]
 
 
 def with_securityhub(cfg: NotifyConfig | None, config: Path | None = None) -> NotifyConfig:
@@ -31,7 +26,7 @@ def with_securityhub(cfg: NotifyConfig | None, config: Path | None = None) -> No
     so alerts reach Security Hub through the same outbox and delivery as every other destination."""
     if cfg is not None and any(isinstance(d, SecurityHubDestination) for d in cfg.destinations):
         return cfg
-    hubs = hub_config(config).destinations
+    hubs = _hubs(config)
     return NotifyConfig(destinations=hubs) if cfg is None else cfg.model_copy(
         update={"destinations": [*cfg.destinations, *hubs]}
     )

@@ -20,13 +20,13 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
-import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from minerwatch.notify.base import Delivery, DeliveryError, clean, cut, facts, summary_line
 from minerwatch.notify.config import SecurityHubDestination
+from minerwatch.notify.sns import aws_client
 
 BATCH_LIMIT = 100
 TITLE_LIMIT = 256
@@ -38,7 +38,6 @@ _TRANSIENT_CODES = {"ThrottlingException", "TooManyRequestsException", "Internal
                     "ServiceUnavailable", "RequestTimeout", "InternalServerError"}  # fmt: skip
 _ACCOUNT = re.compile(r"[0-9]{12}")
 _INSTANCE = re.compile(r"i-[0-9a-f]{8,17}")
-_boto_lock = threading.Lock()
 
 
 def _iso(moment: datetime) -> str:
@@ -161,20 +160,7 @@ class SecurityHubSender:
         self._product: tuple[str, str] | None = None
 
     def _session_client(self, service: str) -> Any:
-        import boto3
-        from botocore.config import Config
-
-        with _boto_lock:  # boto3 session creation is not thread-safe
-            session = boto3.session.Session(profile_name=self.dest.profile, region_name=self.dest.region)
-            return session.client(
-                service,
-                endpoint_url=self.dest.endpoint_url,
-                config=Config(
-                    connect_timeout=self.dest.timeout,
-                    read_timeout=self.dest.timeout,
-                    retries={"max_attempts": 1, "mode": "standard"},
-                ),
-            )
+        return aws_client(service, self.dest.profile, self.dest.region, self.dest.endpoint_url, self.dest.timeout)
 
     def hub(self) -> Any:
         if self._client is None:

@@ -41,6 +41,22 @@ _PERMANENT_CODES = {
 _boto_lock = threading.Lock()
 
 
+def aws_client(service: str, profile: str | None, region: str | None, endpoint_url: str | None, timeout: float) -> Any:
+    """A boto3 client that makes one attempt per call (the outbox does the retrying)."""
+    import boto3  # only AWS destinations pay for importing boto3
+    from botocore.config import Config
+
+    with _boto_lock:  # boto3 session creation is not thread-safe
+        session = boto3.session.Session(profile_name=profile, region_name=region)
+        return session.client(
+            service,
+            endpoint_url=endpoint_url,
+            config=Config(
+                connect_timeout=timeout, read_timeout=timeout, retries={"max_attempts": 1, "mode": "standard"}
+            ),
+        )
+
+
 def _subject(text: str) -> str:
     # SNS subjects: printable ASCII, no line breaks, at most 100 characters.
     ascii_only = re.sub(r"[^\x20-\x7e]", "?", clean(text))
@@ -85,20 +101,8 @@ class SnsSender:
 
     def _sns(self) -> Any:
         if self._client is None:
-            import boto3  # only SNS users pay for importing boto3
-            from botocore.config import Config
-
-            with _boto_lock:  # boto3 session creation is not thread-safe
-                session = boto3.session.Session(profile_name=self.dest.profile, region_name=self.dest.region_name)
-                self._client = session.client(
-                    "sns",
-                    endpoint_url=self.dest.endpoint_url,
-                    config=Config(
-                        connect_timeout=self.dest.timeout,
-                        read_timeout=self.dest.timeout,
-                        retries={"max_attempts": 1, "mode": "standard"},
-                    ),
-                )
+            d = self.dest
+            self._client = aws_client("sns", d.profile, d.region_name, d.endpoint_url, d.timeout)
         return self._client
 
     def send(self, delivery: Delivery) -> None:

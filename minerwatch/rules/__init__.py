@@ -26,23 +26,10 @@ if TYPE_CHECKING:
     )
 
 _LOADER = ("load_rule", "parse_rule", "parse_throttle", "rule_id_for")
-_MODEL = (
-    "SEVERITIES",
-    "AlertConfig",
-    "FalsePositives",
-    "Iocs",
-    "Mitre",
-    "MitreRef",
-    "Rule",
-    "RuleTest",
-    "RuleWarning",
-    "Severity",
-    "Throttle",
-)
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LOADER or name in _MODEL:
+    if name in __all__:
         module = importlib.import_module("minerwatch.rules." + ("loader" if name in _LOADER else "model"))
         return getattr(module, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
