@@ -271,10 +271,13 @@ class Response:
     def discover(self, ex: Executor) -> Inventory:
         inv = discover(ex, self.instance_id, self.region, self.alert_id, self.keys, self.users)
         if not inv.found:
-            raise ResponseError(
-                f"instance {self.instance_id} not found in region {self.region} of account {self._account or '?'}"
-            )
+            raise self._not_found()
         return inv
+
+    def _not_found(self) -> ResponseError:
+        return ResponseError(
+            f"instance {self.instance_id} not found in region {self.region} of account {self._account or '?'}"
+        )
 
     # -- plan -----------------------------------------------------------------------------------------
     def plan(self, ex: Executor | None = None) -> Plan:
@@ -444,7 +447,7 @@ class Response:
                 return [], [self._record("rollback", Outcome(J.SKIPPED, gone))]
             return [], [StepReport("rollback", J.SKIPPED, gone)]
         if not inv.found:
-            inv = self.discover(ex)  # raises, naming the instance, region and account
+            raise self._not_found()
         calls = self.rollback_calls(inv)
         recorded = [a for a in ROLLBACK_ACTIONS if self.journal.status(a) in (J.DONE, J.FAILED)]
         reset = self._reset() or {}
