@@ -24,8 +24,8 @@ from minerwatch.enrich.run import rule_for_alert
 from minerwatch.errors import ConfigError, MinerWatchError
 from minerwatch.notify.config import NotifyConfig
 from minerwatch.notify.outbox import enqueue
-from minerwatch.respond import journal as J
 from minerwatch.respond.aws import Aws
+from minerwatch.respond.checklist import complete_item
 from minerwatch.respond.execute import Options, Response, ResponseError, StepReport
 from minerwatch.respond.plan import APPROVALS, Plan
 
@@ -199,25 +199,17 @@ def close_false_positive(
 # -- response checklist -------------------------------------------------------------------------------------
 
 
-def tick(store: StateStore, alert_id: str, item: str, user: str, note: str, checklist: list[dict[str, Any]]) -> None:
-    """Close a checklist item with a note: the response journal marks it done, as the report's checklist reads.
-
-    Automated steps close by running them; this is for the manual items of the plan."""
+def tick(store: StateStore, alert_id: str, item: str, user: str, note: str) -> None:
+    """Close a manual checklist item with a note, as ``minerwatch respond ALERT --done`` does (same journal and audit
+    rows, so the report counts it). Automated steps close by running them."""
     record = alert_or_raise(store, alert_id)
-    found = next((i for i in checklist if i["id"] == item), None)
-    if found is None:
-        raise CaseError(f"no checklist item {item!r}")
-    if found["kind"] != "manual":
-        raise CaseError(f"{item} is an automated step: it closes when the response runs it")
+    rule = rule_for_alert(record)
+    if rule is None:
+        raise CaseError(f"no shipped rule has id {record.get('rule_id')!r}: tick the item with the CLI and --rule")
     note = note.strip()
     if not note:
         raise CaseError("ticking an item needs a note (what was done)")
-    journal = J.Journal(store, record["alert_id"])  # outside the transaction: it runs CREATE TABLE IF NOT EXISTS
-    with S.transaction(store):
-        journal.set(item, J.DONE, message=note, by=user)
-        store.audit(
-            f"checklist:{item}", alert_id=record["alert_id"], actor=user, result={"status": J.DONE, "message": note}
-        )
+    complete_item(store, record, rule, item, actor=user, note=note)
 
 
 # -- response ------------------------------------------------------------------------------------------------

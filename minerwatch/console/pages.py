@@ -258,9 +258,8 @@ def case_checklist(
     request: Request, alert_id: str, item: str = Form(...), note: str = Form(""), user: A.User = analyst
 ) -> Response:
     con = console_of(request)
-    report = V.report_of(con.store, alert_id)
-    C.tick(con.store, alert_id, item, user.name, note, report["checklist"]["items"])
-    return _back(report["report"]["alert_id"], "#checklist")
+    C.tick(con.store, alert_id, item, user.name, note)
+    return _back(alert_id, "#checklist")
 
 
 @router.get("/alerts/{alert_id}/report.{fmt}")

@@ -40,17 +40,6 @@ HOSTILE_DESCRIPTION = f"{IMG} {{% raw %}}{{{{ config }}}} ${{7*7}} {ANSI}"
 HOSTILE_TAG = f"{SCRIPT}{IMG}"
 HOSTILE_INSTANCE = "i-0fee1dead0badc0de"
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
-
-
 def mw(*args: str, stdin: str | None = None, env: dict[str, str] | None = None, check: bool = True) -> Any:
     """Run the real CLI in a subprocess."""
     res = subprocess.run(
