@@ -99,6 +99,22 @@ def add_user(store: StateStore, name: str, role: str, password: str, *, replace:
         store.db.execute("DELETE FROM console_sessions WHERE user=?", (name,))
 
 
+def change_password(store: StateStore, name: str, current: str, new: str, keep_token: str | None = None) -> bool:
+    """Replace ``name``'s password when ``current`` is right (False when it is not). Every other session of the
+    user ends; the one changing it (``keep_token``, its cookie) stays signed in."""
+    if check_login(store, name, current) is None:
+        return False
+    if len(new) < MIN_PASSWORD:
+        raise UserError(f"the password needs at least {MIN_PASSWORD} characters")
+    if new == current:
+        raise UserError("the new password is the current one")
+    store.db.execute("UPDATE console_users SET password=? WHERE name=?", (hash_password(new), name))
+    store.db.execute(
+        "DELETE FROM console_sessions WHERE user=? AND token_hash != ?", (name, _token_hash(keep_token or ""))
+    )
+    return True
+
+
 def list_users(store: StateStore) -> list[dict[str, Any]]:
     rows = store.db.execute("SELECT name, role, created, disabled FROM console_users ORDER BY name").fetchall()
     return [{"name": r[0], "role": r[1], "created": r[2], "disabled": bool(r[3])} for r in rows]

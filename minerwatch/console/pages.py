@@ -411,7 +411,7 @@ def health_page(request: Request, user: A.User = viewer) -> Response:
 def users_page(request: Request, user: A.User = viewer) -> Response:
     con = console_of(request)
     users = A.list_users(con.store) if user.can("admin") else []
-    return render(request, "users.html", users=users, new_token=None)
+    return render(request, "users.html", users=users, new_token=None, message=None)
 
 
 @router.post("/users", response_class=HTMLResponse)
@@ -434,4 +434,34 @@ def users_token(request: Request, name: str = Form(...), user: A.User = viewer) 
     token = A.new_token(con.store, user.name, name.strip()[:64] or "token")
     con.store.audit("console:token", actor=user.name, request={"name": name})
     users = A.list_users(con.store) if user.can("admin") else []
-    return render(request, "users.html", users=users, new_token=token)
+    return render(request, "users.html", users=users, new_token=token, message=None)
+
+
+@router.post("/users/password", response_class=HTMLResponse)
+def users_password(
+    request: Request,
+    current: str = Form(...),
+    new: str = Form(...),
+    confirm: str = Form(...),
+    user: A.User = viewer,
+) -> Response:
+    """The signed-in user's own password. A wrong current password counts as a failed login (rate limited), so
+    a stolen session cannot guess it."""
+    con = console_of(request)
+    key = f"user:{user.name}"
+    if con.limiter.blocked(key):
+        raise C.CaseError("too many wrong passwords: wait a few minutes")
+    if new != confirm:
+        raise C.CaseError("the new password and its confirmation differ")
+    try:
+        changed = A.change_password(con.store, user.name, current, new, request.cookies.get(SESSION_COOKIE))
+    except A.UserError as exc:
+        raise C.CaseError(exc.message) from None
+    if not changed:
+        con.limiter.failed(key)
+        con.store.audit("console:password-failed", actor=user.name)
+        raise C.CaseError("the current password is wrong")
+    con.limiter.succeeded(key)
+    con.store.audit("console:password-changed", actor=user.name)
+    users = A.list_users(con.store) if user.can("admin") else []
+    return render(request, "users.html", users=users, new_token=None, message="password changed")

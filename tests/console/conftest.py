@@ -29,7 +29,8 @@ from respond_env import REGION, finding_for, launch  # noqa: E402
 DEMO_ALERT = "mw-de780aeb738882db5195"
 PASSWORD = "correct horse battery"
 USERS = {
-    "vic": "viewer", "ana": "analyst", "rita": "responder", "rex": "responder", "ada": "admin", "locked": "analyst"
+    "vic": "viewer", "ana": "analyst", "rita": "responder", "rex": "responder", "ada": "admin", "locked": "analyst",
+    "pat": "viewer",
 }  # fmt: skip
 
 SCRIPT = "<script>alert('xss-title')</script>"

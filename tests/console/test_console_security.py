@@ -145,3 +145,20 @@ def test_openapi_schema_lists_the_api(console: Console) -> None:
         schema = c.get("/api/openapi.json").json()
     assert "/api/alerts" in schema["paths"] and "/api/alerts/{alert_id}/respond/execute" in schema["paths"]
     assert not any(p.startswith("/alerts") for p in schema["paths"])  # pages are not part of the API
+
+
+def test_changing_ones_password_keeps_this_session_and_ends_the_others(console: Console) -> None:
+    new = "a longer passphrase"
+    with console.client("pat") as elsewhere, console.client("pat") as c:
+        form = {"csrf": csrf_of(c), "current": "not it", "new": new, "confirm": new}
+        wrong = c.post("/users/password", data=form)
+        assert wrong.status_code == 400 and "current password is wrong" in wrong.text
+        differ = c.post("/users/password", data={**form, "current": PASSWORD, "confirm": new + "!"})
+        assert differ.status_code == 400 and "differ" in differ.text
+        r = c.post("/users/password", data={**form, "current": PASSWORD})
+        assert r.status_code == 200 and "password changed" in r.text
+        assert c.get("/api/me").json()["name"] == "pat"
+        assert elsewhere.get("/api/me").status_code == 401
+    with httpx.Client(base_url=console.url, timeout=60) as c:
+        assert login(c, "pat").status_code == 401
+        assert login(c, "pat", new).status_code == 303
