@@ -23,7 +23,6 @@ from typing import Any
 from minerwatch.alerting.alerts import iso
 from minerwatch.enrich.awsread import (
     client,
-    error_code,
     file_warnings,
     instant,
     read_cli_output,
@@ -190,9 +189,6 @@ def _api_findings(ctx: AlertContext, session: Any) -> tuple[list[_Finding], dict
                     src = f"inspector2:{region}:{doc.get('findingArn') or iid + '#' + str(n)}"
                     found.append(_Finding(doc, src, _instance_of(doc, ctx.instances) or iid))
         except Exception as exc:
-            code = error_code(exc)
-            if code in ("AccessDeniedException", "AccessDenied") and "not enabled" in str(exc).lower():
-                return [], report, warnings, f"Amazon Inspector is not activated for {where}: {exc}"
             return [], report, warnings, refusal(exc, "inspector2:ListFindings")
     return found, report, warnings, None
 

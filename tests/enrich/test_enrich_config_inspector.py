@@ -398,7 +398,8 @@ def test_inspector_api_pages_and_filters_by_instance(scenario: dict[str, Any], t
         disabled = {"status": "DISABLED", "errorCode": "RESOURCE_NOT_FOUND", "errorMessage": "ECR scanning is off"}
         stub.add_response(
             "batch_get_account_status",
-            {"accounts": [{"accountId": ACCOUNT, "state": enabled, "resourceState": {"ec2": enabled, "ecr": disabled}}]},
+            {"accounts": [{"accountId": ACCOUNT, "state": enabled,
+                           "resourceState": {"ec2": enabled, "ecr": disabled}}]},  # fmt: skip
             {"accountIds": [ACCOUNT]},
         )
         stub.add_response("list_findings", {"findings": _with_datetimes(mine[:2], INSPECTOR_TIMES), "nextToken": "p2"},
