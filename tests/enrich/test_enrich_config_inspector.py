@@ -467,6 +467,7 @@ def test_hostile_text_stays_data_in_console_and_report(scenario: dict[str, Any],
     assert report.exit_code == 0, report.output
     assert "<script>alert(1)</script>" not in report.stdout
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in report.stdout
+    assert "Amazon Inspector" in report.stdout and "AWS Config history" in report.stdout
 
 
 def test_timestamps_of_every_cli_format_are_read() -> None:
