@@ -291,7 +291,7 @@ def test_config_history_diffs_instance_settings() -> None:
 def test_corrupt_config_file_is_rejected_and_kept_to_its_section(scenario: dict[str, Any], tmp_path: Path) -> None:
     state, alert = _alert(scenario, tmp_path)
     bad = tmp_path / "broken.json"
-    bad.write_text('{"configurationItems": [{"resourceType": ')
+    bad.write_text(CONFIG_FILES[0].read_text()[:5000])  # a truncated download: one reject, not one per line
     rejects = tmp_path / "rejects.jsonl"
     res = runner.invoke(app, ["enrich", alert["alert_id"], *_trail(scenario), "--config-history", str(bad),
                               "--state", str(state), "--rejects", str(rejects), "--json"])  # fmt: skip
@@ -304,6 +304,13 @@ def test_corrupt_config_file_is_rejected_and_kept_to_its_section(scenario: dict[
     reject = json.loads(line)
     assert (reject["option"], reject["file"], reject["line"]) == ("--config-history", str(bad), 1)
     assert reject["reason"].startswith("malformed JSON")
+    # JSON Lines of CLI documents are read too, each bad line a reject of its own.
+    lines = tmp_path / "history.jsonl"
+    lines.write_text("\n".join(json.dumps(json.loads(f.read_text())) for f in CONFIG_FILES) + "\n{oops\n")
+    section = _enrich(state, alert, *_trail(scenario), "--config-history", str(lines))["sections"]["config_history"]
+    assert section["status"] == "ok" and len(section["summary"]["findings"]) == 2
+    assert (section["source"]["accepted"], section["source"]["rejected"]) == (6, 1)
+    assert section["source"]["first_rejects"][0]["line"] == 3
     # One bad item among good ones: a reject and a warning, the rest is used.
     mixed = tmp_path / "mixed.json"
     good = [*_load(CONFIG_FILES[0], "configurationItems"), *_load(CONFIG_FILES[1], "configurationItems")]
