@@ -304,6 +304,10 @@ def test_corrupt_config_file_is_rejected_and_kept_to_its_section(scenario: dict[
     reject = json.loads(line)
     assert (reject["option"], reject["file"], reject["line"]) == ("--config-history", str(bad), 1)
     assert reject["reason"].startswith("malformed JSON")
+    res = runner.invoke(app, ["enrich", alert["alert_id"], "--inspector-findings", str(bad), "--state", str(state),
+                              "--refresh", "--json"])  # fmt: skip
+    inspector = json.loads(res.stdout)["sections"]["inspector"]
+    assert inspector["reason"] == "every record of --inspector-findings was rejected (1)"
     # JSON Lines of CLI documents are read too, each bad line a reject of its own.
     lines = tmp_path / "history.jsonl"
     lines.write_text("\n".join(json.dumps(json.loads(f.read_text())) for f in CONFIG_FILES) + "\n{oops\n")
