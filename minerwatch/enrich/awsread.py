@@ -43,15 +43,19 @@ def _files(path: str) -> list[Path]:
 
 
 def _documents(raw: bytes) -> Iterator[tuple[int, Any | orjson.JSONDecodeError]]:
-    """(line, parsed document or the parse error): one document per file, else JSON Lines."""
+    """(line, parsed document or the parse error): one document per file, else JSON Lines — but only when the
+    first line is a document by itself, so a truncated indented document is one reject, not one per line."""
     try:
         yield 1, orjson.loads(raw)
         return
     except orjson.JSONDecodeError as whole:
-        if raw.count(b"\n") <= 1:
+        lines = raw.split(b"\n")
+        try:
+            orjson.loads(next(x for x in lines if x.strip()))
+        except (orjson.JSONDecodeError, StopIteration):
             yield 1, whole
             return
-    for n, line in enumerate(raw.split(b"\n"), 1):
+    for n, line in enumerate(lines, 1):
         if line.strip():
             try:
                 yield n, orjson.loads(line)
