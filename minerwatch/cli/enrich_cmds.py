@@ -1,4 +1,5 @@
-"""``minerwatch enrich``: correlate an alert with CloudTrail, flow logs, DNS logs, findings and CPU; cost it."""
+"""``minerwatch enrich``: correlate an alert with CloudTrail, flow logs, DNS logs, findings, AWS Config, Amazon
+Inspector and CPU; cost it."""
 
 from __future__ import annotations
 
@@ -30,8 +31,8 @@ def parse_window(text: str) -> timedelta:
 
 _ENRICH_HELP = (
     "Enrich an alert: launch context, the launching principal's activity, persistence changes, flows to pools, "
-    "pool lookups, other findings, CPU and cost impact, each stored as a section beside the alert, with a merged "
-    "timeline (see them with `minerwatch alerts show ID`).\n\n"
+    "pool lookups, other findings, AWS Config changes, Inspector findings, CPU and cost impact, each stored as a "
+    "section beside the alert, with a merged timeline (see them with `minerwatch alerts show ID`).\n\n"
     "A source that is not given, or that fails, makes its sections unavailable with the reason; rejected input "
     "records are counted in the section that read them and appended to --rejects. Re-running replaces the sections, "
     "except that a stored section with a result is not replaced by an unavailable one: it is kept, marked stale "
@@ -55,6 +56,18 @@ def enrich_cmd(
     cost_explorer: bool = typer.Option(
         False, "--cost-explorer", help="Also ask Cost Explorer for the billed EC2 cost by instance type."
     ),
+    config_history: list[str] | None = typer.Option(
+        None, "--config-history", help="`aws configservice get-resource-config-history` JSON output; repeatable."
+    ),
+    aws_config: bool = typer.Option(
+        False, "--aws-config", help="Ask AWS Config for the instance's and its security groups' history instead."
+    ),
+    inspector_findings: list[str] | None = typer.Option(
+        None, "--inspector-findings", help="`aws inspector2 list-findings` JSON output; repeatable."
+    ),
+    inspector: bool = typer.Option(
+        False, "--inspector", help="Ask Amazon Inspector for the instance's findings instead."
+    ),
     rule: Path | None = typer.Option(None, "--rule", "-r", help="Rule document (default: the alert's shipped rule)."),
     ioc: list[Path] | None = typer.Option(None, "--ioc", help="Extra IOC file (as for `ioc list`); repeatable."),
     window: str = typer.Option("24h", "--window", help="Margin before first_seen and after last_seen: 24h, 90m, 2d."),
@@ -72,6 +85,10 @@ def enrich_cmd(
 ) -> None:
     if metrics is not None and cloudwatch:
         fail("--metrics and --cloudwatch are alternatives: give one")
+    if config_history and aws_config:
+        fail("--config-history and --aws-config are alternatives: give one")
+    if inspector_findings and inspector:
+        fail("--inspector-findings and --inspector are alternatives: give one")
     if cpu_points < 1:
         fail("--cpu-points must be at least 1")
     delta = parse_window(window)
@@ -94,6 +111,8 @@ def enrich_cmd(
                 dns=dns or None,
                 findings=findings or None,
                 metrics=str(metrics) if metrics else None,
+                config_history=config_history or None,
+                inspector_findings=inspector_findings or None,
             ),
             rule=loaded_rule,
             window=delta,
@@ -105,6 +124,8 @@ def enrich_cmd(
             cpu_threshold=cpu_threshold,
             cpu_min_points=cpu_points,
             refresh=refresh,
+            aws_config=aws_config,
+            inspector=inspector,
         )
     except MinerWatchError as exc:
         fail(exc)

@@ -25,7 +25,8 @@ def iam_policy_cmd(
     external_id: str | None = typer.Option(None, "--external-id", help="With --trust: require this external id."),
     evidence: str = typer.Option("evidence", "--evidence", help="respond: the evidence root (folder or s3://)."),
 ) -> None:
-    """Print the IAM policy document an integration needs (see docs/securityhub.md, docs/organizations.md)."""
+    """Print the IAM policy document an integration needs (see docs/securityhub.md, docs/organizations.md,
+    docs/enrichment.md)."""
     try:
         if trust is not None:
             if name != "organizations" or not re.fullmatch(r"[0-9]{12}", trust):

@@ -3,7 +3,7 @@
 Order (each step may use facts the earlier ones found): GuardDuty findings (instance type, interfaces,
 addresses) → CloudTrail (launch, principal, persistence; the launch's interfaces and addresses) → DNS (IOC
 lookups and the addresses they resolved to) → flows (to IOC addresses, resolved pool addresses, Stratum ports)
-→ CPU → cost → timeline.
+→ AWS Config history (linked to the CloudTrail events) → Amazon Inspector → CPU → cost → timeline.
 
 Isolation: every step runs in its own ``try``; an exception makes that step's sections ``unavailable`` with the
 reason and the others go on. A source that was not given makes its sections ``unavailable`` ("no --flow given");
@@ -26,11 +26,13 @@ from minerwatch.alerting.alerts import iso
 from minerwatch.alerting.state import StateStore
 from minerwatch.catalog.prices import PriceTable, load_prices
 from minerwatch.catalog.tables import CLOUDTRAIL, GUARDDUTY, ROUTE53RESOLVER, VPCFLOW
+from minerwatch.enrich.config_history import CONFIG, config_section
 from minerwatch.enrich.context import AlertContext
 from minerwatch.enrich.cost import COST, cost_section
 from minerwatch.enrich.cpu import CPU, DEFAULT_MIN_POINTS, DEFAULT_THRESHOLD, cpu_section
 from minerwatch.enrich.dns import DNS, dns_section
 from minerwatch.enrich.findings import FINDINGS, findings_section
+from minerwatch.enrich.inspector import INSPECTOR, inspector_section
 from minerwatch.enrich.iocs import IocSet, bundled, default_for_rule
 from minerwatch.enrich.network import NETWORK, network_section
 from minerwatch.enrich.sections import SECTION_ORDER, TIMELINE, RejectLog, SourceRead, unavailable
@@ -50,6 +52,10 @@ class EnrichSources:
     dns: Sequence[str] | None = None
     findings: Sequence[str] | None = None
     metrics: str | None = None
+    config_history: Sequence[str] | None = None
+    """``aws configservice get-resource-config-history`` output files."""
+    inspector_findings: Sequence[str] | None = None
+    """``aws inspector2 list-findings`` output files."""
 
 
 @dataclass
@@ -126,11 +132,14 @@ def enrich_alert(
     cpu_threshold: float = DEFAULT_THRESHOLD,
     cpu_min_points: int = DEFAULT_MIN_POINTS,
     refresh: bool = False,
+    aws_config: bool = False,
+    inspector: bool = False,
 ) -> EnrichmentResult:
     """Enrich the alert ``alert_id`` (an unambiguous prefix is enough) and store the sections and timeline.
 
     ``iocs`` defaults to the alert's rule's IOCs plus the bundled ones (``rule`` or the shipped rule with the
-    alert's ``rule_id``). ``session`` is a ``boto3.Session`` for ``cloudwatch`` / ``cost_explorer`` (default:
+    alert's ``rule_id``). ``aws_config`` / ``inspector`` ask those services when their files are not given.
+    ``session`` is a ``boto3.Session`` for ``cloudwatch`` / ``cost_explorer`` / ``aws_config`` / ``inspector`` (default:
     a new one; ``AWS_ENDPOINT_URL`` points it elsewhere). ``rejects`` is the file rejected input records are
     appended to. A stored section with a result is not replaced by an ``unavailable`` one unless ``refresh``: it is
     kept and marked stale (``EnrichmentResult.stale``). Raises :class:`InputError` if there is no such alert; never
@@ -179,6 +188,27 @@ def enrich_alert(
 
     run((DNS,), dns_step)
     run((NETWORK,), lambda: {NETWORK: network_section(ctx, read("--flow", VPCFLOW.name, sources.flow), iocs, resolved)})
+    run(
+        (CONFIG,),
+        lambda: {
+            CONFIG: config_section(
+                ctx,
+                sections,
+                files=list(sources.config_history or []),
+                api=aws_config,
+                session=session,
+                rejects=reject_log,
+            )
+        },
+    )
+    run(
+        (INSPECTOR,),
+        lambda: {
+            INSPECTOR: inspector_section(
+                ctx, files=list(sources.inspector_findings or []), api=inspector, session=session, rejects=reject_log
+            )
+        },
+    )
     run(
         (CPU,),
         lambda: {

@@ -34,6 +34,8 @@ SECTION_ORDER: tuple[str, ...] = (
     "network",
     "dns",
     "findings",
+    "config_history",
+    "inspector",
     "cpu",
     "cost",
 )

@@ -50,6 +50,8 @@ SECTION_TITLES: dict[str, str] = {
     "network": "Network (VPC flow logs)",
     "dns": "DNS (Route 53 Resolver)",
     "findings": "GuardDuty findings",
+    "config_history": "AWS Config history",
+    "inspector": "Amazon Inspector",
     "cpu": "CPU",
     "cost": "Cost impact",
 }

@@ -26,6 +26,8 @@ SECTION_COLOURS: dict[str, str] = {
     "network": "#dc2626",
     "dns": "#d97706",
     "findings": "#059669",
+    "config_history": "#65a30d",
+    "inspector": "#b45309",
     "cpu": "#0891b2",
     "cost": "#4b5563",
 }

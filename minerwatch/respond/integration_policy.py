@@ -8,6 +8,8 @@ organizations   ``--org``: list the accounts and assume the member role; the mem
                 printed with ``--trust`` (the role itself needs what the command run in it needs, e.g. the
                 ``posture`` read-only calls or ``respond --iam-policy``)
 respond         the response playbook's calls (the same as ``respond --iam-policy``)
+enrich          ``enrich``'s API sources: ``--cloudwatch``, ``--cost-explorer``, ``--aws-config``, ``--inspector``
+                (all read-only; none of them takes resource-level permissions)
 ==============  ===========================================================================================
 """
 
@@ -19,7 +21,7 @@ from minerwatch.errors import MinerWatchError
 from minerwatch.respond.org import DEFAULT_ROLE
 from minerwatch.respond.policy import iam_policy
 
-INTEGRATIONS = ("securityhub", "securitylake", "organizations", "respond")
+INTEGRATIONS = ("securityhub", "securitylake", "organizations", "respond", "enrich")
 
 
 def _doc(*statements: dict[str, Any]) -> dict[str, Any]:
@@ -77,6 +79,24 @@ def integration_policy(
         )
     if name == "respond":
         return iam_policy(evidence_root)
+    if name == "enrich":
+        # Read-only calls that take no resource-level permissions: "*" is the narrowest resource there is.
+        return _doc(
+            {"Sid": "MinerWatchCpu", "Effect": "Allow", "Action": ["cloudwatch:GetMetricStatistics"], "Resource": "*"},
+            {"Sid": "MinerWatchBilledCost", "Effect": "Allow", "Action": ["ce:GetCostAndUsage"], "Resource": "*"},
+            {
+                "Sid": "MinerWatchConfigHistory",
+                "Effect": "Allow",
+                "Action": ["config:GetResourceConfigHistory", "config:DescribeConfigurationRecorderStatus"],
+                "Resource": "*",
+            },
+            {
+                "Sid": "MinerWatchInspectorFindings",
+                "Effect": "Allow",
+                "Action": ["inspector2:ListFindings", "inspector2:BatchGetAccountStatus"],
+                "Resource": "*",
+            },
+        )
     raise MinerWatchError(f"no IAM policy for {name!r}: {', '.join(INTEGRATIONS)}")
 
 
