@@ -213,6 +213,11 @@ def hunt_result(work: Path) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------------ data
+def _shown(path: Path) -> str:
+    """A path relative to the checkout when under it (``--data-dir`` may be elsewhere)."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def ensure_data(records: int, files: int, seed: int, hit_ratio: float, data_dir: Path) -> tuple[Path, dict[str, Any]]:
     from minerwatch.generate.flows import FORMAT_VERSION, write_flow_files
 
@@ -223,11 +228,11 @@ def ensure_data(records: int, files: int, seed: int, hit_ratio: float, data_dir:
         if meta.get("format") == FORMAT_VERSION and all(
             Path(f["path"]).is_file() and Path(f["path"]).stat().st_size == f["bytes"] for f in meta["files"]
         ):
-            print(f"reusing {folder.relative_to(ROOT)} ({meta['records']:,} records)", flush=True)
+            print(f"reusing {_shown(folder)} ({meta['records']:,} records)", flush=True)
             return folder, meta
     if folder.exists():
         shutil.rmtree(folder)
-    print(f"writing {folder.relative_to(ROOT)} ({records:,} records in {files} files) ...", flush=True)
+    print(f"writing {_shown(folder)} ({records:,} records in {files} files) ...", flush=True)
     t0 = time.perf_counter()
     meta = write_flow_files(folder, records, files, seed, hit_ratio)
     meta["generate_seconds"] = round(time.perf_counter() - t0, 2)

@@ -42,6 +42,11 @@ import orjson
 from minerwatch.errors import InputError
 from minerwatch.sources.records import ReadStats, Reject
 
+try:  # zlib-ng inflates gzip about twice as fast as zlib, with zlib's API (decompressobj, copy, error)
+    from zlib_ng import zlib_ng as _inflate
+except ImportError:  # a platform without its wheel (pyproject.toml installs it only where one exists)
+    _inflate = zlib
+
 BLOCK_SIZE = 8 * 1024 * 1024
 """Bytes per read from a regular file or S3 object, and the largest decompressed piece of a gzip stream."""
 
@@ -128,7 +133,7 @@ def gunzip(chunks: Iterator[bytes], out_size: int | None = None) -> Iterator[byt
     decompressed offset of the output given before it.
     """
     out_size = out_size or BLOCK_SIZE
-    decomp = zlib.decompressobj(wbits=31)
+    decomp = _inflate.decompressobj(wbits=31)
     started = False  # some input has gone into the current member
     fed = 0  # compressed bytes of the chunks before this one
     given = 0  # decompressed bytes yielded
@@ -140,7 +145,7 @@ def gunzip(chunks: Iterator[bytes], out_size: int | None = None) -> Iterator[byt
                 # A member ended: what follows is another member, or zero padding some writers add.
                 if not view[pos:].tobytes().strip(b"\x00"):
                     break
-                decomp = zlib.decompressobj(wbits=31)
+                decomp = _inflate.decompressobj(wbits=31)
             started = True
             # Small input steps: each is redone byte by byte if it fails (zlib drops a failing call's output).
             feed = view[pos : pos + _GZIP_STEP]
@@ -178,7 +183,7 @@ def _step(
     saved = decomp.copy()
     try:
         return decomp.decompress(feed, out_size)
-    except zlib.error:
+    except _inflate.error:
         pass
     held: list[bytes] = []
     size = 0
@@ -197,7 +202,7 @@ def _step(
                 data = saved.unconsumed_tail
                 if saved.eof or (not data and len(out) < _SALVAGE_OUT):
                     break
-        except zlib.error as exc:
+        except _inflate.error as exc:
             if size:
                 given += size
                 yield b"".join(held)
@@ -250,7 +255,7 @@ _END = object()
 def _ahead(blocks: Iterator[bytes]) -> Iterator[bytes]:
     """``blocks``, produced by a helper thread up to :data:`_AHEAD` blocks ahead of the consumer.
 
-    Reading (a system call) and gunzip (zlib) release the GIL, so they overlap with the consumer's work on
+    Reading (a system call) and gunzip (zlib-ng or zlib) release the GIL, so they overlap with the consumer's work on
     another core. Errors come out of this iterator at the place they happened. When the consumer stops early
     the thread is stopped and joined before this returns, so the caller may then close the file.
     """
