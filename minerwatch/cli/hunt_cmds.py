@@ -43,9 +43,9 @@ _HELP = "\n\n".join(
         "resource, account when the logs do not name the instance): what matched, how much (flows, bytes, "
         "queries, findings), first and last seen. Domains match on whole labels: notnanopool.org is not "
         "nanopool.org.",
-        "Flow logs are swept file by file on every core, searching decompressed text for the indicators and reading "
-        "only the lines that hold one (Parquet files with DuckDB). ENIs and addresses are tied to instances with GuardDuty findings, "
-        "--cloudtrail RunInstances events and Resolver query sources.",
+        "Flow logs are swept file by file on every core, reading only the lines that hold an indicator (Parquet "
+        "files with DuckDB). ENIs and addresses are tied to instances with GuardDuty findings, --cloudtrail "
+        "RunInstances events and Resolver query sources.",
         "--open-alerts turns the hits into alerts in the state store (--state), one per entity per the rule's "
         "throttle window; `minerwatch alerts list --state DB` shows them.",
         "Exit status: 0 after a hunt (with or without hits), 2 on an error.",
