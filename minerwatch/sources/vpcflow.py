@@ -353,7 +353,7 @@ class _BlockFilter:
         found: list[tuple[int, int]] = []
         last = -1
         rfind, find = data.rfind, data.find
-        for at in self.candidates(data[start:end]):
+        for at in self.candidates(memoryview(data)[start:end]):  # type: ignore[arg-type]  # a view: no copy
             at += start
             if at < last:
                 continue  # another hit in a line already taken
