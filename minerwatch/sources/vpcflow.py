@@ -346,10 +346,8 @@ class _BlockFilter:
         special = _SPECIAL_LINE.search(data, start, stop)
         return stop if special is None else special.start()
 
-    def lines(
-        self, data: bytes, start: int, end: int, layout: Layout, max_line: int
-    ) -> tuple[int, list[tuple[int, int]]]:
-        """(lines in the qualifying run ``data[start:end]``, (offset, end) of each candidate line)."""
+    def lines(self, data: bytes, start: int, end: int, layout: Layout, max_line: int) -> list[tuple[int, int]]:
+        """(offset, end) of each candidate line of the qualifying run ``data[start:end]``."""
         found: list[tuple[int, int]] = []
         last = -1
         rfind, find = data.rfind, data.find
@@ -368,7 +366,7 @@ class _BlockFilter:
                 _extreme(min, fields[layout.start :: width]) if layout.start is not None else None,
                 _extreme(max, fields[layout.end :: width]) if layout.end is not None else None,
             )
-        return data.count(b"\n", start, end), found
+        return found
 
 
 class _Reader:
@@ -438,12 +436,14 @@ class _Reader:
                     layout = _HEADERLESS_LAYOUTS.get(len(data[start:nl].split()))
                 stop = blocks.run(data, start, end, layout, self.max_line) if layout is not None else start
                 if stop > start:
-                    count, found = blocks.lines(data, start, stop, layout, self.max_line)  # type: ignore[arg-type]
+                    found = blocks.lines(data, start, stop, layout, self.max_line)  # type: ignore[arg-type]
                     base, pos = lineno, start
                     for head, tail in found:
                         base += data.count(b"\n", pos, head)
                         pos = head
                         yield base + 1, data[head:tail]
+                    # Lines of the run: its newlines, counted once (up to the last candidate line, then the rest).
+                    count = base - lineno + data.count(b"\n", pos, stop)
                     stats.records_read += count - len(found)
                     stats.prefiltered += count - len(found)
                     lineno += count
