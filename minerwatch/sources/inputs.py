@@ -239,7 +239,7 @@ def _file_chunks(f: BinaryIO, stats: ReadStats) -> Iterator[bytes]:
     """Blocks of an open binary file, closing it when done (or when the consumer stops early)."""
     try:
         if stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-            yield from _ahead(_maybe_gunzip(_read_blocks(f.read, BLOCK_SIZE, stats)))
+            yield from _ahead(_joined(_maybe_gunzip(_read_blocks(f.read, BLOCK_SIZE, stats)), _HANDOFF))
         else:
             # read1 returns what is available now: an interactive pipe is not held back until a block fills.
             yield from _maybe_gunzip(_read_blocks(getattr(f, "read1", f.read), BLOCK_SIZE, stats))
@@ -249,7 +249,33 @@ def _file_chunks(f: BinaryIO, stats: ReadStats) -> Iterator[bytes]:
 
 _AHEAD = 2
 """Blocks read ahead of the consumer (each at most BLOCK_SIZE)."""
+_HANDOFF = 2 * 1024 * 1024
+"""A regular file's decompressed pieces (gzip gives one per input step) are joined up to this size before they
+are handed over: fewer hand-offs between the threads, and longer runs for the consumer's searches."""
 _END = object()
+
+
+def _joined(blocks: Iterator[bytes], size: int) -> Iterator[bytes]:
+    """``blocks`` joined into pieces of at least ``size`` bytes (the last may be shorter) and at most
+    :data:`BLOCK_SIZE` (unless a block is longer); what came before an error is given before it."""
+    pending: list[bytes] = []
+    total = 0
+    try:
+        for block in blocks:
+            if pending and total + len(block) > BLOCK_SIZE:
+                yield b"".join(pending)
+                pending, total = [], 0
+            pending.append(block)
+            total += len(block)
+            if total >= size:
+                yield pending[0] if len(pending) == 1 else b"".join(pending)
+                pending, total = [], 0
+    except SourceError:
+        if pending:
+            yield b"".join(pending)
+        raise
+    if pending:
+        yield b"".join(pending)
 
 
 def _ahead(blocks: Iterator[bytes]) -> Iterator[bytes]:
