@@ -602,8 +602,9 @@ def sweep_local(
 ) -> dict[tuple[Any, ...], FlowGroup]:
     """The default flow sweep: the per-record reader with its prefilter over the text files, one file per task
     on ``workers`` forked processes (default: every core), Parquet files through :func:`sweep_duckdb`, stdin and
-    S3 in this process. The groups, records, rejects (in file order) and span are those of :func:`sweep_python`
-    over the same paths: per-file groups are merged in file order, and every total is a sum, minimum or maximum.
+    S3 in this process. The groups, records, rejects and span are those of :func:`sweep_python` over the same
+    paths: per-file groups are merged in file order, every total is a sum, minimum or maximum, and the text files'
+    rejects come in file order (then Parquet's, then those of stdin and S3).
 
     When a folder holds something the reader judges itself (a non-regular or unreadable entry), every path is
     read in this process, so that those rejects stay as the reader gives them."""
@@ -613,24 +614,30 @@ def sweep_local(
         return sweep_python(paths, iocs, stats, on_reject, s3_client, span=span)
     text, parquet, other = plan
     merged: dict[tuple[Any, ...], FlowGroup] = {}
-    if parquet:  # first: the bulk engine sets the record count (None when DuckDB does not say)
-        _merge_into(merged, sweep_duckdb(parquet, iocs, stats, on_reject, threads=workers, span=span).values())
     for groups, part, rejects in _sweep_files(text, iocs, on_reject is not None, span, workers):
         _merge_into(merged, groups.values())
-        stats.files += part.files
-        if stats.records is not None and part.records is not None:
-            stats.records += part.records
-        stats.rejected += part.rejected
-        for key, n in part.reject_reasons.items():
-            stats.reject_reasons[key] = stats.reject_reasons.get(key, 0) + n
-        stats.covers(part.first, part.last)
+        _add_stats(stats, part)
         if on_reject is not None:
             for rej in rejects:
                 on_reject(rej)
+    if parquet:  # after the workers, so that they are never forked while DuckDB runs threads here
+        part = SourceStats()
+        _merge_into(merged, sweep_duckdb(parquet, iocs, part, on_reject, threads=workers, span=span).values())
+        _add_stats(stats, part)
     if other:
         _merge_into(merged, sweep_python(other, iocs, stats, on_reject, s3_client, span=span).values())
     stats.engine = "duckdb+python" if parquet and (text or other) else "duckdb" if parquet else "python"
     return merged
+
+
+def _add_stats(stats: SourceStats, part: SourceStats) -> None:
+    """``part``'s files, records (None when a part could not count them), rejects and span, added to ``stats``."""
+    stats.files += part.files
+    stats.records = None if stats.records is None or part.records is None else stats.records + part.records
+    stats.rejected += part.rejected
+    for key, n in part.reject_reasons.items():
+        stats.reject_reasons[key] = stats.reject_reasons.get(key, 0) + n
+    stats.covers(part.first, part.last)
 
 
 def _plan_local(paths: Sequence[str]) -> tuple[list[str], list[str], list[str]] | None:
