@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import multiprocessing
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -164,3 +165,18 @@ def test_two_workers_merge_to_what_one_process_gives(files: list[list[str]], gz:
     assert two["entities"] == one["entities"] == ref["entities"]
     assert two["flow"] == one["flow"] == ref["flow"]
     assert two["rejects"] == one["rejects"] == ref["rejects"]
+
+
+def test_a_folder_with_a_non_regular_entry_is_read_as_the_reader_reads_it(
+    tmp_path: Path, pool_starts: list[str]
+) -> None:
+    folder = tmp_path / "flows"
+    folder.mkdir()
+    _write(folder, "a.log", [HEADER, *EDGES])
+    _write(folder, "b.log", [HEADER, *EDGES])
+    os.mkfifo(folder / "c.pipe")  # opening it could block: the reader rejects it unread
+    auto = _hunt([str(folder)], tmp_path, "auto", threads=2)
+    one = _hunt([str(folder)], tmp_path, "python")
+    assert pool_starts == []  # read in this process, whole
+    assert auto["entities"] == one["entities"] and auto["flow"] == one["flow"] and auto["rejects"] == one["rejects"]
+    assert auto["flow"]["reject_reasons"] == {"not a regular file": 1}
