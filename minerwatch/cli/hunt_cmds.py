@@ -28,6 +28,7 @@ class HuntFormat(StrEnum):
 
 
 class HuntEngine(StrEnum):
+    auto = "auto"
     duckdb = "duckdb"
     python = "python"
     stream = "stream"
@@ -42,9 +43,9 @@ _HELP = "\n\n".join(
         "resource, account when the logs do not name the instance): what matched, how much (flows, bytes, "
         "queries, findings), first and last seen. Domains match on whole labels: notnanopool.org is not "
         "nanopool.org.",
-        "Flow logs are swept with DuckDB (CloudWatch Logs export lines, files with rejected lines, stdin and S3 go "
-        "through the per-record reader). ENIs and addresses are tied to instances with GuardDuty findings, "
-        "--cloudtrail RunInstances events and Resolver query sources.",
+        "Flow logs are swept file by file on every core, reading only the lines that hold an indicator (Parquet "
+        "files with DuckDB). ENIs and addresses are tied to instances with GuardDuty findings, --cloudtrail "
+        "RunInstances events and Resolver query sources.",
         "--open-alerts turns the hits into alerts in the state store (--state), one per entity per the rule's "
         "throttle window; `minerwatch alerts list --state DB` shows them.",
         "Exit status: 0 after a hunt (with or without hits), 2 on an error.",
@@ -74,8 +75,9 @@ def hunt_cmd(
     fmt: HuntFormat = typer.Option(HuntFormat.table, "--format", "-f", help="Output: table, json or csv."),
     out_file: Path | None = typer.Option(None, "--out", "-o", help="Write the output here instead of stdout."),
     engine: HuntEngine = typer.Option(
-        HuntEngine.duckdb, "--engine",
-        help="Flow sweep: duckdb (bulk), python or stream (every record read one by one), or spark.",
+        HuntEngine.auto, "--engine",
+        help="Flow sweep: auto (local text files on every core, Parquet with DuckDB), duckdb (bulk), python or "
+        "stream (one process), or spark.",
     ),
     resolved_ips: bool = typer.Option(
         False, "--resolved-ips", help="Also hunt flows to the addresses that matching DNS queries resolved to."
@@ -98,7 +100,9 @@ def hunt_cmd(
     alerts_out: Path | None = typer.Option(
         None, "--alerts-out", help="With --open-alerts: append each alert created or updated as a JSON line."
     ),
-    threads: int | None = typer.Option(None, "--threads", help="DuckDB threads (default: every core).", min=1),
+    threads: int | None = typer.Option(
+        None, "--threads", help="Worker processes of the auto engine, DuckDB's threads (default: every core).", min=1
+    ),
     spark_master: str = SPARK_MASTER,
     spark_remote: str | None = SPARK_REMOTE,
     spark_conf: list[str] = SPARK_CONF,

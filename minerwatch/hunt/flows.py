@@ -31,8 +31,10 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import multiprocessing
 import os
-from collections.abc import Callable, Iterable, Sequence
+import stat
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -137,10 +139,13 @@ def sweep_python(
     on_reject: Callable[[Reject], None] | None = None,
     s3_client: Any | None = None,
     prefilter: bool = True,
+    span: bool = True,
 ) -> dict[tuple[Any, ...], FlowGroup]:
     """Hit groups from the per-record reader. Records, files and rejects are added to ``stats``.
 
-    ``prefilter``: read only the lines :func:`candidate_finder` finds (the same groups, records and rejects)."""
+    ``prefilter``: read only the lines :func:`candidate_finder` finds (the same groups, records and rejects).
+    ``span``: also find the time span of every record read (``stats.first/last``); without it the lines the
+    prefilter skips are only counted, never split."""
     read = ReadStats()
     groups: dict[tuple[Any, ...], FlowGroup] = {}
     match_ip = iocs.match_ip
@@ -153,7 +158,7 @@ def sweep_python(
         if on_reject is not None:
             on_reject(rej)
 
-    def span(first: int | None, last: int | None) -> None:
+    def widen(first: int | None, last: int | None) -> None:
         nonlocal lo, hi
         if first is not None and (lo is None or first < lo):
             lo = first
@@ -162,7 +167,12 @@ def sweep_python(
 
     finder = candidate_finder(iocs) if prefilter else None
     records = read_vpcflow(
-        list(paths), on_reject=reject, stats=read, candidates=finder, on_span=span, s3_client=s3_client
+        list(paths),
+        on_reject=reject,
+        stats=read,
+        candidates=finder,
+        on_span=widen if span else None,
+        s3_client=s3_client,
     )
     for record in records:
         f = record.flat
@@ -203,7 +213,8 @@ def sweep_python(
     stats.files += read.files
     if stats.records is not None:  # None: the bulk engine could not count its part
         stats.records += read.records_read
-    stats.covers(_epoch(lo), _epoch(hi))
+    if span:
+        stats.covers(_epoch(lo), _epoch(hi))
     return groups
 
 
@@ -572,3 +583,119 @@ def _merge_into(target: dict[tuple[Any, ...], FlowGroup], groups: Iterable[FlowG
             target[g.key] = g
         else:
             have.merge(g)
+
+
+# --------------------------------------------------------------------------------------------- local engine
+
+_FORKED: tuple[IocSet, bool, bool] | None = None
+"""What a forked worker of :func:`sweep_local` inherits: the indicators, whether rejects are kept, ``span``."""
+
+
+def sweep_local(
+    paths: Sequence[str],
+    iocs: IocSet,
+    stats: SourceStats,
+    on_reject: Callable[[Reject], None] | None = None,
+    s3_client: Any | None = None,
+    workers: int | None = None,
+    span: bool = False,
+) -> dict[tuple[Any, ...], FlowGroup]:
+    """The default flow sweep: the per-record reader with its prefilter over the text files, one file per task
+    on ``workers`` forked processes (default: every core), Parquet files through :func:`sweep_duckdb`, stdin and
+    S3 in this process. The groups, records, rejects and span are those of :func:`sweep_python` over the same
+    paths: per-file groups are merged in file order, every total is a sum, minimum or maximum, and the text files'
+    rejects come in file order (then Parquet's, then those of stdin and S3).
+
+    When a folder holds something the reader judges itself (a non-regular or unreadable entry), every path is
+    read in this process, so that those rejects stay as the reader gives them."""
+    plan = _plan_local(paths)
+    if plan is None:
+        stats.engine = "python"
+        return sweep_python(paths, iocs, stats, on_reject, s3_client, span=span)
+    text, parquet, other = plan
+    merged: dict[tuple[Any, ...], FlowGroup] = {}
+    for groups, part, rejects in _sweep_files(text, iocs, on_reject is not None, span, workers):
+        _merge_into(merged, groups.values())
+        _add_stats(stats, part)
+        if on_reject is not None:
+            for rej in rejects:
+                on_reject(rej)
+    if parquet:  # after the workers, so that they are never forked while DuckDB runs threads here
+        part = SourceStats()
+        _merge_into(merged, sweep_duckdb(parquet, iocs, part, on_reject, threads=workers, span=span).values())
+        _add_stats(stats, part)
+    if other:
+        _merge_into(merged, sweep_python(other, iocs, stats, on_reject, s3_client, span=span).values())
+    stats.engine = "duckdb+python" if parquet and (text or other) else "duckdb" if parquet else "python"
+    return merged
+
+
+def _add_stats(stats: SourceStats, part: SourceStats) -> None:
+    """``part``'s files, records (None when a part could not count them), rejects and span, added to ``stats``."""
+    stats.files += part.files
+    stats.records = None if stats.records is None or part.records is None else stats.records + part.records
+    stats.rejected += part.rejected
+    for key, n in part.reject_reasons.items():
+        stats.reject_reasons[key] = stats.reject_reasons.get(key, 0) + n
+    stats.covers(part.first, part.last)
+
+
+def _plan_local(paths: Sequence[str]) -> tuple[list[str], list[str], list[str]] | None:
+    """(text files, Parquet files, stdin and S3 inputs), files in the reader's order; None when a folder holds
+    an entry that is not a readable regular file, or cannot be walked."""
+    broken: list[OSError] = []
+    files: list[str] = []
+    other: list[str] = []
+    for path in paths:
+        p = os.fspath(path)
+        if p == "-" or p.startswith("s3://"):
+            other.append(p)
+        elif os.path.isdir(p):
+            # The reader's walk (minerwatch.sources.inputs): sorted, hidden entries skipped, links to folders
+            # not followed.
+            for dirpath, dirnames, filenames in os.walk(p, onerror=broken.append):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                files.extend(os.path.join(dirpath, n) for n in sorted(filenames) if not n.startswith("."))
+        else:
+            files.append(p)
+    if broken:
+        return None
+    text: list[str] = []
+    parquet: list[str] = []
+    for f in files:
+        try:
+            if not stat.S_ISREG(os.stat(f).st_mode):
+                return None
+            with open(f, "rb") as fh:
+                magic = fh.read(4)
+        except OSError:
+            return None
+        (parquet if magic == b"PAR1" else text).append(f)
+    return text, parquet, other
+
+
+def _sweep_files(
+    files: list[str], iocs: IocSet, keep_rejects: bool, span: bool, workers: int | None
+) -> Iterator[tuple[dict[tuple[Any, ...], FlowGroup], SourceStats, list[Reject]]]:
+    """Each file's (groups, stats, rejects), in file order: in forked workers when there are several files and
+    cores, else here."""
+    global _FORKED
+    workers = min(workers or os.cpu_count() or 1, len(files))
+    _FORKED = (iocs, keep_rejects, span)
+    try:
+        if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+            yield from map(_sweep_file, files)
+            return
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            yield from pool.imap(_sweep_file, files, chunksize=1)
+    finally:
+        _FORKED = None
+
+
+def _sweep_file(path: str) -> tuple[dict[tuple[Any, ...], FlowGroup], SourceStats, list[Reject]]:
+    assert _FORKED is not None
+    iocs, keep_rejects, span = _FORKED
+    part = SourceStats()
+    rejects: list[Reject] = []
+    groups = sweep_python([path], iocs, part, rejects.append if keep_rejects else None, span=span)
+    return groups, part, rejects

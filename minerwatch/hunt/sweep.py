@@ -24,14 +24,14 @@ from minerwatch.enrich.iocs import IocSet, merge
 from minerwatch.errors import InputError
 from minerwatch.hunt.dns import DnsGroup, resolved_iocs, sweep_dns
 from minerwatch.hunt.findings import FindingHit, sweep_findings
-from minerwatch.hunt.flows import FlowGroup, classify, sweep_duckdb, sweep_python
+from minerwatch.hunt.flows import FlowGroup, classify, sweep_duckdb, sweep_local, sweep_python
 from minerwatch.hunt.mapping import InstanceMap
 from minerwatch.hunt.model import Entity, EntityType, HuntResult, HuntStats, SourceStats, from_epoch
 from minerwatch.sources import inputs
 from minerwatch.sources.cloudtrail import read_cloudtrail
 from minerwatch.sources.records import ReadStats, Reject
 
-Engine = Literal["duckdb", "python", "spark"]
+Engine = Literal["auto", "duckdb", "python", "spark"]
 _TYPE_ORDER = {"instance": 0, "eni": 1, "address": 2, "resource": 3, "account": 4}
 
 
@@ -42,18 +42,21 @@ class HuntOptions:
     findings: list[str] = field(default_factory=list)
     cloudtrail: list[str] = field(default_factory=list)
     """Only read for the instance map (``RunInstances``, ``AttachNetworkInterface``)."""
-    engine: Engine = "duckdb"
-    """The flow sweep's engine; ``python`` reads every record with the per-record reader."""
+    engine: Engine = "auto"
+    """The flow sweep's engine: ``auto`` reads local text files with the per-record reader on every core (Parquet
+    with DuckDB), ``duckdb`` every local file with DuckDB, ``python`` everything with the per-record reader in
+    this process."""
     resolved_ips: bool = False
     """Add the addresses matching Resolver queries resolved to, to the flow sweep's indicators."""
     include_samples: bool = False
     rejects: str | None = None
     """Append rejected records here (JSON Lines with source, file, line, reason)."""
     threads: int | None = None
-    """DuckDB threads (default: every core)."""
+    """DuckDB threads, or the ``auto`` engine's worker processes (default: every core)."""
     span: bool = False
     """Find the time span of every flow record read (``SourceStats.first/last``), at the cost of one more pass
-    of the DuckDB engine; the per-record engine and the DNS sweep track it anyway."""
+    of the DuckDB engine and of splitting every line of the ``auto`` one; the ``python`` engine and the DNS
+    sweep track it anyway."""
     s3_client: Any | None = None
     spark: Any | None = None
     """With engine ``spark``: the session to use; else one is made from ``spark_options`` for the sweep."""
@@ -119,6 +122,11 @@ def hunt(iocs: IocSet, options: HuntOptions) -> HuntResult:
             stats.flow = SourceStats(paths=list(options.flow))
             if options.engine == "spark":
                 flow_groups = _sweep_spark(options, effective, stats.flow, rejects.sink("flow")).values()
+            elif options.engine == "auto":
+                flow_groups = sweep_local(
+                    options.flow, effective, stats.flow, rejects.sink("flow"), options.s3_client, options.threads,
+                    options.span,
+                ).values()
             else:
                 sweep = sweep_duckdb if options.engine == "duckdb" else sweep_python
                 kwargs: dict[str, Any] = {"s3_client": options.s3_client}

@@ -112,10 +112,12 @@ def test_bad_lines_and_json_exports_go_through_the_record_reader(tmp_path: Path,
     message = _line("eni-0ccc", "10.0.0.3", "198.51.100.9", 40002, 4444)
     (flows / "cloudwatch.json").write_text(json.dumps({"message": message, "timestamp": 1}) + "\n")
     rejects = tmp_path / "rejects.jsonl"
-    fast = hunt(hunt_iocs, HuntOptions(flow=[str(flows)], rejects=str(rejects)))
+    fast = hunt(hunt_iocs, HuntOptions(flow=[str(flows)], rejects=str(rejects), engine="duckdb"))
     slow = hunt(hunt_iocs, HuntOptions(flow=[str(flows)], engine="python"))
+    auto = hunt(hunt_iocs, HuntOptions(flow=[str(flows)]))
     assert fast.stats.flow is not None and fast.stats.flow.engine == "duckdb+python"
     assert [e.to_json() for e in fast.entities] == [e.to_json() for e in slow.entities]
+    assert [e.to_json() for e in auto.entities] == [e.to_json() for e in slow.entities]
     assert {e.entity for e in fast.entities} == {"eni-0aaa", "eni-0bbb", "eni-0ccc"}
     bbb = next(e for e in fast.entities if e.entity == "eni-0bbb")
     # Under the second header the last line reads dstaddr 198.51.100.9, srcaddr 10.0.0.2, dstport 4444; read
@@ -214,12 +216,14 @@ def test_a_truncated_gzip_is_read_up_to_its_break(tmp_path: Path, hunt_iocs: Ioc
     whole = gzip.compress((V2_HEADER + "\n" + "\n".join(lines) + "\n").encode(), compresslevel=1, mtime=0)
     (tmp_path / "a.log.gz").write_bytes(whole[: len(whole) // 2])
     (tmp_path / "b.log.gz").write_bytes(whole)
-    fast = hunt(hunt_iocs, HuntOptions(flow=[str(tmp_path)]))
+    fast = hunt(hunt_iocs, HuntOptions(flow=[str(tmp_path)], engine="duckdb"))
     slow = hunt(hunt_iocs, HuntOptions(flow=[str(tmp_path)], engine="python"))
-    assert fast.stats.flow is not None and slow.stats.flow is not None
+    auto = hunt(hunt_iocs, HuntOptions(flow=[str(tmp_path)], threads=2))
+    assert fast.stats.flow is not None and slow.stats.flow is not None and auto.stats.flow is not None
     assert fast.stats.flow.engine == "duckdb+python"
-    assert fast.stats.flow.reject_reasons == {"truncated gzip": 1}
+    assert fast.stats.flow.reject_reasons == auto.stats.flow.reject_reasons == {"truncated gzip": 1}
     assert [e.to_json() for e in fast.entities] == [e.to_json() for e in slow.entities]
+    assert [e.to_json() for e in auto.entities] == [e.to_json() for e in slow.entities]
     assert 60_000 < fast.stats.flow.records == slow.stats.flow.records < 120_000
     assert fast.stats.flow.matched == slow.stats.flow.matched > 1200
 

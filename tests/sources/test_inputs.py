@@ -13,11 +13,13 @@ from hypothesis import strategies as st
 
 from minerwatch.sources.inputs import (
     _AHEAD,
+    BLOCK_SIZE,
     BrokenLine,
     LineBlock,
     LongLine,
     SourceError,
     _ahead,
+    _joined,
     gunzip,
     iter_line_blocks,
     iter_lines,
@@ -199,3 +201,25 @@ def test_read_ahead_stops_reading_when_the_consumer_stops() -> None:
     it.close()  # joins the helper thread: nothing reads the file after this
     assert threading.active_count() == before
     assert len(pulled) <= 1 + _AHEAD + 2
+
+
+@settings(max_examples=60, deadline=None)
+@given(sizes=st.lists(st.integers(1, 40), max_size=30), size=st.integers(1, 100), broken=st.booleans())
+def test_joined_keeps_the_bytes_and_their_order_up_to_an_error(sizes: list[int], size: int, broken: bool) -> None:
+    blocks = [bytes([65 + i % 26]) * n for i, n in enumerate(sizes)]
+    error = SourceError("corrupt gzip", "bad block")
+    got: list[bytes] = []
+    source = _failing(iter(blocks), error) if broken else iter(blocks)
+    if broken:
+        with pytest.raises(SourceError):
+            got.extend(_joined(source, size))
+    else:
+        got.extend(_joined(source, size))
+    assert b"".join(got) == b"".join(blocks)
+    assert all(len(piece) >= size for piece in got[:-1])  # only the last piece may be short
+
+
+def test_joined_pieces_stay_within_the_block_size() -> None:
+    big = [b"x" * (BLOCK_SIZE // 3)] * 7
+    pieces = list(_joined(iter(big), BLOCK_SIZE))
+    assert b"".join(pieces) == b"".join(big) and max(map(len, pieces)) <= BLOCK_SIZE
