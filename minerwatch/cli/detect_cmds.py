@@ -115,7 +115,7 @@ def detect_cmd(
     paths: list[str] = typer.Argument(
         None,
         help="GuardDuty findings: files (.json/.jsonl, .gz), folders (S3 export layout too), s3://bucket/prefix, "
-        "guardduty://REGION[/DETECTOR] (the GuardDuty API: ListFindings/GetFindings), "
+        "guardduty://REGION or guardduty://REGION/DETECTOR (the GuardDuty API: ListFindings/GetFindings), "
         "or - for stdin (streamed: each alert is written as it is created or updated). "
         "Default: the bundled sample data.",
     ),

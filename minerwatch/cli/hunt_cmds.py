@@ -48,7 +48,8 @@ _HELP = "\n\n".join(
         "--cloudtrail RunInstances events and Resolver query sources.",
         "--open-alerts turns the hits into alerts in the state store (--state), one per entity per the rule's "
         "throttle window; `minerwatch alerts list --state DB` shows them.",
-        "--org reads the s3:// inputs in every active account of the AWS Organization, through a role assumed in "
+        "--org reads the s3:// inputs (and guardduty://REGION for --findings) in every active account of the AWS "
+        "Organization, through a role assumed in "
         "each ({account} in a URL is the account id): one hunt over every account, then a per-account table.",
         "Exit status: 0 after a hunt (with or without hits), 2 on an error, 3 with --org when an account could "
         "not be read (the others are reported).",

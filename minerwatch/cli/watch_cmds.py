@@ -149,7 +149,8 @@ def watch_cmd(
     """Run a detection rule continuously over a live source, with the semantics of `detect`.
 
     Alerts are committed to the state store one finding at a time, then delivered (--config) by a background
-    dispatcher. SIGTERM or SIGINT: the finding in hand is finished, everything is committed, exit 0.
+    dispatcher. SIGTERM or SIGINT: the finding in hand is finished, everything is committed, exit 0 (with
+    --org: a per-account table, and exit 3 when an account could not be read).
     """
     if fmt not in ("jsonl", "ocsf"):
         fail("--format must be jsonl or ocsf")

@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from minerwatch.alerting.alerts import parse_iso
-from minerwatch.errors import InputError
+from minerwatch.errors import InputError, MinerWatchError
 from minerwatch.live.feeds import Item, Payload, Sequencer, SourceContext, Unit, reject
 from minerwatch.sources.guardduty import FindingError, finding_to_record, normalise_finding
 from minerwatch.sources.guardduty_api import PAGE_SIZE, finding_pages, list_detector_ids
@@ -182,7 +182,7 @@ class GuardDutyApiSource:
                 continue
             try:  # one account's failure is that account's: the others are still read
                 yield from self._detector_pages(d)
-            except (BotoCoreError, ClientError) as exc:
+            except (BotoCoreError, ClientError, MinerWatchError) as exc:  # MinerWatchError: the role's refresh
                 d.tally.poll_failed(exc)
                 assert self._ctx is not None
                 self._ctx.log(f"account {d.tally.account}: GuardDuty API call failed ({exc}); trying again at the "

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from minerwatch.errors import InputError
+from minerwatch.errors import InputError, MinerWatchError
 from minerwatch.sources.inputs import Input, RejectSink, SourceError
 from minerwatch.sources.records import ReadStats
 
@@ -93,7 +93,7 @@ def iter_api(
                 block = b"".join(orjson.dumps(f, default=str) + b"\n" for f in page)
                 stats.bytes_read += len(block)
                 yield block
-        except (BotoCoreError, ClientError) as exc:
+        except (BotoCoreError, ClientError, MinerWatchError) as exc:  # MinerWatchError: an assumed role's refresh
             if on_error is None:
                 raise SourceError("GuardDuty API error", str(exc)) from exc
             on_error(exc)

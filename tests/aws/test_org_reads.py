@@ -160,12 +160,17 @@ def _by_account(stats: Path) -> dict[str, dict[str, Any]]:
     return {a["account"]: a for a in json.loads(stats.read_text())["accounts"]}
 
 
-@pytest.mark.parametrize("source", ["guardduty://us-east-1", "s3://mw-findings-{account}/AWSLogs/"])
+@pytest.mark.parametrize(
+    ("source", "engine"),
+    [("guardduty://us-east-1", "stream"), ("s3://mw-findings-{account}/AWSLogs/", "stream"),
+     ("s3://mw-findings-{account}/AWSLogs/", "duckdb")],
+)
 def test_detect_org_reads_two_accounts_and_reports_the_denied_one(
-    world: dict[str, Any], tmp_path: Path, source: str
+    world: dict[str, Any], tmp_path: Path, source: str, engine: str
 ) -> None:
     stats = tmp_path / "stats.json"
-    args = ["detect", source, "--org", "--state", str(tmp_path / "s.db"), "--stats-json", str(stats), "--quiet"]
+    args = ["detect", source, "--org", "--state", str(tmp_path / "s.db"), "--stats-json", str(stats), "--quiet",
+            "--engine", engine]
     result = runner.invoke(app, args)
     assert result.exit_code == EXIT_ACCOUNT_FAILED, result.output
     alerts = _alerts(result.stdout)
