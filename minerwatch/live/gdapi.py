@@ -14,10 +14,11 @@ committed; the next query starts at that time and skips those ids. A finding upd
 ``updatedAt`` and is seen again, as a new occurrence, exactly as in the other inputs.
 
 With ``accounts`` (``watch --guardduty --org``) the detectors are those of every account given, each read with
-its account's clients (an assumed role whose credentials botocore refreshes before they expire); the cursor is
-kept per account, region and detector. An account whose detectors cannot be listed, that has none, or whose
-calls fail while polling is reported on its :class:`~minerwatch.sources.org.AccountTally` and logged; the other
-accounts go on, and a failing one is tried again at the next poll.
+its account's clients (an assumed role whose credentials botocore refreshes before they expire), ``concurrency``
+detectors fetched at once; the cursor is kept per account, region and detector. An account whose detectors
+cannot be listed at start, or that has none, is reported failed on its :class:`~minerwatch.sources.org.AccountTally`
+and not polled; a poll that fails in one account is counted there, logged and tried again at the next poll; the
+other accounts go on.
 """
 
 from __future__ import annotations
@@ -174,29 +175,85 @@ class GuardDutyApiSource:
             return []
 
     def _all_pages(self) -> Iterator[list[Item]]:
-        from botocore.exceptions import BotoCoreError, ClientError
-
+        if self.accounts:
+            yield from self._accounts_pages()
+            return
         for d in self._detectors:
-            if d.tally is None:
-                yield from self._detector_pages(d)
-                continue
-            try:  # one account's failure is that account's: the others are still read
-                yield from self._detector_pages(d)
-            except (BotoCoreError, ClientError, MinerWatchError) as exc:  # MinerWatchError: the role's refresh
-                d.tally.poll_failed(exc)
-                assert self._ctx is not None
-                self._ctx.log(f"account {d.tally.account}: GuardDuty API call failed ({exc}); trying again at the "
-                              "next poll")  # fmt: skip
+            yield from self._detector_pages(d)
+
+    def _criteria(self, d: _Detector) -> dict[str, Any]:
+        if d.cursor is None:
+            return {}
+        ms = (d.cursor[0] - _EPOCH) // timedelta(milliseconds=1)  # rounded down: nothing is skipped
+        return {"FindingCriteria": {"Criterion": {"updatedAt": {"GreaterThanOrEqual": ms}}}}
 
     def _detector_pages(self, d: _Detector) -> Iterator[list[Item]]:
-        criteria: dict[str, Any] = {}
-        if d.cursor is not None:
-            ms = (d.cursor[0] - _EPOCH) // timedelta(milliseconds=1)  # rounded down: nothing is skipped
-            criteria = {"FindingCriteria": {"Criterion": {"updatedAt": {"GreaterThanOrEqual": ms}}}}
-        for findings in finding_pages(d.client, d.detector_id, criteria, self.page_size):
+        for findings in finding_pages(d.client, d.detector_id, self._criteria(d), self.page_size):
             items = self._page(d, findings)
             if items:
                 yield items
+
+    def _accounts_pages(self) -> Iterator[list[Item]]:
+        """A pass over every account's detectors, ``concurrency`` detectors fetched at once.
+
+        Worker threads only call the API (ListFindings, GetFindings: boto3 clients are thread-safe) and queue
+        each page; cursors, units and tallies are handled here, in the service's thread, so each detector's
+        pages are still handed out in order. One account's failure is that account's: the others are still read.
+        """
+        import queue
+        import threading
+        from concurrent.futures import ThreadPoolExecutor
+
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        pages: queue.Queue[tuple[_Detector, list[dict[str, Any]] | None, BaseException | None]] = queue.Queue(
+            maxsize=2 * self.concurrency
+        )
+        abandoned = threading.Event()
+
+        def put(entry: tuple[_Detector, list[dict[str, Any]] | None, BaseException | None]) -> bool:
+            while not abandoned.is_set():
+                try:
+                    pages.put(entry, timeout=0.5)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def fetch(d: _Detector, criteria: dict[str, Any]) -> None:
+            error: BaseException | None = None
+            try:
+                for findings in finding_pages(d.client, d.detector_id, criteria, self.page_size):
+                    if not put((d, findings, None)):
+                        return
+            except Exception as exc:  # noqa: BLE001  # handed to the service's thread, which decides
+                error = exc
+            put((d, None, error))
+
+        pool = ThreadPoolExecutor(max_workers=min(self.concurrency, max(1, len(self._detectors))))
+        try:
+            for d in self._detectors:
+                pool.submit(fetch, d, self._criteria(d))
+            remaining = len(self._detectors)
+            while remaining:
+                d, findings, error = pages.get()
+                if findings is not None:
+                    items = self._page(d, findings)
+                    if items:
+                        yield items
+                    continue
+                remaining -= 1
+                if error is None:
+                    continue
+                if d.tally is None or not isinstance(error, BotoCoreError | ClientError | MinerWatchError):
+                    raise error  # MinerWatchError: an assumed role's refresh
+                d.tally.poll_failed(error)
+                assert self._ctx is not None
+                self._ctx.log(f"account {d.tally.account}: GuardDuty API call failed ({error}); trying again at "
+                              "the next poll")  # fmt: skip
+        finally:
+            abandoned.set()  # a pass left unfinished (shutdown): the workers stop at their next page
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def _page(self, d: _Detector, findings: list[dict[str, Any]]) -> list[Item]:
         records: list[Record] = []
@@ -243,6 +300,9 @@ class GuardDutyApiSource:
         """Nothing to hand back: the cursor does not move past findings that were not acknowledged."""
 
     def close(self, clean: bool) -> None:
+        if self._pages is not None:
+            self._pages.close()  # ends a pass in progress (and its fetching threads)
+            self._pages = None
         self.flush()
 
 

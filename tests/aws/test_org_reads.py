@@ -50,6 +50,10 @@ class FindingsApi:
         self.detectors: dict[str, str] = {}
         self.refusing: set[str] = set()
         """Accounts whose ListFindings is refused (AccessDeniedException, as GuardDuty answers)."""
+        self.together: threading.Barrier | None = None
+        """When set: each account's first ListFindings waits there for the other accounts' first one."""
+        self.met = False
+        self.waited: set[str] = set()
         self.lock = threading.Lock()
 
     def put(self, account: str, finding: dict[str, Any]) -> None:
@@ -58,6 +62,7 @@ class FindingsApi:
 
     def attach(self, client: Any, account: str) -> None:
         asked: dict[str, dict[str, Any]] = {}
+        waited = self.waited
 
         def capture(params: dict[str, Any], model: Any, **_: Any) -> None:
             asked[model.name] = dict(params)
@@ -65,6 +70,13 @@ class FindingsApi:
         def answer(model: Any, **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
             params = asked.pop(model.name)
             assert params["DetectorId"] == self.detectors[account]
+            if model.name == "ListFindings" and self.together is not None and account not in waited:
+                waited.add(account)
+                try:
+                    self.together.wait()
+                    self.met = True
+                except threading.BrokenBarrierError:
+                    pass
             if account in self.refusing:
                 error = {"Error": {"Code": "AccessDeniedException", "Message": "not authorized: ListFindings"}}
                 return AWSResponse(None, 403, {}, None), error
@@ -283,6 +295,32 @@ def test_watch_org_picks_up_a_finding_added_after_start(world: dict[str, Any], t
     good = settled[world["good"]]
     assert good.status == "ok" and good.value is not None and good.value.records_read == 2
     assert good.value.poll_errors >= 1 and "AccessDeniedException" in str(good.value.last_error)
+
+
+def test_watch_org_polls_accounts_at_once(world: dict[str, Any], tmp_path: Path) -> None:
+    """With --concurrency 2, the two reachable accounts' first ListFindings are in flight together."""
+    world["api"].together = threading.Barrier(2, timeout=30)
+    source, _results = org_source(OrgOptions(concurrency=2), [REGION], interval=0.05)
+    seen: list[dict[str, Any]] = []
+    changed = threading.Condition()
+
+    def on_alert(record: dict[str, Any]) -> None:
+        with changed:
+            seen.append(record)
+            changed.notify_all()
+
+    options = WatchOptions(state=str(tmp_path / "s.db"), rejects=str(tmp_path / "r.jsonl"), idle_timeout=0.2,
+                           on_alert=on_alert, log=lambda _text: None)  # fmt: skip
+    stop = threading.Event()
+    thread = threading.Thread(target=WatchService(load_rule(DEFAULT_RULE), source, options).run, args=(stop,))
+    thread.start()
+    try:
+        with changed:
+            assert changed.wait_for(lambda: len(seen) == 2, timeout=90), seen
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+    assert world["api"].met
 
 
 def test_assumed_role_credentials_are_refreshed_before_expiry(world: dict[str, Any]) -> None:
