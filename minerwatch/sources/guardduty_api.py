@@ -39,10 +39,11 @@ def parse_url(url: str) -> tuple[str, str | None]:
 
 
 def default_client(region: str) -> Any:
-    """``boto3.client("guardduty")`` for ``region`` (botocore honours ``AWS_ENDPOINT_URL`` itself)."""
-    import boto3  # on demand: it costs a noticeable fraction of a second
+    """A GuardDuty client for ``region`` with the environment's credentials, made as every AWS client of the tool
+    is (``minerwatch.aws.session``: retries, ``AWS_ENDPOINT_URL``)."""
+    from minerwatch.aws.session import Aws  # on demand: boto3 costs a noticeable fraction of a second
 
-    return boto3.client("guardduty", region_name=region)
+    return Aws(region=region).client("guardduty", region)
 
 
 def list_detector_ids(client: Any) -> list[str]:

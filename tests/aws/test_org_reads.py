@@ -205,6 +205,15 @@ def test_detect_org_reads_two_accounts_and_reports_the_denied_one(
     assert again.exit_code == EXIT_ACCOUNT_FAILED and _alerts(again.stdout) == []
 
 
+def test_detect_reads_the_guardduty_api_without_org(world: dict[str, Any], tmp_path: Path) -> None:
+    result = runner.invoke(app, ["detect", "guardduty://us-east-1", "--state", str(tmp_path / "s.db"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert [a["key"]["instance_id"] for a in _alerts(result.stdout)] == ["i-0mgmt000000000000"]
+    assert "records read 1 (files 1)" in result.output
+    bad = runner.invoke(app, ["detect", "guardduty://", "--state", str(tmp_path / "s.db")])
+    assert bad.exit_code == 2 and "not a GuardDuty API input" in bad.output
+
+
 def test_detect_org_accounts_and_exclude(world: dict[str, Any], tmp_path: Path) -> None:
     state = str(tmp_path / "s.db")
     only = runner.invoke(app, ["detect", "guardduty://us-east-1", "--org", "--accounts", world["good"],
