@@ -332,6 +332,48 @@ def test_watch_org_polls_accounts_at_once(world: dict[str, Any], tmp_path: Path)
     assert world["api"].met
 
 
+def test_watch_org_command_reports_each_account_at_exit(
+    world: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The command end to end: alerts of both reachable accounts, then SIGTERM; the table and exit 3 follow."""
+    import os
+    import signal
+
+    from minerwatch.cli import org_out
+
+    counted = threading.Semaphore(0)
+    real = org_out.count_alert
+
+    def count(results: Any, record: dict[str, Any]) -> None:
+        real(results, record)
+        counted.release()
+
+    def stop_after_two_alerts() -> None:
+        if counted.acquire(timeout=90) and counted.acquire(timeout=90):
+            os.kill(os.getpid(), signal.SIGTERM)  # as a service manager stops `watch`
+
+    monkeypatch.setattr(org_out, "count_alert", count)
+    previous = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    stopper = threading.Thread(target=stop_after_two_alerts, daemon=True)
+    stopper.start()
+    stats = tmp_path / "stats.json"
+    try:
+        result = runner.invoke(app, ["watch", "--guardduty", "--regions", REGION, "--org", "--poll-interval", "0.05",
+                                     "--wait-seconds", "1", "--state", str(tmp_path / "s.db"),
+                                     "--stats-json", str(stats)])  # fmt: skip
+    finally:
+        signal.signal(signal.SIGTERM, previous[0])
+        signal.signal(signal.SIGINT, previous[1])
+    stopper.join(timeout=10)
+    assert result.exit_code == EXIT_ACCOUNT_FAILED, result.output
+    assert sorted(a["key"]["instance_id"] for a in _alerts(result.stdout)) == [
+        "i-0good000000000000", "i-0mgmt000000000000"]
+    accounts = _by_account(stats)
+    assert accounts[world["good"]]["result"]["alerts"] == 1 and accounts[world["mgmt"]]["result"]["alerts"] == 1
+    assert accounts[world["denied"]]["status"] == "failed"
+    assert "2 account(s) reported, 1 failed" in result.output
+
+
 def test_assumed_role_credentials_are_refreshed_before_expiry(world: dict[str, Any]) -> None:
     base = Aws(region=REGION)
     member = Aws(region=REGION, role_arn=f"arn:aws:iam::{world['good']}:role/OrganizationAccountAccessRole",
