@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 import minerwatch.cli.spark_opts as spark_opts
+from minerwatch.cli import org_out
 from minerwatch.cli.app import DEFAULT_STATE, alert_or_fail, app, cell, err, fail, inert, out
 from minerwatch.errors import MinerWatchError
 from minerwatch.rules.shipped import DEFAULT_RULE, SAMPLES_DIR, shipped_rules
@@ -114,6 +115,7 @@ def detect_cmd(
     paths: list[str] = typer.Argument(
         None,
         help="GuardDuty findings: files (.json/.jsonl, .gz), folders (S3 export layout too), s3://bucket/prefix, "
+        "guardduty://REGION or guardduty://REGION/DETECTOR (the GuardDuty API: ListFindings/GetFindings), "
         "or - for stdin (streamed: each alert is written as it is created or updated). "
         "Default: the bundled sample data.",
     ),
@@ -159,12 +161,23 @@ def detect_cmd(
     quiet: bool = typer.Option(
         False, "--quiet", "-q", help="Do not print the rule's lint warnings (printed once on stderr at start)."
     ),
+    org: bool = org_out.READ_ORG,
+    role_name: str = org_out.ROLE_NAME,
+    session_name: str = org_out.SESSION_NAME,
+    external_id: str | None = org_out.EXTERNAL_ID,
+    accounts: str | None = org_out.ACCOUNTS,
+    exclude_accounts: str | None = org_out.EXCLUDE,
+    concurrency: int = org_out.CONCURRENCY,
+    profile: str | None = org_out.PROFILE,
 ) -> None:
     """Run a detection rule over GuardDuty findings: where → allowlist → throttle → alerts in the state store.
 
     Rerunning over the same input changes nothing (deliveries are deduplicated by finding id + updatedAt). With a
     notification configuration, new and updated alerts go through the outbox and are delivered before exit.
     The rule's lint warnings that its document does not acknowledge are printed once on stderr first.
+
+    With --org, the s3:// and guardduty:// inputs are read in every account of the organization, in one run;
+    a per-account table follows the summary, and the exit status is 3 when an account could not be read.
     """
     if fmt not in FORMATS:
         fail(f"--format must be one of {', '.join(FORMATS)}")
@@ -188,9 +201,25 @@ def detect_cmd(
     if not quiet:
         for warning in lint_rule(loaded).warnings:
             err.print(warning.text, highlight=False, markup=False)
+    org_results: list[Any] | None = None
+    try:
+        if org:
+            if stream or engine == "spark":
+                fail("--org reads S3 and GuardDuty API inputs with --engine stream or duckdb")
+            opts = org_out.org_options(role_name, session_name, external_id, accounts, exclude_accounts, concurrency)
+            org_results, groups = org_out.org_reads({"inputs": inputs}, opts, profile)
+            inputs = groups["inputs"]
+        else:
+            from minerwatch.sources.org import check_org_paths
+
+            check_org_paths(inputs, org=False)
+    except MinerWatchError as exc:
+        fail(exc)
     emitted: list[dict[str, Any]] = []
 
     def on_alert(record: dict[str, Any]) -> None:
+        if org_results is not None:
+            org_out.count_alert(org_results, record)
         if stream and fmt != "table":
             sys.stdout.write(_alert_line(record, fmt) + "\n")
             sys.stdout.flush()
@@ -246,9 +275,18 @@ def detect_cmd(
         from minerwatch.cli.notify_cmds import deliver_queued
 
         deliver_queued(state, notify, loaded, queued, drain_timeout)
+    summary = stats.to_json()
+    if org_results is not None:
+        from minerwatch.sources.org import settle
+
+        org_results = settle(org_results)
+        org_out.read_summary(org_results)
+        summary["accounts"] = org_out.account_results_json(org_results)
     if stats_json:
         stats_json.parent.mkdir(parents=True, exist_ok=True)
-        stats_json.write_text(json.dumps(stats.to_json(), indent=2))
+        stats_json.write_text(json.dumps(summary, indent=2))
+    if org_results is not None:
+        org_out.exit_if_account_failed(org_results)
     if strict and stats.rejected:
         err.print(f"--strict: {stats.rejected} record(s) rejected", highlight=False)
         raise typer.Exit(1)

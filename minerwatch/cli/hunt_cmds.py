@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from minerwatch.cli import org_out
 from minerwatch.cli.app import DEFAULT_STATE, app, cell, err, fail, inert, out
 from minerwatch.cli.spark_opts import SPARK_CONF, SPARK_MASTER, SPARK_REMOTE, spark_options
 from minerwatch.errors import MinerWatchError
@@ -48,7 +49,11 @@ _HELP = "\n\n".join(
         "RunInstances events and Resolver query sources.",
         "--open-alerts turns the hits into alerts in the state store (--state), one per entity per the rule's "
         "throttle window; `minerwatch alerts list --state DB` shows them.",
-        "Exit status: 0 after a hunt (with or without hits), 2 on an error.",
+        "--org reads the s3:// inputs (and guardduty://REGION for --findings) in every active account of the AWS "
+        "Organization, through a role assumed in "
+        "each ({account} in a URL is the account id): one hunt over every account, then a per-account table.",
+        "Exit status: 0 after a hunt (with or without hits), 2 on an error, 3 with --org when an account could "
+        "not be read (the others are reported).",
     ]
 )
 
@@ -106,6 +111,14 @@ def hunt_cmd(
     spark_master: str = SPARK_MASTER,
     spark_remote: str | None = SPARK_REMOTE,
     spark_conf: list[str] = SPARK_CONF,
+    org: bool = org_out.READ_ORG,
+    role_name: str = org_out.ROLE_NAME,
+    session_name: str = org_out.SESSION_NAME,
+    external_id: str | None = org_out.EXTERNAL_ID,
+    accounts: str | None = org_out.ACCOUNTS,
+    exclude_accounts: str | None = org_out.EXCLUDE,
+    concurrency: int = org_out.CONCURRENCY,
+    profile: str | None = org_out.PROFILE,
 ) -> None:
     if not (flow or dns or findings):
         fail("nothing to hunt in: give --flow, --dns or --findings")
@@ -124,11 +137,23 @@ def hunt_cmd(
             sets.append(bundled())
         sets += [load_ioc_file(p) for p in ioc or []]
         iocs = merge(*sets)
+        groups = {"flow": list(flow or []), "dns": list(dns or []), "findings": list(findings or []),
+                  "cloudtrail": list(cloudtrail or [])}  # fmt: skip
+        org_results = None
+        if org:
+            if engine is HuntEngine.spark:
+                fail("--org reads S3 inputs with --engine duckdb, python or stream")
+            opts = org_out.org_options(role_name, session_name, external_id, accounts, exclude_accounts, concurrency)
+            org_results, groups = org_out.org_reads(groups, opts, profile)
+        else:
+            from minerwatch.sources.org import check_org_paths
+
+            check_org_paths([p for paths in groups.values() for p in paths], org=False)
         options = HuntOptions(
-            flow=list(flow or []),
-            dns=list(dns or []),
-            findings=list(findings or []),
-            cloudtrail=list(cloudtrail or []),
+            flow=groups["flow"],
+            dns=groups["dns"],
+            findings=groups["findings"],
+            cloudtrail=groups["cloudtrail"],
             engine="python" if engine is HuntEngine.stream else engine.value,  # type: ignore[arg-type]
             resolved_ips=resolved_ips,
             include_samples=include_samples,
@@ -143,9 +168,18 @@ def hunt_cmd(
         fail(exc)
     _write(result, fmt, out_file)
     _summary(result)
+    summary = result.stats.to_json()
+    if org_results is not None:
+        from minerwatch.sources.org import settle
+
+        for e in result.entities:  # a hit is the account's that its records name
+            org_out.count_alert(org_results, {"key": {"accountid": e.account}, "alert_id": e.entity})
+        org_results = settle(org_results)
+        org_out.read_summary(org_results, "hits")
+        summary["accounts"] = org_out.account_results_json(org_results)
     if stats_json:
         stats_json.parent.mkdir(parents=True, exist_ok=True)
-        stats_json.write_text(json.dumps(result.stats.to_json(), indent=2) + "\n")
+        stats_json.write_text(json.dumps(summary, indent=2) + "\n")
     if open_alerts_flag:
         from minerwatch.hunt.alerts import open_alerts
 
@@ -157,6 +191,8 @@ def hunt_cmd(
         _alert_summary(alert_stats, state)
     if record_sweep:
         _record_sweep(result, state)
+    if org_results is not None:
+        org_out.exit_if_account_failed(org_results)
 
 
 def _record_sweep(result: HuntResult, state: Path) -> None:

@@ -7,10 +7,10 @@ import re
 
 import typer
 
+from minerwatch.aws.org import DEFAULT_ROLE
 from minerwatch.cli.app import app, fail
 from minerwatch.errors import MinerWatchError
 from minerwatch.respond.integration_policy import INTEGRATIONS, integration_policy, member_trust_policy
-from minerwatch.respond.org import DEFAULT_ROLE
 
 
 @app.command("iam-policy")

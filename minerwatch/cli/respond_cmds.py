@@ -15,15 +15,15 @@ import typer
 from rich.table import Table
 
 from minerwatch.alerting.state import StateStore
+from minerwatch.aws.org import EXIT_ACCOUNT_FAILED, Account, OrgOptions, account_aws, fan_out, list_accounts
+from minerwatch.aws.session import Aws
 from minerwatch.cli import org_out
 from minerwatch.cli.app import DEFAULT_STATE, alert_or_fail, app, cell, err, fail, inert, out
 from minerwatch.errors import MinerWatchError
 from minerwatch.posture.checks import CHECKS, PostureOptions, run_posture, unreadable
 from minerwatch.respond import journal as J
-from minerwatch.respond.aws import Aws
 from minerwatch.respond.checklist import checklist_items, complete_item, step_ids
 from minerwatch.respond.execute import Options, Response, StepReport
-from minerwatch.respond.org import EXIT_ACCOUNT_FAILED, Account, OrgOptions, account_aws, fan_out, list_accounts
 from minerwatch.respond.plan import APPROVALS
 from minerwatch.respond.policy import iam_policy
 from minerwatch.rules.loader import load_rule

@@ -13,6 +13,7 @@ from typing import Any
 import typer
 
 from minerwatch.alerting.allowlist import load_allowlist
+from minerwatch.cli import org_out
 from minerwatch.cli.app import app, err, fail
 from minerwatch.cli.detect_cmds import DEFAULT_STATE, DRAIN_TIMEOUT, _alert_line, _notify_config, _print_summary
 from minerwatch.errors import MinerWatchError
@@ -132,11 +133,24 @@ def watch_cmd(
         help="Also import every alert into AWS Security Hub as an ASFF finding (the securityhub destination of "
         "the config, else one with the AWS environment's region and credentials).",
     ),
+    org: bool = typer.Option(
+        False, "--org", help="With --guardduty: poll the detectors of every active account of the AWS Organization, "
+        "through a role assumed in each (credentials refreshed before they expire); one run, a per-account table "
+        "at exit, exit 3 when an account could not be read (see docs/organizations.md)."
+    ),
+    role_name: str = org_out.ROLE_NAME,
+    session_name: str = org_out.SESSION_NAME,
+    external_id: str | None = org_out.EXTERNAL_ID,
+    accounts: str | None = org_out.ACCOUNTS,
+    exclude_accounts: str | None = org_out.EXCLUDE,
+    concurrency: int = org_out.CONCURRENCY,
+    profile: str | None = org_out.PROFILE,
 ) -> None:
     """Run a detection rule continuously over a live source, with the semantics of `detect`.
 
     Alerts are committed to the state store one finding at a time, then delivered (--config) by a background
-    dispatcher. SIGTERM or SIGINT: the finding in hand is finished, everything is committed, exit 0.
+    dispatcher. SIGTERM or SIGINT: the finding in hand is finished, everything is committed, exit 0 (with
+    --org: a per-account table, and exit 3 when an account could not be read).
     """
     if fmt not in ("jsonl", "ocsf"):
         fail("--format must be jsonl or ocsf")
@@ -145,10 +159,22 @@ def watch_cmd(
         allow = load_allowlist(allowlist) if allowlist else None
         source = _source(inputs or [], sqs, s3, guardduty, regions, detector_ids or [], follow, wait_seconds,
                          visibility_timeout, reject_visibility, poll_interval, s3_settle)  # fmt: skip
+        org_results: list[Any] | None = None
+        if org:
+            if not guardduty:
+                fail("--org polls the GuardDuty API in every account: use it with --guardduty")
+            from minerwatch.live.gdapi import org_source
+
+            opts = org_out.org_options(role_name, session_name, external_id, accounts, exclude_accounts, concurrency)
+            region_list = [r.strip() for r in (regions or "").split(",") if r.strip()]
+            source, org_results = org_source(opts, region_list or None, detector_ids=detector_ids or None,
+                                             interval=poll_interval, profile=profile)  # fmt: skip
     except MinerWatchError as exc:
         fail(exc)
 
     def on_alert(record: dict[str, Any]) -> None:
+        if org_results is not None:
+            org_out.count_alert(org_results, record)
         if not quiet:
             sys.stdout.write(_alert_line(record, fmt) + "\n")
             sys.stdout.flush()
@@ -203,9 +229,18 @@ def watch_cmd(
         from minerwatch.cli.notify_cmds import report_delivery
 
         report_delivery(*service.drained)
+    summary = {**stats.to_json(), "watch": service.metrics.snapshot()}
+    if org_results is not None:
+        from minerwatch.sources.org import settle
+
+        org_results = settle(org_results)
+        org_out.read_summary(org_results)
+        summary["accounts"] = org_out.account_results_json(org_results)
     if stats_json:
         stats_json.parent.mkdir(parents=True, exist_ok=True)
-        stats_json.write_text(json.dumps({**stats.to_json(), "watch": service.metrics.snapshot()}, indent=2))
+        stats_json.write_text(json.dumps(summary, indent=2))
+    if org_results is not None:
+        org_out.exit_if_account_failed(org_results)
 
 
 def _attach_notifications(

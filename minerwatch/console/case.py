@@ -19,12 +19,12 @@ import yaml
 
 from minerwatch.alerting.allowlist import parse_allowlist
 from minerwatch.alerting.state import StateStore
+from minerwatch.aws.session import Aws
 from minerwatch.console import store as S
 from minerwatch.enrich.run import rule_for_alert
 from minerwatch.errors import ConfigError, MinerWatchError
 from minerwatch.notify.config import NotifyConfig
 from minerwatch.notify.outbox import enqueue
-from minerwatch.respond.aws import Aws
 from minerwatch.respond.checklist import complete_item
 from minerwatch.respond.execute import Options, Response, ResponseError, StepReport
 from minerwatch.respond.plan import APPROVALS, Plan

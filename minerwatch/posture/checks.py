@@ -27,8 +27,8 @@ from typing import Any
 
 from botocore import xform_name
 
+from minerwatch.aws.session import Aws, AwsError, call_api
 from minerwatch.errors import MinerWatchError
-from minerwatch.respond.aws import Aws, AwsError, call_api
 from minerwatch.rules.model import Rule
 
 ADMIN_PORTS = {22: "SSH", 3389: "RDP"}

@@ -29,9 +29,9 @@ from typing import Any
 
 from minerwatch.alerting.alerts import iso, parse_iso
 from minerwatch.alerting.state import StateStore
+from minerwatch.aws.session import is_read
 from minerwatch.enrich.run import rule_for_alert, stored_enrichment
 from minerwatch.errors import InputError, MinerWatchError
-from minerwatch.respond.aws import is_read
 from minerwatch.respond.checklist import AUDIT_ACTION as CHECKLIST_ACTION
 from minerwatch.respond.checklist import checklist_items
 from minerwatch.respond.plan import strip_emphasis

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from minerwatch.aws.session import AwsError
 from minerwatch.respond import journal as J
-from minerwatch.respond.aws import AwsError
 from minerwatch.respond.discover import (
     ALERT_TAG,
     INCIDENT_TAG,

@@ -11,7 +11,7 @@ import base64
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from minerwatch.respond.aws import AwsError
+from minerwatch.aws.session import AwsError
 from minerwatch.respond.plan import ApiCall
 
 QUARANTINE_TAG = "minerwatch:quarantine"

@@ -34,7 +34,7 @@ from typing import Any, Protocol
 import orjson
 
 from minerwatch.alerting.alerts import iso
-from minerwatch.respond.aws import AwsError, request_id
+from minerwatch.aws.session import AwsError, request_id
 from minerwatch.respond.discover import Inventory, decode_b64, profile_association_call
 from minerwatch.respond.plan import ApiCall
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from minerwatch.alerting.state import StateStore
+from minerwatch.aws.session import Aws, AwsError, request_id
 from minerwatch.errors import MinerWatchError
 from minerwatch.respond import journal as J
 from minerwatch.respond.actions import (
@@ -28,7 +29,6 @@ from minerwatch.respond.actions import (
     login_profiles_lost,
     rollback_calls,
 )
-from minerwatch.respond.aws import Aws, AwsError, request_id
 from minerwatch.respond.discover import TEMPORARY_KEY_PREFIX, CreatedUser, Inventory, KeyCandidate, discover
 from minerwatch.respond.evidence import location, sha256
 from minerwatch.respond.plan import ApiCall, Plan, Step, skeleton

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from minerwatch.aws.org import DEFAULT_ROLE
 from minerwatch.errors import MinerWatchError
-from minerwatch.respond.org import DEFAULT_ROLE
 from minerwatch.respond.policy import iam_policy
 
 INTEGRATIONS = ("securityhub", "securitylake", "organizations", "respond", "enrich")

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import orjson
 
-from minerwatch.respond.aws import is_read
+from minerwatch.aws.session import is_read
 from minerwatch.wording import count
 
 Kind = Literal["automated", "manual"]

@@ -341,6 +341,11 @@ def check_paths(paths: Sequence[str]) -> None:
             if not path[5:].partition("/")[0]:
                 raise InputError(f"no bucket in S3 URL {path!r}", file=path)
             continue
+        if path.startswith("guardduty://"):
+            from minerwatch.sources.guardduty_api import parse_url
+
+            parse_url(path)
+            continue
         try:
             os.stat(path)
         except OSError as exc:
@@ -350,16 +355,26 @@ def check_paths(paths: Sequence[str]) -> None:
 def iter_inputs(
     paths: Sequence[str], reject: RejectSink, stats: ReadStats, *, s3_client: Any | None = None
 ) -> Iterator[Input]:
-    """Every input stream named by ``paths``, in order; folders recursively in sorted order."""
+    """Every input stream named by ``paths``, in order; folders recursively in sorted order.
+
+    ``guardduty://REGION[/DETECTOR]`` reads the findings of the GuardDuty API (``guardduty_api``); a path
+    bound to an account by ``--org`` (``org.AccountPath``) is opened with that account's clients."""
     client = s3_client
     for path in paths:
-        if path == "-":
+        bound = getattr(path, "inputs", None)
+        if bound is not None:  # read with one account's credentials (minerwatch.sources.org)
+            yield from bound(reject, stats)
+        elif path.startswith("guardduty://"):
+            from minerwatch.sources import guardduty_api  # imports this module
+
+            yield from guardduty_api.iter_api(path, guardduty_api.default_client, reject, stats)
+        elif path == "-":
             stats.files += 1
             yield Input(STDIN_NAME, _stdin_chunks(stats))
         elif path.startswith("s3://"):
             if client is None:
                 client = default_s3_client(path)
-            yield from _iter_s3(path, client, reject, stats)
+            yield from iter_s3(path, client, reject, stats)
         elif os.path.isdir(path):
             yield from _iter_dir(path, reject, stats)
         else:
@@ -420,7 +435,7 @@ def default_s3_client(url: str = "s3://") -> Any:
         raise InputError(f"cannot create an S3 client for {url}: {exc}", file=url) from exc
 
 
-def _iter_s3(url: str, client: Any, reject: RejectSink, stats: ReadStats) -> Iterator[Input]:
+def iter_s3(url: str, client: Any, reject: RejectSink, stats: ReadStats) -> Iterator[Input]:
     from botocore.exceptions import BotoCoreError, ClientError
 
     bucket, _, prefix = url[5:].partition("/")

@@ -18,29 +18,12 @@ from minerwatch.live.gdapi import GuardDutyApiSource
 from minerwatch.live.service import WatchOptions, WatchService
 from minerwatch.rules.loader import load_rule
 from minerwatch.rules.shipped import DEFAULT_RULE
-from minerwatch.sources.botocore_shapes import to_pascal
 
 from .conftest import Watch, client, detect_alerts, http_get, state_alerts, wait_for
+from .gd_shapes import api_shape
 
 RULE = load_rule(DEFAULT_RULE)
 SORT = {"AttributeName": "updatedAt", "OrderBy": "ASC"}
-
-
-def _drop_none(v: Any) -> Any:
-    if isinstance(v, dict):
-        return {k: _drop_none(x) for k, x in v.items() if x is not None}
-    if isinstance(v, list):
-        return [_drop_none(x) for x in v if x is not None]
-    return v
-
-
-def api_shape(finding: dict[str, Any]) -> dict[str, Any]:
-    """A finding as GetFindings returns it: PascalCase members, no nulls, AdditionalInfo as {Value: json, Type}."""
-    info = (finding.get("service") or {}).get("additionalInfo")
-    out = _drop_none(to_pascal(finding))
-    if info is not None:
-        out["Service"]["AdditionalInfo"] = {"Value": orjson.dumps(info).decode(), "Type": "default"}
-    return out
 
 
 def latest_versions(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -200,3 +200,68 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> CallLog:
 
     monkeypatch.setattr(BaseClient, "_make_api_call", recording)
     return log
+
+
+# -- an AWS Organization of three accounts (posture --org, respond --org, and the --org reads) ----------------
+
+ALLOW_ALL = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})
+
+
+def set_auth(moto_url: str, count: str) -> None:
+    req = urllib.request.Request(
+        f"{moto_url}/moto-api/reset-auth", data=count.encode(), method="POST", headers={"Content-Type": "text/plain"}
+    )
+    urllib.request.urlopen(req).read()
+
+
+def in_account_assumed(account: str) -> dict[str, Any]:
+    return boto3.Session().client("sts").assume_role(  # a new session: credentials as the environment has them now
+        RoleArn=f"arn:aws:iam::{account}:role/OrganizationAccountAccessRole", RoleSessionName="setup"
+    )["Credentials"]
+
+
+def in_account(account: str) -> Any:
+    creds = in_account_assumed(account)
+    return boto3.Session(
+        aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"], region_name=REGION,
+    )
+
+
+@pytest.fixture
+def org(aws: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """Management account 123456789012 (an admin user), members `good` (its role may do anything) and `denied`
+    (its role has no permission at all); then moto checks every request against IAM."""
+    iam = boto3.client("iam")
+    iam.create_user(UserName="admin")
+    iam.put_user_policy(UserName="admin", PolicyName="all", PolicyDocument=ALLOW_ALL)
+    key = iam.create_access_key(UserName="admin")["AccessKey"]
+    orgs = boto3.client("organizations")
+    orgs.create_organization(FeatureSet="ALL")
+    ids = {}
+    for name in ("good", "denied"):
+        status = orgs.create_account(AccountName=name, Email=f"{name}@example.com")["CreateAccountStatus"]
+        ids[name] = status["AccountId"]
+        # moto creates the role as Organizations does; `denied` loses every permission of it
+        member_iam = in_account(ids[name]).client("iam")
+        role = "OrganizationAccountAccessRole"
+        if name == "good":
+            member_iam.put_role_policy(RoleName=role, PolicyName="all", PolicyDocument=ALLOW_ALL)
+            ec2 = in_account(ids[name]).client("ec2")
+            sg = ec2.create_security_group(GroupName="open-ssh", Description="open")["GroupId"]
+            ec2.authorize_security_group_ingress(GroupId=sg, IpPermissions=[
+                {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}
+            ])
+            ids["open_sg"] = sg
+            continue
+        for pol in member_iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]:
+            member_iam.detach_role_policy(RoleName=role, PolicyArn=pol["PolicyArn"])
+        for pol_name in member_iam.list_role_policies(RoleName=role)["PolicyNames"]:
+            member_iam.delete_role_policy(RoleName=role, PolicyName=pol_name)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
+    set_auth(aws, "0")
+    try:
+        yield ids
+    finally:
+        set_auth(aws, "inf")

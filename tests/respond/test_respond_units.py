@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from minerwatch.alerting.state import StateStore
+from minerwatch.aws.session import AwsError
 from minerwatch.respond.actions import ACTIONS, Context, rollback_calls
-from minerwatch.respond.aws import AwsError
 from minerwatch.respond.discover import Eni, Inventory
 from minerwatch.respond.evidence import _decoded, location
 from minerwatch.respond.execute import DryRunViolation, Executor, launching_keys

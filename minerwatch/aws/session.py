@@ -1,5 +1,8 @@
-"""AWS access for response and posture: one boto3 session (profile, region, optionally an assumed role) and
-clients that honour ``AWS_ENDPOINT_URL``.
+"""AWS access for every command that calls AWS: one boto3 session (profile, region, optionally an assumed role)
+and clients that honour ``AWS_ENDPOINT_URL``.
+
+An assumed role's credentials are refreshed by botocore before they expire (a new ``AssumeRole`` in the
+advisory window before the expiry), so a long ``watch`` keeps reading an account through its role.
 
 Calls go through :meth:`Aws.invoke` by API operation name (``CreateSecurityGroup``), so that every call the tool
 makes can be printed, audited and turned into an IAM policy from the same description. Endpoints are left to
@@ -11,12 +14,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import boto3
 import botocore.exceptions
+import botocore.session
 from botocore import xform_name
 from botocore.config import Config
+from botocore.credentials import CredentialProvider, RefreshableCredentials
 
 from minerwatch.errors import MinerWatchError
 
@@ -64,6 +70,19 @@ def request_id(response: dict[str, Any]) -> str | None:
     return None
 
 
+class _Fixed(CredentialProvider):
+    """Hands botocore the refreshing credentials of an assumed role, ahead of every other provider."""
+
+    METHOD = "assume-role"
+
+    def __init__(self, credentials: RefreshableCredentials) -> None:
+        super().__init__()
+        self._credentials = credentials
+
+    def load(self) -> RefreshableCredentials:
+        return self._credentials
+
+
 def _session_name(actor: str) -> str:
     # RoleSessionName allows [\w+=,.@-], 2 to 64 characters.
     name = "minerwatch-" + re.sub(r"[^\w+=,.@-]", "-", actor or "unknown")
@@ -104,15 +123,27 @@ class Aws:
                 if self.external_id:
                     params["ExternalId"] = self.external_id
                 sts = base.client("sts", region_name=self.region, endpoint_url=self.endpoint_url, config=self._config())
-                assumed = call_api(sts, "AssumeRole", params)
-                self.assume_request_id = request_id(assumed)
-                creds = assumed["Credentials"]
-                base = boto3.Session(
-                    aws_access_key_id=creds["AccessKeyId"],
-                    aws_secret_access_key=creds["SecretAccessKey"],
-                    aws_session_token=creds["SessionToken"],
-                    region_name=self.region,
+
+                def assume() -> dict[str, str]:
+                    assumed = call_api(sts, "AssumeRole", params)
+                    self.assume_request_id = request_id(assumed)
+                    creds = assumed["Credentials"]
+                    expiry = creds["Expiration"]
+                    return {
+                        "access_key": creds["AccessKeyId"],
+                        "secret_key": creds["SecretAccessKey"],
+                        "token": creds["SessionToken"],
+                        "expiry_time": expiry.isoformat() if isinstance(expiry, datetime) else str(expiry),
+                    }
+
+                # The first AssumeRole happens here, so that a refusal is raised now; botocore calls `assume`
+                # again when the credentials come near their expiry.
+                credentials = RefreshableCredentials.create_from_metadata(
+                    assume(), refresh_using=assume, method="assume-role"
                 )
+                core = botocore.session.get_session()
+                core.get_component("credential_provider").insert_before("env", _Fixed(credentials))
+                base = boto3.Session(botocore_session=core, region_name=self.region)
             self._session = base
         return self._session
 

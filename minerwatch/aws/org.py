@@ -2,7 +2,7 @@
 
 ``list_accounts`` reads the organization (``organizations:ListAccounts``, from the management account or a
 delegated administrator) and keeps the ``ACTIVE`` accounts, filtered by ``--accounts`` / ``--exclude-accounts``.
-``fan_out`` then gives the work an :class:`~minerwatch.respond.aws.Aws` per account — the caller's own
+``fan_out`` then gives the work an :class:`~minerwatch.aws.session.Aws` per account — the caller's own
 credentials for the caller's own account, else ``arn:<partition>:iam::<account>:role/<role_name>`` assumed with
 the configured session name and external id — with at most ``concurrency`` accounts at a time.
 
@@ -22,13 +22,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from minerwatch.aws import DEFAULT_ROLE, DEFAULT_SESSION
+from minerwatch.aws.session import Aws, AwsError
 from minerwatch.errors import MinerWatchError
-from minerwatch.respond.aws import Aws, AwsError
 
 T = TypeVar("T")
 
-DEFAULT_ROLE = "OrganizationAccountAccessRole"
-DEFAULT_SESSION = "minerwatch"
 EXIT_ACCOUNT_FAILED = 3
 THROTTLING = frozenset({"Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded"})
 _ACCOUNT = re.compile(r"[0-9]{12}")
