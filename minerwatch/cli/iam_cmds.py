@@ -16,7 +16,10 @@ from minerwatch.respond.integration_policy import INTEGRATIONS, integration_poli
 @app.command("iam-policy")
 def iam_policy_cmd(
     name: str = typer.Option(..., "--for", help=f"The integration: {', '.join(INTEGRATIONS)}."),
-    bucket: str = typer.Option("aws-security-data-lake-*", "--bucket", help="securitylake: the lake's bucket."),
+    bucket: str | None = typer.Option(
+        None, "--bucket", help="securitylake: the lake's bucket (default aws-security-data-lake-*); read: the "
+        "buckets of exported findings and logs (default every bucket; wildcards allowed).",
+    ),
     role_name: str = typer.Option(DEFAULT_ROLE, "--role-name", help="organizations: the member role."),
     trust: str | None = typer.Option(
         None, "--trust", metavar="ACCOUNT", help="organizations: print the member role's trust policy for this "

@@ -8,6 +8,9 @@ organizations   ``--org``: list the accounts and assume the member role; the mem
                 printed with ``--trust`` (the role itself needs what the command run in it needs, e.g. the
                 ``posture`` read-only calls or ``respond --iam-policy``)
 respond         the response playbook's calls (the same as ``respond --iam-policy``)
+read            ``detect``/``hunt``/``watch`` reading the GuardDuty API (``guardduty://``) and S3 objects (exported
+                findings, flow and Resolver logs, in ``--bucket``), also as the member role of ``--org`` reads;
+                GuardDuty's exports are KMS-encrypted, so decryption through S3 is allowed too
 enrich          ``enrich``'s API sources: ``--cloudwatch``, ``--cost-explorer``, ``--aws-config``, ``--inspector``
                 (all read-only; none of them takes resource-level permissions)
 ==============  ===========================================================================================
@@ -21,7 +24,7 @@ from minerwatch.aws.org import DEFAULT_ROLE
 from minerwatch.errors import MinerWatchError
 from minerwatch.respond.policy import iam_policy
 
-INTEGRATIONS = ("securityhub", "securitylake", "organizations", "respond", "enrich")
+INTEGRATIONS = ("securityhub", "securitylake", "organizations", "read", "respond", "enrich")
 
 
 def _doc(*statements: dict[str, Any]) -> dict[str, Any]:
@@ -29,10 +32,12 @@ def _doc(*statements: dict[str, Any]) -> dict[str, Any]:
 
 
 def integration_policy(
-    name: str, *, bucket: str = "aws-security-data-lake-*", role_name: str = DEFAULT_ROLE,
+    name: str, *, bucket: str | None = None, role_name: str = DEFAULT_ROLE,
     evidence_root: str = "evidence",
 ) -> dict[str, Any]:
-    """The policy document for ``name`` (one of :data:`INTEGRATIONS`)."""
+    """The policy document for ``name`` (one of :data:`INTEGRATIONS`); ``bucket`` defaults to Security Lake's
+    buckets for ``securitylake`` and to every bucket for ``read``."""
+    bucket = bucket or ("aws-security-data-lake-*" if name == "securitylake" else "*")
     if name == "securityhub":
         return _doc(
             {
@@ -76,6 +81,28 @@ def integration_policy(
                 "Resource": f"arn:aws:iam::*:role/{role_name}",
             },
             {"Sid": "MinerWatchWhoAmI", "Effect": "Allow", "Action": ["sts:GetCallerIdentity"], "Resource": "*"},
+        )
+    if name == "read":
+        return _doc(
+            {"Sid": "MinerWatchFindDetectors", "Effect": "Allow", "Action": ["guardduty:ListDetectors"],
+             "Resource": "*"},  # fmt: skip
+            {
+                "Sid": "MinerWatchReadFindings",
+                "Effect": "Allow",
+                "Action": ["guardduty:GetDetector", "guardduty:ListFindings", "guardduty:GetFindings"],
+                "Resource": "arn:aws:guardduty:*:*:detector/*",
+            },
+            {"Sid": "MinerWatchListLogs", "Effect": "Allow", "Action": ["s3:ListBucket"],
+             "Resource": f"arn:aws:s3:::{bucket}"},  # fmt: skip
+            {"Sid": "MinerWatchReadLogs", "Effect": "Allow", "Action": ["s3:GetObject"],
+             "Resource": f"arn:aws:s3:::{bucket}/*"},  # fmt: skip
+            {
+                "Sid": "MinerWatchDecryptExports",
+                "Effect": "Allow",
+                "Action": ["kms:Decrypt"],
+                "Resource": "*",
+                "Condition": {"StringLike": {"kms:ViaService": "s3.*.amazonaws.com"}},
+            },
         )
     if name == "respond":
         return iam_policy(evidence_root)
