@@ -241,6 +241,11 @@ def detect_matched(work: Path) -> int | None:
 
 
 # ------------------------------------------------------------------------------------------------ data
+def _shown(path: Path) -> str:
+    """``path`` relative to the checkout when it is inside it (``--data-dir`` may be anywhere)."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def ensure_data(size_mb: int, seed: int, data_dir: Path, crypto: float = 0.02) -> tuple[Path, dict[str, Any]]:
     """Reuse ``findings-<size>mb-seed<seed>[-c<crypto>].jsonl`` when its metadata matches, else write it."""
     sys.path.insert(0, str(ROOT))
@@ -253,9 +258,9 @@ def ensure_data(size_mb: int, seed: int, data_dir: Path, crypto: float = 0.02) -
     if path.exists() and meta_path.exists():
         meta = json.loads(meta_path.read_text())
         if meta.get("bytes") == path.stat().st_size and meta.get("format") == FORMAT_VERSION:
-            print(f"reusing {path.relative_to(ROOT)} ({meta['lines']} lines)", flush=True)
+            print(f"reusing {_shown(path)} ({meta['lines']} lines)", flush=True)
             return path, meta
-    print(f"writing {path.relative_to(ROOT)} ({size_mb} MB) ...", flush=True)
+    print(f"writing {_shown(path)} ({size_mb} MB) ...", flush=True)
     t0 = time.perf_counter()
     meta = write_jsonl_fast(path, size_mb * MIB, seed, crypto)
     meta["generate_seconds"] = round(time.perf_counter() - t0, 2)
