@@ -8,9 +8,11 @@ between the two is repaired by the next run (at-least-once lines, the last line 
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import multiprocessing
 import os
+import pickle
 import sqlite3
 import tempfile
 import time
@@ -96,8 +98,27 @@ class _Match:
     row: dict[str, Any]
 
 
+    def load(self) -> _Match:
+        return self
+
+
 Match = _Match
 """A matched row, as returned by :meth:`Detector.match` (public name for callers that feed records)."""
+
+
+@dataclass(slots=True)
+class _Spilled:
+    """A matched row a worker wrote to its spill file: only its sort key stays in memory until it is applied."""
+
+    eventdate: datetime
+    finding_id: str
+    fd: int
+    offset: int
+    size: int
+
+    def load(self) -> _Match:
+        match: _Match = pickle.loads(os.pread(self.fd, self.size, self.offset))
+        return match
 
 
 def _delivery_time(doc: dict[str, Any]) -> str:
@@ -284,9 +305,9 @@ def _drop_torn_tail(fh: Any) -> None:
     fh.truncate(0)
 
 
-def _sorted_matches(matches: Iterable[_Match]) -> Iterator[_Match]:
+def _sorted_matches(matches: Iterable[_Match | _Spilled]) -> Iterator[_Match]:
     """Matched rows in (eventdate, id) order; beyond SPILL_ROWS they are sorted in a temporary SQLite file."""
-    buf: list[_Match] = []
+    buf: list[_Match | _Spilled] = []
     spill: sqlite3.Connection | None = None
     tmpdir: tempfile.TemporaryDirectory[str] | None = None
     for m in matches:
@@ -296,14 +317,15 @@ def _sorted_matches(matches: Iterable[_Match]) -> Iterator[_Match]:
                 tmpdir = tempfile.TemporaryDirectory(prefix="minerwatch-sort-")
                 spill = sqlite3.connect(os.path.join(tmpdir.name, "sort.db"))
                 spill.execute("CREATE TABLE m (t TEXT, id TEXT, blob BLOB)")
-            spill.executemany("INSERT INTO m VALUES (?, ?, ?)", [_pack(x) for x in buf])
+            spill.executemany("INSERT INTO m VALUES (?, ?, ?)", [_pack(x.load()) for x in buf])
             buf.clear()
     if spill is None:
         buf.sort(key=lambda x: (x.eventdate, x.finding_id))
-        yield from buf
+        for x in buf:
+            yield x.load()
         return
     try:
-        spill.executemany("INSERT INTO m VALUES (?, ?, ?)", [_pack(x) for x in buf])
+        spill.executemany("INSERT INTO m VALUES (?, ?, ?)", [_pack(x.load()) for x in buf])
         buf.clear()
         for (blob,) in spill.execute("SELECT blob FROM m ORDER BY t, id"):
             yield _unpack(blob)
@@ -340,11 +362,12 @@ def detect(rule: Rule, paths: list[str], options: DetectOptions) -> DetectStats:
                 det.apply(m)
         else:
             split, rest = _plan_split(paths, options)
-            parallel = _scan_parallel(det, split, read, prefilter) if split else []
-            records = read_guardduty(rest, on_reject=det.reject, stats=read, prefilter=prefilter) if rest else ()
-            matches = (m for r in records if (m := det.match(r)) is not None)
-            for m in _sorted_matches(itertools.chain(parallel, matches)):
-                det.apply(m)
+            with tempfile.TemporaryDirectory(prefix="minerwatch-rows-") as spill_dir, contextlib.ExitStack() as files:
+                parallel = _scan_parallel(det, split, read, prefilter, spill_dir, files) if split else []
+                records = read_guardduty(rest, on_reject=det.reject, stats=read, prefilter=prefilter) if rest else ()
+                matches = (m for r in records if (m := det.match(r)) is not None)
+                for m in _sorted_matches(itertools.chain(parallel, matches)):
+                    det.apply(m)
         return det.finish(read, started)
     except BaseException as exc:
         try:
@@ -378,36 +401,58 @@ def _plan_split(paths: list[str], options: DetectOptions) -> tuple[list[str], li
     return split, [p for p in paths if p not in split]
 
 
-def _scan_range(part: tuple[str, int, int]) -> tuple[list[_Match], list[Reject], ReadStats]:
+_Key = tuple[datetime, str, int, int]
+"""A spilled row's sort key (eventdate, finding id) and its place (offset, size) in the spill file."""
+
+
+def _scan_range(part: tuple[str, int, int, str]) -> tuple[list[_Key], list[Reject], ReadStats]:
+    """Read one byte range; its matched rows go to the spill file ``part[3]`` as they come, and only their sort
+    keys and places come back, so neither the worker nor the parent holds the rows of a whole file."""
     assert _FORKED is not None
     det, prefilter = _FORKED
-    path, start, end = part
+    path, start, end, spill = part
     stats, rejects = ReadStats(), []
+    keys: list[_Key] = []
     records = read_guardduty_range(path, start, end, on_reject=rejects.append, stats=stats, prefilter=prefilter)
-    matches = [m for r in records if (m := det.match(r)) is not None]
-    return matches, rejects, stats
+    offset = 0
+    with open(spill, "wb") as out:
+        for record in records:
+            m = det.match(record)
+            if m is None:
+                continue
+            blob = pickle.dumps(m, protocol=pickle.HIGHEST_PROTOCOL)
+            out.write(blob)
+            keys.append((m.eventdate, m.finding_id, offset, len(blob)))
+            offset += len(blob)
+    return keys, rejects, stats
 
 
-def _scan_parallel(det: Detector, paths: list[str], read: ReadStats, prefilter: Any) -> list[_Match]:
-    """Read each file as line-aligned byte ranges in forked workers; rejects get their absolute line numbers."""
+def _scan_parallel(
+    det: Detector, paths: list[str], read: ReadStats, prefilter: Any, spill_dir: str, files: contextlib.ExitStack
+) -> list[_Spilled]:
+    """Read each file as line-aligned byte ranges in forked workers; rejects get their absolute line numbers.
+    The rows stay in the workers' spill files under ``spill_dir`` (kept open in ``files``) until applied."""
     global _FORKED
     workers = det.opts.workers
-    parts = [(p, a, b) for p in paths for a, b in line_aligned_ranges(p, workers)]
+    ranges = [(p, a, b) for p in paths for a, b in line_aligned_ranges(p, workers)]
+    parts = [(p, a, b, os.path.join(spill_dir, f"part-{i}")) for i, (p, a, b) in enumerate(ranges)]
     _FORKED = (det, prefilter)
     try:
         with multiprocessing.get_context("fork").Pool(min(workers, len(parts))) as pool:
             results = pool.map(_scan_range, parts, chunksize=1)
     finally:
         _FORKED = None
-    matches: list[_Match] = []
-    for (path, start, _), (part_matches, rejects, stats) in zip(parts, results, strict=True):
+    matches: list[_Spilled] = []
+    for (path, start, _, spill), (keys, rejects, stats) in zip(parts, results, strict=True):
         if start == 0:
             read.files += 1
         # Lines before the range, counted only when a reject needs its absolute line number.
         offset = count_newlines(path, 0, start) if start and rejects else 0
         for rej in rejects:
             det.reject(Reject(rej.file, None if rej.line is None else rej.line + offset, rej.reason, rej.excerpt))
-        matches.extend(part_matches)
+        fd = os.open(spill, os.O_RDONLY)
+        files.callback(os.close, fd)
+        matches.extend(_Spilled(eventdate, fid, fd, at, size) for eventdate, fid, at, size in keys)
         read.records_read += stats.records_read
         read.accepted += stats.accepted
         read.rejected += stats.rejected
