@@ -9,7 +9,7 @@ between the two is repaired by the next run (at-least-once lines, the last line 
 from __future__ import annotations
 
 import contextlib
-import itertools
+import heapq
 import multiprocessing
 import os
 import pickle
@@ -98,27 +98,9 @@ class _Match:
     row: dict[str, Any]
 
 
-    def load(self) -> _Match:
-        return self
-
 
 Match = _Match
 """A matched row, as returned by :meth:`Detector.match` (public name for callers that feed records)."""
-
-
-@dataclass(slots=True)
-class _Spilled:
-    """A matched row a worker wrote to its spill file: only its sort key stays in memory until it is applied."""
-
-    eventdate: datetime
-    finding_id: str
-    fd: int
-    offset: int
-    size: int
-
-    def load(self) -> _Match:
-        match: _Match = pickle.loads(os.pread(self.fd, self.size, self.offset))
-        return match
 
 
 def _delivery_time(doc: dict[str, Any]) -> str:
@@ -305,9 +287,9 @@ def _drop_torn_tail(fh: Any) -> None:
     fh.truncate(0)
 
 
-def _sorted_matches(matches: Iterable[_Match | _Spilled]) -> Iterator[_Match]:
+def _sorted_matches(matches: Iterable[_Match]) -> Iterator[_Match]:
     """Matched rows in (eventdate, id) order; beyond SPILL_ROWS they are sorted in a temporary SQLite file."""
-    buf: list[_Match | _Spilled] = []
+    buf: list[_Match] = []
     spill: sqlite3.Connection | None = None
     tmpdir: tempfile.TemporaryDirectory[str] | None = None
     for m in matches:
@@ -317,15 +299,14 @@ def _sorted_matches(matches: Iterable[_Match | _Spilled]) -> Iterator[_Match]:
                 tmpdir = tempfile.TemporaryDirectory(prefix="minerwatch-sort-")
                 spill = sqlite3.connect(os.path.join(tmpdir.name, "sort.db"))
                 spill.execute("CREATE TABLE m (t TEXT, id TEXT, blob BLOB)")
-            spill.executemany("INSERT INTO m VALUES (?, ?, ?)", [_pack(x.load()) for x in buf])
+            spill.executemany("INSERT INTO m VALUES (?, ?, ?)", [_pack(x) for x in buf])
             buf.clear()
     if spill is None:
         buf.sort(key=lambda x: (x.eventdate, x.finding_id))
-        for x in buf:
-            yield x.load()
+        yield from buf
         return
     try:
-        spill.executemany("INSERT INTO m VALUES (?, ?, ?)", [_pack(x.load()) for x in buf])
+        spill.executemany("INSERT INTO m VALUES (?, ?, ?)", [_pack(x) for x in buf])
         buf.clear()
         for (blob,) in spill.execute("SELECT blob FROM m ORDER BY t, id"):
             yield _unpack(blob)
@@ -363,10 +344,11 @@ def detect(rule: Rule, paths: list[str], options: DetectOptions) -> DetectStats:
         else:
             split, rest = _plan_split(paths, options)
             with tempfile.TemporaryDirectory(prefix="minerwatch-rows-") as spill_dir, contextlib.ExitStack() as files:
-                parallel = _scan_parallel(det, split, read, prefilter, spill_dir, files) if split else []
+                runs = _scan_parallel(det, split, read, prefilter, spill_dir, files) if split else []
                 records = read_guardduty(rest, on_reject=det.reject, stats=read, prefilter=prefilter) if rest else ()
                 matches = (m for r in records if (m := det.match(r)) is not None)
-                for m in _sorted_matches(itertools.chain(parallel, matches)):
+                # Each run is sorted; merging takes equal keys from earlier runs first, as one stable sort would.
+                for m in heapq.merge(*runs, _sorted_matches(matches), key=_sort_key):
                     det.apply(m)
         return det.finish(read, started)
     except BaseException as exc:
@@ -403,11 +385,16 @@ def _plan_split(paths: list[str], options: DetectOptions) -> tuple[list[str], li
 
 _Key = tuple[datetime, str, int, int]
 """A spilled row's sort key (eventdate, finding id) and its place (offset, size) in the spill file."""
+_INDEX_BATCH = 4096
 
 
-def _scan_range(part: tuple[str, int, int, str]) -> tuple[list[_Key], list[Reject], ReadStats]:
-    """Read one byte range; its matched rows go to the spill file ``part[3]`` as they come, and only their sort
-    keys and places come back, so neither the worker nor the parent holds the rows of a whole file."""
+def _sort_key(m: _Match | _Key) -> tuple[datetime, str]:
+    return (m[0], m[1]) if isinstance(m, tuple) else (m.eventdate, m.finding_id)
+
+
+def _scan_range(part: tuple[str, int, int, str]) -> tuple[list[Reject], ReadStats]:
+    """Read one byte range; its matched rows go to the spill file ``part[3]`` as they come, then their sort keys
+    and places, sorted, to ``part[3] + ".idx"``: neither the worker nor the parent holds the rows of a range."""
     assert _FORKED is not None
     det, prefilter = _FORKED
     path, start, end, spill = part
@@ -424,14 +411,33 @@ def _scan_range(part: tuple[str, int, int, str]) -> tuple[list[_Key], list[Rejec
             out.write(blob)
             keys.append((m.eventdate, m.finding_id, offset, len(blob)))
             offset += len(blob)
-    return keys, rejects, stats
+    keys.sort(key=_sort_key)  # stable: equal keys keep the order of the file
+    with open(spill + ".idx", "wb") as out:
+        for at in range(0, len(keys), _INDEX_BATCH):
+            pickle.dump(keys[at : at + _INDEX_BATCH], out, protocol=pickle.HIGHEST_PROTOCOL)
+    return rejects, stats
+
+
+def _spilled_run(spill: str, files: contextlib.ExitStack) -> Iterator[_Match]:
+    """The rows of one range in (eventdate, id) order, read back one at a time from its spill files."""
+    fd = os.open(spill, os.O_RDONLY)
+    files.callback(os.close, fd)
+    index = files.enter_context(open(spill + ".idx", "rb"))
+    while True:
+        try:
+            keys: list[_Key] = pickle.load(index)
+        except EOFError:
+            return
+        for _, _, offset, size in keys:
+            match: _Match = pickle.loads(os.pread(fd, size, offset))
+            yield match
 
 
 def _scan_parallel(
     det: Detector, paths: list[str], read: ReadStats, prefilter: Any, spill_dir: str, files: contextlib.ExitStack
-) -> list[_Spilled]:
+) -> list[Iterator[_Match]]:
     """Read each file as line-aligned byte ranges in forked workers; rejects get their absolute line numbers.
-    The rows stay in the workers' spill files under ``spill_dir`` (kept open in ``files``) until applied."""
+    Gives each range's rows, sorted, as they are read back from its spill files under ``spill_dir``."""
     global _FORKED
     workers = det.opts.workers
     ranges = [(p, a, b) for p in paths for a, b in line_aligned_ranges(p, workers)]
@@ -442,17 +448,15 @@ def _scan_parallel(
             results = pool.map(_scan_range, parts, chunksize=1)
     finally:
         _FORKED = None
-    matches: list[_Spilled] = []
-    for (path, start, _, spill), (keys, rejects, stats) in zip(parts, results, strict=True):
+    runs: list[Iterator[_Match]] = []
+    for (path, start, _, spill), (rejects, stats) in zip(parts, results, strict=True):
         if start == 0:
             read.files += 1
         # Lines before the range, counted only when a reject needs its absolute line number.
         offset = count_newlines(path, 0, start) if start and rejects else 0
         for rej in rejects:
             det.reject(Reject(rej.file, None if rej.line is None else rej.line + offset, rej.reason, rej.excerpt))
-        fd = os.open(spill, os.O_RDONLY)
-        files.callback(os.close, fd)
-        matches.extend(_Spilled(eventdate, fid, fd, at, size) for eventdate, fid, at, size in keys)
+        runs.append(_spilled_run(spill, files))
         read.records_read += stats.records_read
         read.accepted += stats.accepted
         read.rejected += stats.rejected
@@ -460,4 +464,4 @@ def _scan_parallel(
         read.bytes_read += stats.bytes_read
         for reason, n in stats.reasons.items():
             read.reasons[reason] = read.reasons.get(reason, 0) + n
-    return matches
+    return runs
