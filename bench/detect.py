@@ -12,6 +12,7 @@ duckdb        ``read_json`` with the columns the rule needs declared (nested STR
               DuckDB uses every core
 duckdb-auto   the same query with ``read_json`` detecting the schema itself (optional: ``--arms``)
 python        a per-record loop: ``orjson.loads`` each line, the same filter and projection, ``orjson.dumps``
+grep          ``grep -c CryptoCurrency FILE``: one literal search over the file, the floor (optional: ``--arms``)
 
 Usage: ``python bench/detect.py [--size-mb 1024 | --quick] [--arms detect,duckdb,python] [--repeat N]``
 """
@@ -342,6 +343,9 @@ def table(results: list[Measure], size_bytes: int, lines: int) -> str:
             f"| {r.arm} | {r.seconds:.2f} | {size_bytes / MIB / r.seconds:.0f} | "
             f"{lines / r.seconds:,.0f} | {rss} | {ratio} | {matched} |"
         )
+    by_arm = {r.arm: r.seconds for r in results if r.ok}
+    if "detect" in by_arm and "grep" in by_arm:
+        rows += ["", f"detect ÷ `grep -c CryptoCurrency`: {by_arm['detect'] / by_arm['grep']:.2f}"]
     return "\n".join(rows)
 
 
@@ -368,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--arms",
         default="detect,duckdb,python",
-        help="comma-separated: detect, duckdb, duckdb-auto, python (default: detect,duckdb,python)",
+        help="comma-separated: detect, duckdb, duckdb-auto, python, grep (default: detect,duckdb,python)",
     )
     ap.add_argument("--repeat", type=int, default=3, help="runs per arm; the fastest is reported (default 3)")
     ap.add_argument(
@@ -419,6 +423,8 @@ def main(argv: list[str] | None = None) -> int:
                     if "--stats-json" in help_text:
                         cmd += ["--stats-json", str(run_dir / "detect-stats.json")]
                     cmd += args.detect_arg
+                elif arm == "grep":
+                    cmd = ["grep", "-c", "CryptoCurrency", str(path)]  # the I/O floor: one literal search
                 else:
                     cmd = [
                         sys.executable,
