@@ -398,19 +398,23 @@ def main(argv: list[str] | None = None) -> int:
     # Other work on the machine skews a 2-core benchmark: record how busy it was.
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
 
-    results: list[Measure] = []
     with tempfile.TemporaryDirectory(prefix="mw-bench-") as tmp:
         work = Path(tmp)
-        for arm in arms:
-            best: Measure | None = None
-            for i in range(max(args.repeat, 1)):
+        best: dict[str, Measure] = {}
+        failed: set[str] = set()
+        # Round-robin: each round runs every arm once, so load from other work falls on all arms alike.
+        for i in range(max(args.repeat, 1)):
+            for arm in arms:
+                if arm in failed:
+                    continue
                 run_dir = work / f"{arm}-{i}"
                 run_dir.mkdir()
                 if arm == "detect":
                     ok, help_text = detect_available()
                     if not ok:
-                        best = Measure(arm, 0.0, None, False, None, help_text)
-                        break
+                        best[arm] = Measure(arm, 0.0, None, False, None, help_text)
+                        failed.add(arm)
+                        continue
                     cmd = [
                         str(MINERWATCH),
                         "detect",
@@ -438,10 +442,10 @@ def main(argv: list[str] | None = None) -> int:
                 m = measure(arm, cmd, run_dir)
                 if arm == "detect" and m.ok:
                     m.matched = detect_matched(run_dir)
-                if best is None or (m.ok and (not best.ok or m.seconds < best.seconds)):
-                    best = m
-            assert best is not None
-            results.append(best)
+                prev = best.get(arm)
+                if prev is None or (m.ok and (not prev.ok or m.seconds < prev.seconds)):
+                    best[arm] = m
+        results = [best[arm] for arm in arms if arm in best]
 
     load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     info = machine()
