@@ -173,20 +173,23 @@ class Detector:
     # -- effects -------------------------------------------------------------------------------------
     def apply(self, m: _Match) -> None:
         delivery = (m.finding_id, m.updated_at)
-        # A delivery once seen stays seen, so a look outside the transaction can only say "duplicate" early.
-        if delivery in self._seen_run or self.store.seen(self.rule.id, *delivery):
+        store = self.store
+        # A delivery once seen stays seen, so a look outside the transaction can only say "duplicate" early (and
+        # without taking the write lock); inside one, marking it below is the look.
+        if delivery in self._seen_run or (not store.in_transaction and store.seen(self.rule.id, *delivery)):
             self.stats.duplicates += 1
             return
-        if self.store.begin() and self.store.seen(self.rule.id, *delivery):
-            # Another writer took it between the look and the lock: the answer inside the transaction decides.
-            self.store.commit()  # nothing written yet (a fresh transaction): don't hold the lock
+        started = store.begin()
+        if not store.mark_seen(self.rule.id, *delivery):
+            # Seen already: by another writer between the look and the lock, or earlier in this transaction.
+            if started:
+                store.commit()  # nothing written (a fresh transaction): don't hold the lock
             self.stats.duplicates += 1
             return
         if not self.opts.stream:
             # Stream runs commit every row, so the store already answers; a long-running stream must not grow this.
             self._seen_run.add(delivery)
         self.stats.matched += 1  # distinct deliveries only; repeats are counted as duplicates
-        self.store.mark_seen(self.rule.id, *delivery)
         key = {name: _lookup(m.row, name) for name in self.throttle_key}
         reason = source = None
         if m.sample and not self.opts.include_samples:
