@@ -346,8 +346,11 @@ def detect(rule: Rule, paths: list[str], options: DetectOptions) -> DetectStats:
                 det.apply(m)
         else:
             split, rest = _plan_split(paths, options)
-            with tempfile.TemporaryDirectory(prefix="minerwatch-rows-") as spill_dir, contextlib.ExitStack() as files:
-                runs = _scan_parallel(det, split, read, prefilter, spill_dir, files) if split else []
+            with contextlib.ExitStack() as files:
+                runs: list[Iterator[_Match]] = []
+                if split:
+                    spill_dir = files.enter_context(tempfile.TemporaryDirectory(prefix="minerwatch-rows-"))
+                    runs = _scan_parallel(det, split, read, prefilter, spill_dir, files)
                 records = read_guardduty(rest, on_reject=det.reject, stats=read, prefilter=prefilter) if rest else ()
                 matches = (m for r in records if (m := det.match(r)) is not None)
                 # Each run is sorted; merging takes equal keys from earlier runs first, as one stable sort would.
