@@ -8,9 +8,11 @@ between the two is repaired by the next run (at-least-once lines, the last line 
 
 from __future__ import annotations
 
-import itertools
+import contextlib
+import heapq
 import multiprocessing
 import os
+import pickle
 import sqlite3
 import tempfile
 import time
@@ -96,6 +98,7 @@ class _Match:
     row: dict[str, Any]
 
 
+
 Match = _Match
 """A matched row, as returned by :meth:`Detector.match` (public name for callers that feed records)."""
 
@@ -170,20 +173,23 @@ class Detector:
     # -- effects -------------------------------------------------------------------------------------
     def apply(self, m: _Match) -> None:
         delivery = (m.finding_id, m.updated_at)
-        # A delivery once seen stays seen, so a look outside the transaction can only say "duplicate" early.
-        if delivery in self._seen_run or self.store.seen(self.rule.id, *delivery):
+        store = self.store
+        # A delivery once seen stays seen, so a look outside the transaction can only say "duplicate" early (and
+        # without taking the write lock); inside one, marking it below is the look.
+        if delivery in self._seen_run or (not store.in_transaction and store.seen(self.rule.id, *delivery)):
             self.stats.duplicates += 1
             return
-        if self.store.begin() and self.store.seen(self.rule.id, *delivery):
-            # Another writer took it between the look and the lock: the answer inside the transaction decides.
-            self.store.commit()  # nothing written yet (a fresh transaction): don't hold the lock
+        started = store.begin()
+        if not store.mark_seen(self.rule.id, *delivery):
+            # Seen already: by another writer between the look and the lock, or earlier in this transaction.
+            if started:
+                store.commit()  # nothing written (a fresh transaction): don't hold the lock
             self.stats.duplicates += 1
             return
         if not self.opts.stream:
             # Stream runs commit every row, so the store already answers; a long-running stream must not grow this.
             self._seen_run.add(delivery)
         self.stats.matched += 1  # distinct deliveries only; repeats are counted as duplicates
-        self.store.mark_seen(self.rule.id, *delivery)
         key = {name: _lookup(m.row, name) for name in self.throttle_key}
         reason = source = None
         if m.sample and not self.opts.include_samples:
@@ -340,11 +346,16 @@ def detect(rule: Rule, paths: list[str], options: DetectOptions) -> DetectStats:
                 det.apply(m)
         else:
             split, rest = _plan_split(paths, options)
-            parallel = _scan_parallel(det, split, read, prefilter) if split else []
-            records = read_guardduty(rest, on_reject=det.reject, stats=read, prefilter=prefilter) if rest else ()
-            matches = (m for r in records if (m := det.match(r)) is not None)
-            for m in _sorted_matches(itertools.chain(parallel, matches)):
-                det.apply(m)
+            with contextlib.ExitStack() as files:
+                runs: list[Iterator[_Match]] = []
+                if split:
+                    spill_dir = files.enter_context(tempfile.TemporaryDirectory(prefix="minerwatch-rows-"))
+                    runs = _scan_parallel(det, split, read, prefilter, spill_dir, files)
+                records = read_guardduty(rest, on_reject=det.reject, stats=read, prefilter=prefilter) if rest else ()
+                matches = (m for r in records if (m := det.match(r)) is not None)
+                # Each run is sorted; merging takes equal keys from earlier runs first, as one stable sort would.
+                for m in heapq.merge(*runs, _sorted_matches(matches), key=_sort_key):
+                    det.apply(m)
         return det.finish(read, started)
     except BaseException as exc:
         try:
@@ -378,36 +389,80 @@ def _plan_split(paths: list[str], options: DetectOptions) -> tuple[list[str], li
     return split, [p for p in paths if p not in split]
 
 
-def _scan_range(part: tuple[str, int, int]) -> tuple[list[_Match], list[Reject], ReadStats]:
+_Key = tuple[datetime, str, int, int]
+"""A spilled row's sort key (eventdate, finding id) and its place (offset, size) in the spill file."""
+_INDEX_BATCH = 4096
+
+
+def _sort_key(m: _Match | _Key) -> tuple[datetime, str]:
+    return (m[0], m[1]) if isinstance(m, tuple) else (m.eventdate, m.finding_id)
+
+
+def _scan_range(part: tuple[str, int, int, str]) -> tuple[list[Reject], ReadStats]:
+    """Read one byte range; its matched rows go to the spill file ``part[3]`` as they come, then their sort keys
+    and places, sorted, to ``part[3] + ".idx"``: neither the worker nor the parent holds the rows of a range."""
     assert _FORKED is not None
     det, prefilter = _FORKED
-    path, start, end = part
+    path, start, end, spill = part
     stats, rejects = ReadStats(), []
+    keys: list[_Key] = []
     records = read_guardduty_range(path, start, end, on_reject=rejects.append, stats=stats, prefilter=prefilter)
-    matches = [m for r in records if (m := det.match(r)) is not None]
-    return matches, rejects, stats
+    offset = 0
+    with open(spill, "wb") as out:
+        for record in records:
+            m = det.match(record)
+            if m is None:
+                continue
+            blob = pickle.dumps(m, protocol=pickle.HIGHEST_PROTOCOL)
+            out.write(blob)
+            keys.append((m.eventdate, m.finding_id, offset, len(blob)))
+            offset += len(blob)
+    keys.sort(key=_sort_key)  # stable: equal keys keep the order of the file
+    with open(spill + ".idx", "wb") as out:
+        for at in range(0, len(keys), _INDEX_BATCH):
+            pickle.dump(keys[at : at + _INDEX_BATCH], out, protocol=pickle.HIGHEST_PROTOCOL)
+    return rejects, stats
 
 
-def _scan_parallel(det: Detector, paths: list[str], read: ReadStats, prefilter: Any) -> list[_Match]:
-    """Read each file as line-aligned byte ranges in forked workers; rejects get their absolute line numbers."""
+def _spilled_run(spill: str, files: contextlib.ExitStack) -> Iterator[_Match]:
+    """The rows of one range in (eventdate, id) order, read back one at a time from its spill files."""
+    fd = os.open(spill, os.O_RDONLY)
+    files.callback(os.close, fd)
+    index = files.enter_context(open(spill + ".idx", "rb"))
+    while True:
+        try:
+            keys: list[_Key] = pickle.load(index)
+        except EOFError:
+            return
+        for _, _, offset, size in keys:
+            match: _Match = pickle.loads(os.pread(fd, size, offset))
+            yield match
+
+
+def _scan_parallel(
+    det: Detector, paths: list[str], read: ReadStats, prefilter: Any, spill_dir: str, files: contextlib.ExitStack
+) -> list[Iterator[_Match]]:
+    """Read each file as line-aligned byte ranges in forked workers; rejects get their absolute line numbers.
+    Gives each range's rows, sorted, as they are read back from its spill files under ``spill_dir``."""
     global _FORKED
     workers = det.opts.workers
-    parts = [(p, a, b) for p in paths for a, b in line_aligned_ranges(p, workers)]
+    ranges = [(p, a, b) for p in paths for a, b in line_aligned_ranges(p, workers)]
+    parts = [(p, a, b, os.path.join(spill_dir, f"part-{i}")) for i, (p, a, b) in enumerate(ranges)]
     _FORKED = (det, prefilter)
     try:
         with multiprocessing.get_context("fork").Pool(min(workers, len(parts))) as pool:
             results = pool.map(_scan_range, parts, chunksize=1)
     finally:
         _FORKED = None
-    matches: list[_Match] = []
-    for (path, start, _), (part_matches, rejects, stats) in zip(parts, results, strict=True):
+    runs: list[Iterator[_Match]] = []
+    for (path, start, _, spill), (rejects, stats) in zip(parts, results, strict=True):
         if start == 0:
             read.files += 1
         # Lines before the range, counted only when a reject needs its absolute line number.
         offset = count_newlines(path, 0, start) if start and rejects else 0
         for rej in rejects:
             det.reject(Reject(rej.file, None if rej.line is None else rej.line + offset, rej.reason, rej.excerpt))
-        matches.extend(part_matches)
+        runs.append(_spilled_run(spill, files))
         read.records_read += stats.records_read
         read.accepted += stats.accepted
         read.rejected += stats.rejected
@@ -415,4 +470,4 @@ def _scan_parallel(det: Detector, paths: list[str], read: ReadStats, prefilter: 
         read.bytes_read += stats.bytes_read
         for reason, n in stats.reasons.items():
             read.reasons[reason] = read.reasons.get(reason, 0) + n
-    return matches
+    return runs

@@ -332,8 +332,10 @@ class StateStore:
         ).fetchone()
         return row is not None
 
-    def mark_seen(self, rule_id: str, finding_id: str, updated_at: str) -> None:
-        self.db.execute("INSERT OR IGNORE INTO seen VALUES (?, ?, ?)", (rule_id, finding_id, updated_at))
+    def mark_seen(self, rule_id: str, finding_id: str, updated_at: str) -> bool:
+        """Mark a delivery seen; True when it was not seen before (inside a transaction: the answer that decides)."""
+        cur = self.db.execute("INSERT OR IGNORE INTO seen VALUES (?, ?, ?)", (rule_id, finding_id, updated_at))
+        return cur.rowcount == 1
 
     def add_suppression(
         self,

@@ -16,6 +16,10 @@ The model is read once per process, on first use.
 from __future__ import annotations
 
 import functools
+import gzip
+import importlib.util
+import json
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,9 +47,7 @@ def lower_first(key: str) -> str:
 def finding_shape() -> ShapeNode:
     """The ``Finding`` shape of the installed botocore GuardDuty model, compiled once (about a third of a second).
     Used for the spelling of query paths here and for PascalCase ⇄ camelCase in ``sources.botocore_shapes``."""
-    from botocore.loaders import Loader
-
-    shapes: dict[str, Any] = Loader().load_service_model("guardduty", "service-2")["shapes"]
+    shapes: dict[str, Any] = _service_model()["shapes"]
     nodes: dict[str, ShapeNode] = {}
 
     def build(name: str) -> ShapeNode:
@@ -71,6 +73,38 @@ def finding_shape() -> ShapeNode:
         return node
 
     return build("Finding")
+
+
+def _service_model() -> dict[str, Any]:
+    """GuardDuty's ``service-2`` model, as botocore's ``Loader`` finds it: its latest API version. Read straight
+    from botocore's data folder when nothing could change the Loader's answer (no model under ``~/.aws/models``,
+    no ``sdk-extras`` file to merge), since importing ``botocore.loaders`` pulls in urllib3 and the TLS stack and
+    takes longer than the rest of a detection's start; otherwise the Loader reads it."""
+    spec = importlib.util.find_spec("botocore")
+    roots = list(spec.submodule_search_locations or ()) if spec is not None else []
+    customer = os.path.join(os.path.expanduser("~"), ".aws", "models", "guardduty")
+    if len(roots) == 1 and not os.path.exists(customer):
+        folder = os.path.join(roots[0], "data", "guardduty")
+        try:
+            versions = sorted(v for v in os.listdir(folder) if not v.startswith("."))
+        except OSError:
+            versions = []
+        for version in reversed(versions):  # the Loader's choice: the latest version that has the model
+            base = os.path.join(folder, version)
+            names = set(os.listdir(base)) if os.path.isdir(base) else set()
+            if not names & {"service-2.json", "service-2.json.gz"}:
+                continue
+            if any(name.startswith("service-2.sdk-extras") for name in names):
+                break
+            if "service-2.json" in names:  # the Loader prefers the plain file to the compressed one
+                with open(os.path.join(base, "service-2.json"), "rb") as f:
+                    return json.loads(f.read())
+            with gzip.open(os.path.join(base, "service-2.json.gz"), "rb") as f:
+                return json.loads(f.read())
+    from botocore.loaders import Loader
+
+    model: dict[str, Any] = Loader().load_service_model("guardduty", "service-2")
+    return model
 
 
 def canonical_path(parts: tuple[str, ...] | list[str]) -> tuple[str, ...]:

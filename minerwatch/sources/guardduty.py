@@ -56,6 +56,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import ahocorasick_rs
 import orjson
 
 from minerwatch.catalog.tables import GUARDDUTY
@@ -311,6 +312,7 @@ class _Reader:
         self.max_document = max_document_bytes
         needles = getattr(prefilter, "needles", None)
         self.needles: tuple[bytes, ...] | None = tuple(needles) if needles is not None else None
+        self.search = _needle_search(self.needles) if self.needles is not None else None
         # No block is longer than the record limit, so no line inside one is over-long: such a line always
         # spans a block boundary and comes alone from iter_line_blocks, measured exactly.
         self.window = max(1, min(line_block_bytes, max_record_bytes))
@@ -331,7 +333,7 @@ class _Reader:
                     yield from self._lines(inp.name, lines)
                 else:
                     items = inputs.iter_line_blocks(stream, self.max_record, self.window)
-                    yield from self._lines(inp.name, self._block_lines(items, self.needles, blank))
+                    yield from self._lines(inp.name, self._block_lines(items, blank))
             finally:
                 inp.chunks.close()
 
@@ -429,7 +431,7 @@ class _Reader:
             text.reject(self, name)
 
     def _block_lines(
-        self, items: Iterator[inputs.LineItem], needles: tuple[bytes, ...], lineno: int = 0
+        self, items: Iterator[inputs.LineItem], lineno: int = 0
     ) -> Iterator[tuple[int, bytes | inputs.LongLine | inputs.BrokenLine]]:
         """Numbered lines for :meth:`_lines`, leaving out blank lines and the lines of clean runs (plausible
         JSON objects, see :func:`_clean_newlines`) that hold no needle.
@@ -440,6 +442,7 @@ class _Reader:
         before the stream.
         """
         stats = self.stats
+        search = self.search
         blank_bytes = inputs.BLANK
         chunk: bytes | None = None
         ascii_chunk = False
@@ -463,7 +466,7 @@ class _Reader:
                 if valid and data[pos] == 0x7B:  # "{"
                     newlines = _clean_newlines(data, pos, end)
                     if newlines:
-                        hits = _lines_with(data, pos, newlines[-1] + 1, newlines, needles)
+                        hits = _lines_with(data, pos, newlines[-1] + 1, newlines, search)
                         if text:
                             hits = list(range(len(newlines)))
                         elif not judged and hits[:1] != [0]:
@@ -754,33 +757,39 @@ def _clean_newlines(data: bytes, start: int, end: int) -> list[int]:
     return newlines
 
 
-def _lines_with(data: bytes, start: int, end: int, newlines: list[int], needles: tuple[bytes, ...]) -> list[int]:
-    """Indexes (0-based, sorted) of the lines of a clean block that contain at least one of ``needles``."""
+def _needle_search(needles: tuple[bytes, ...]) -> Callable[[memoryview], list[tuple[int, int, int]]] | None:
+    """One pass over a block for all ``needles`` at once (Aho-Corasick, with a SIMD prefilter for a few needles):
+    ``(needle, start, end)`` of matches that never overlap. None: every line holds a needle (an empty one).
+
+    Leftmost-first, non-overlapping matches still give at least one match on every line holding a needle, since
+    no needle searched for holds a newline: a match never runs into the next line.
+    """
+    if any(not needle for needle in needles):
+        return None
+    wanted = list(dict.fromkeys(n for n in needles if b"\n" not in n))  # no line can hold one with a newline
+    if not wanted:
+        return lambda _block: []
+    matcher = ahocorasick_rs.BytesAhoCorasick(wanted, matchkind=ahocorasick_rs.MatchKind.LeftmostFirst)
+    return matcher.find_matches_as_indexes
+
+
+def _lines_with(
+    data: bytes,
+    start: int,
+    end: int,
+    newlines: list[int],
+    search: Callable[[memoryview], list[tuple[int, int, int]]] | None,
+) -> list[int]:
+    """Indexes (0-based, sorted) of the lines of a clean block that contain at least one needle (``search`` from
+    :func:`_needle_search`), found in one pass over ``data[start:end]``."""
+    if search is None:
+        return list(range(len(newlines)))
     found: set[int] = set()
-    find = data.find
-    for needle in needles:
-        if not needle:
-            return list(range(len(newlines)))
-        if b"\n" in needle:
-            continue  # no line can contain it
-        if len(needle) > 2:
-            # Long needles: the library's substring search skips ahead; then on to the next line.
-            pos = find(needle, start, end)
-            while pos >= 0:
-                index = bisect_left(newlines, pos)
-                found.add(index)
-                pos = find(needle, newlines[index] + 1, end)
-        else:
-            # Short ones (the "\\u" escape) are slow to search for directly: memchr their first byte, which
-            # is rare, then search the line only between its first and last occurrence of that byte.
-            lead = needle[:1]
-            pos = find(lead, start, end)
-            while pos >= 0:
-                index = bisect_left(newlines, pos)
-                nl = newlines[index]
-                if find(needle, pos, data.rfind(lead, pos, nl) + len(needle)) >= 0:
-                    found.add(index)
-                pos = find(lead, nl + 1, end)
+    index = -1
+    for _, at, _ in search(memoryview(data)[start:end]):
+        if index < 0 or start + at > newlines[index]:  # several matches on one line: bisect once
+            index = bisect_left(newlines, start + at)
+            found.add(index)
     return sorted(found)
 
 
@@ -880,7 +889,7 @@ def read_guardduty_range(
         yield from reader._lines(path, inputs.iter_lines(chunks, reader.max_record, skip_blank=True), whole_file=False)
     else:
         items = inputs.iter_line_blocks(chunks, reader.max_record, reader.window)
-        yield from reader._lines(path, reader._block_lines(items, reader.needles), whole_file=False)
+        yield from reader._lines(path, reader._block_lines(items), whole_file=False)
 
 
 def records_from_value(obj: Any, name: str, line: int | None, raw: bytes | None = None) -> list[Record | Reject]:

@@ -301,7 +301,8 @@ class AsffAwarePrefilter:
         self.needles: tuple[bytes, ...] | None = (*needles, *MARKERS) if needles is not None else None
 
     def __call__(self, line: bytes) -> bool:
-        return any(marker in line for marker in MARKERS) or self.inner(line)
+        # The rule's literals first: a candidate line of a GuardDuty file holds one, so the markers are not scanned.
+        return self.inner(line) or any(marker in line for marker in MARKERS)
 
 
 def asff_aware(prefilter: Callable[[bytes], bool] | None) -> Callable[[bytes], bool] | None:

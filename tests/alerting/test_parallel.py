@@ -43,3 +43,39 @@ def test_parallel_ranges_equal_a_sequential_read(tmp_path):
     assert seq[0]["rejected"] == 5 and seq[0]["alerts_new"] > 5
     assert [r["line"] for r in seq[1]] == [6, 901, 1701, 2001, 2602]
     assert par == seq
+
+
+def test_parallel_ranges_keep_the_order_of_equal_keys(tmp_path):
+    # The same finding delivered several times (the same id and updatedAt, and later updates) in different ranges:
+    # the rows are merged back in (eventdate, id) order, equal keys in file order, so dedup and throttling
+    # see exactly what a sequential read gives them.
+    findings = list(generate_findings(600, seed=3, crypto_ratio=0.3))
+    crypto = [f for f in findings if "CryptoCurrency" in f["type"]][:5]
+    lines = [orjson.dumps(f) for f in findings if f not in crypto]  # only the copies below
+    for n, f in enumerate(crypto):
+        for at in (50 + n, 300 + n, 590 - n):
+            # Each copy names another instance, so which copy is kept shows in the alerts (their throttle key).
+            details = {**f["resource"]["instanceDetails"], "instanceId": f"i-{at}"}
+            resource = {**f["resource"], "instanceDetails": details}
+            lines.insert(at, orjson.dumps({**f, "resource": resource}))
+        lines.insert(450, orjson.dumps({**f, "updatedAt": "2030-01-01T00:00:00.000Z", "title": "later update"}))
+    data = tmp_path / "dups.jsonl"
+    data.write_bytes(b"\n".join(lines) + b"\n")
+    rule = load_rule(DEFAULT_RULE)
+
+    def run(name: str, workers: int) -> tuple[dict, bytes, bytes]:
+        opts = DetectOptions(
+            state=str(tmp_path / f"{name}.db"),
+            out=str(tmp_path / f"{name}.out.jsonl"),
+            workers=workers,
+            parallel_min_bytes=1,
+        )
+        stats = detect(rule, [str(data)], opts).to_json()
+        stats.pop("seconds")
+        stats.pop("rejects_file")
+        return stats, (tmp_path / f"{name}.out.jsonl").read_bytes(), orjson.dumps(StateStore(opts.state).list_alerts())
+
+    seq = run("seq", 1)
+    assert seq[0]["duplicates"] >= 10 and b'"i-5' in seq[1]
+    for workers in (2, 3, 5):
+        assert run(f"par{workers}", workers) == seq

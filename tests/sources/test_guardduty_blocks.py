@@ -25,7 +25,7 @@ from minerwatch.lang.parser import parse_query
 from minerwatch.rules.loader import load_rule
 from minerwatch.rules.shipped import DEFAULT_RULE
 from minerwatch.sources import inputs
-from minerwatch.sources.guardduty import read_guardduty
+from minerwatch.sources.guardduty import _lines_with, _needle_search, read_guardduty
 from minerwatch.sources.records import ReadStats, Record, Reject
 
 CRYPTO = Prefilter((b"CryptoCurrency",))
@@ -277,3 +277,72 @@ def test_any_mix_of_lines_gives_the_same_result_both_ways(
         line_block_bytes=data.draw(st.one_of(st.sampled_from([1, 300, 4096, 1 << 20]), st.integers(1, 20_000))),
         read_size=data.draw(st.sampled_from([None, None, 1, 13, 200, 1024, 5000])),
     )
+
+
+# --------------------------------------------------------------------------------------------- the one-pass search
+
+
+def test_lines_with_finds_every_line_holding_a_needle_once() -> None:
+    search = _needle_search((b"CryptoCurrency", b"\\u", b"2018-10-08", b"with\nnewline"))
+    lines = [
+        b'{"t":"CryptoCurrency","u":"CryptoCurrency\\u0041"}',  # several matches on one line
+        b'{"a":1}',
+        b'{"s":"2018-10-08"}',
+        b'{"e":"\\u0043"}',  # right after a line with a hit
+        b'{"a":2}',
+        b'{"z":"CryptoCurrency"}',  # the block's last line
+    ]
+    data = b"xx" + b"\n".join(lines) + b"\n"  # a block need not start at offset 0
+    newlines = [i for i, byte in enumerate(data) if byte == 0x0A]
+    assert _lines_with(data, 2, len(data), newlines, search) == [0, 2, 3, 5]
+    assert _lines_with(data, 2, len(data), newlines, _needle_search((b"", b"x"))) == list(range(6))
+    assert _lines_with(data, 2, len(data), newlines, _needle_search((b"a\nb",))) == []
+
+
+def test_needles_at_the_first_and_last_bytes_of_lines_and_file(tmp_path: Path, real_lines: list[bytes]) -> None:
+    plain, crypto = _plain_line(real_lines), _crypto_line(real_lines)
+    doc = orjson.loads(crypto)
+    first = b'{"CryptoCurrency":1,' + orjson.dumps(doc)[1:]  # the needle right after the opening brace
+    last = orjson.dumps({**doc, "zz": "CryptoCurrency"})  # ... and right before the closing one
+    path = tmp_path / "a.jsonl"
+    for tail in (b"\n", b""):
+        path.write_bytes(b"\n".join([first, plain, plain, last]) + tail)
+        for read_size in (None, 1, 97, len(first) + 1):
+            records, rejects, stats = _both([path], _seed_prefilter(), read_size=read_size)
+            assert [r.line for r in records] == [1, 4] and rejects == [] and stats.prefiltered == 2
+
+
+def test_a_needle_split_by_a_read_boundary_is_found(tmp_path: Path, real_lines: list[bytes]) -> None:
+    plain, crypto = _plain_line(real_lines), _crypto_line(real_lines)
+    body = b"\n".join([plain, crypto, plain, crypto]) + b"\n"
+    at = body.index(b"CryptoCurrency")
+    path = tmp_path / "a.jsonl"
+    path.write_bytes(body)
+    for read_size in (at + 1, at + 5, at + 13, len(plain) + 3):
+        records, _, stats = _both([path], CRYPTO, read_size=read_size, line_block_bytes=len(plain) * 2)
+        assert [r.line for r in records] == [2, 4] and stats.prefiltered == 2
+
+
+def test_crlf_lines_and_markers_are_let_through(tmp_path: Path, real_lines: list[bytes]) -> None:
+    plain, crypto = _plain_line(real_lines), _crypto_line(real_lines)
+    asff_like = b'{"SchemaVersion":"2018-10-08","Id":"x"}'  # an ASFF marker, no literal: parsed, then rejected
+    path = tmp_path / "a.jsonl"
+    path.write_bytes(b"\r\n".join([plain, crypto, plain, asff_like, plain]) + b"\r\n")
+    records, rejects, stats = _both([path], CRYPTO)
+    assert [r.line for r in records] == [2] and [r.line for r in rejects] == [4] and stats.prefiltered == 3
+    path.write_bytes(b"\n".join([plain, asff_like, plain, crypto]) + b"\n")
+    records, rejects, stats = _both([path], CRYPTO)
+    assert [r.line for r in records] == [4] and [r.line for r in rejects] == [2] and stats.prefiltered == 2
+
+
+def test_a_literal_in_another_field_or_a_broken_line_is_still_looked_at(
+    tmp_path: Path, real_lines: list[bytes]
+) -> None:
+    plain, crypto = _plain_line(real_lines), _crypto_line(real_lines)
+    elsewhere = orjson.dumps({**orjson.loads(plain), "description": "not CryptoCurrency at all"})
+    broken = b'{"type":"CryptoCurrency:EC2/BitcoinTool.B", broken}'
+    path = tmp_path / "a.jsonl"
+    path.write_bytes(b"\n".join([plain, elsewhere, plain, broken, plain, crypto]) + b"\n")
+    records, rejects, stats = _both([path], CRYPTO)
+    assert [r.line for r in records] == [2, 6] and stats.prefiltered == 3
+    assert [(r.line, r.reason.split(":")[0]) for r in rejects] == [(4, "invalid JSON")]
