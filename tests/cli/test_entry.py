@@ -69,7 +69,7 @@ def test_detect_help_loads_no_detection_stack():
     # Start-up is paid by every call from a shell loop: help needs typer, not the engine behind the command.
     loaded = _modules_loaded_by(["detect", "--help"])
     heavy = {
-        "boto3", "duckdb", "jinja2", "yaml", "sqlite3", "multiprocessing",
+        "boto3", "duckdb", "jinja2", "yaml", "sqlite3", "multiprocessing", "pydantic",
         "minerwatch.rules.model", "minerwatch.rules.loader", "minerwatch.alerting.detect", "minerwatch.compile",
     }
     assert not heavy & loaded, sorted(heavy & loaded)
