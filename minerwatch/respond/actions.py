@@ -4,7 +4,9 @@ makes, computed from the state read just before the step.
 
 Idempotency comes from looking first: the quarantine group is found by its tag ``minerwatch:quarantine=<vpc>``,
 snapshots by ``minerwatch:alert-id``, the instance profile by its association, keys by their IAM status. What a
-rollback needs (original groups, the detached profile) is recorded in the journal before the change.
+rollback needs (original groups, the detached profile, the network ACL entries created) is recorded in the journal
+before the change. A step with nothing to act on in the account as it is now (live forensics without an SSM agent)
+is skipped with the reason (:meth:`Action.skip_reason`).
 """
 
 from __future__ import annotations
@@ -319,7 +321,7 @@ class Isolate(Action):
     def notes(self, inv: Inventory, ctx: Context) -> list[str]:
         return [
             "security groups track existing connections: an established session may survive the change; "
-            "a network ACL deny on the subnet cuts those too (manual)"
+            "the nacl-deny step (stateless network ACL entries on the subnet) cuts those too"
         ]
 
     def run(self, ex: Caller, inv: Inventory, ctx: Context, journal: J.Journal) -> Outcome:
@@ -569,9 +571,7 @@ class LiveForensics(Action):
         text = ", ".join(f"{f} ({e.get('status')})" for f, e in sorted(files.items()))
         return Outcome(J.DONE, f"{len(files)} files in {ctx.evidence.uri}: {text}", detail)
 
-    def _wait(
-        self, ex: Caller, inv: Inventory, ctx: Context, commands: dict[str, str]
-    ) -> dict[str, dict[str, Any]]:
+    def _wait(self, ex: Caller, inv: Inventory, ctx: Context, commands: dict[str, str]) -> dict[str, dict[str, Any]]:
         """Poll GetCommandInvocation until every command finished or the deadline passed."""
         deadline = time.monotonic() + ctx.ssm_deadline
         pause = 0.5
@@ -1260,8 +1260,7 @@ def login_profiles_lost(reset: dict[str, Any]) -> list[str]:
 ACTIONS: dict[str, Action] = {
     a.id: a
     for a in (
-        TagProtect(), Evidence(), LiveForensics(), Isolate(), NaclDeny(), Snapshot(), RevokeSessions(), DetachProfile(), DeactivateKeys(),
-        ResetCredentials(), Stop(),
-        Terminate(),
+        TagProtect(), Evidence(), LiveForensics(), Isolate(), NaclDeny(), Snapshot(), RevokeSessions(),
+        DetachProfile(), DeactivateKeys(), ResetCredentials(), Stop(), Terminate(),
     )
-}
+}  # fmt: skip
