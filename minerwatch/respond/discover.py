@@ -311,7 +311,7 @@ def discover(
             (i for i in info.get("InstanceInformationList") or [] if i.get("InstanceId") == instance_id), None
         )
     except AwsError as exc:
-        inv.ssm_problem = f"Systems Manager cannot be asked: {exc.message}"
+        inv.ssm_problem = f"Systems Manager cannot be asked: {exc.message[:200]}"  # a 5xx may carry a whole page
 
     snaps = _read(reader, inv, snapshots_call(alert_id, region))
     for s in sorted(snaps.get("Snapshots") or [], key=lambda s: str(s.get("StartTime") or "")):
