@@ -224,17 +224,17 @@ def pool_addresses(alert: dict[str, Any], enrichments: dict[str, Any]) -> tuple[
     for g in alert.get("groups") or []:
         for name in POOL_FIELDS:
             add(g.get(name) if isinstance(g, dict) else None, f"the finding's {name}")
-    peers = _summary(enrichments, "network").get("peers")
+    peers = _section_summary(enrichments, "network").get("peers")
     for peer in peers if isinstance(peers, list) else []:
         if isinstance(peer, dict):
             add(peer.get("peer"), "flow to a pool address (network enrichment)")
-    resolved = _summary(enrichments, "dns").get("resolved_addresses")
+    resolved = _section_summary(enrichments, "dns").get("resolved_addresses")
     for address, domain in sorted(resolved.items()) if isinstance(resolved, dict) else []:
         add(address, f"address of pool domain {str(domain)[:253]} (dns enrichment)")
     return [PoolAddress(a, w) for a, w in found.items()], list(dict.fromkeys(rejected))
 
 
-def _summary(enrichments: dict[str, Any], section: str) -> dict[str, Any]:
+def _section_summary(enrichments: dict[str, Any], section: str) -> dict[str, Any]:
     found = enrichments.get(section)
     summary = found.get("summary") if isinstance(found, dict) else None
     return summary if isinstance(summary, dict) else {}
