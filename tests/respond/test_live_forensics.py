@@ -211,7 +211,7 @@ def test_skipped_through_the_command_line_when_moto_lists_no_managed_instance(in
     plan = json.loads(respond(incident, "--json").stdout)
     step = next(s for s in plan["steps"] if s["id"] == "live-forensics")
     assert step["calls"] == [] and "skipped: the instance is not managed" in step["notes"][0]
-    res = respond(incident, "--execute", "--step", "live-forensics", "--json")
+    res = respond(incident, "--execute", "--step", "live-forensics", "--forensics-wait", "5", "--json")
     assert res.exit_code == 0, res.output
     (result,) = json.loads(res.stdout)["results"]
     assert result["status"] == "skipped" and "not managed by Systems Manager" in result["message"]
