@@ -87,7 +87,8 @@ def respond_cmd(
     plan_only: bool = typer.Option(False, "--plan", help="Print the plan and the exact calls (the default)."),
     execute: bool = typer.Option(False, "--execute", help="Run the automated steps."),
     rollback: bool = typer.Option(
-        False, "--rollback", help="Restore the original security groups and instance profile (with --plan: show how)."
+        False, "--rollback", help="Undo the recorded changes: security groups, instance profile, session revocation, "
+        "credential reset, network ACL entries (with --plan: show how).",
     ),
     iam: bool = typer.Option(False, "--iam-policy", help="Print the least-privilege IAM policy of the actions."),
     audit: bool = typer.Option(False, "--audit", help="Print the alert's audit log."),
@@ -100,6 +101,9 @@ def respond_cmd(
     ),
     incident_id: str | None = typer.Option(None, "--incident-id", help="Incident id for the tags (default: alert id)."),
     keep_running: bool = typer.Option(False, "--keep-running", help="Do not stop the instance."),
+    forensics_wait: float = typer.Option(
+        600.0, "--forensics-wait", min=0, help="Seconds live-forensics waits for its Systems Manager commands."
+    ),
     state: Path = typer.Option(Path(DEFAULT_STATE), "--state", help="SQLite state store."),
     rule: Path | None = typer.Option(None, "--rule", "-r", help="Rule document (default: the alert's shipped rule)."),
     region: str | None = typer.Option(None, "--region", help="AWS region (default: the alert's region)."),
@@ -170,6 +174,7 @@ def respond_cmd(
             approvals=approvals,
             keep_running=keep_running,
             region=region,
+            ssm_deadline=forensics_wait,
         )
         response = Response(store, record, loaded, aws, options)
         if rollback:

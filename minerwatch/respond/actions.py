@@ -4,17 +4,21 @@ makes, computed from the state read just before the step.
 
 Idempotency comes from looking first: the quarantine group is found by its tag ``minerwatch:quarantine=<vpc>``,
 snapshots by ``minerwatch:alert-id``, the instance profile by its association, keys by their IAM status. What a
-rollback needs (original groups, the detached profile) is recorded in the journal before the change.
+rollback needs (original groups, the detached profile, the network ACL entries created) is recorded in the journal
+before the change. A step with nothing to act on in the account as it is now (live forensics without an SSM agent)
+is skipped with the reason (:meth:`Action.skip_reason`).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from minerwatch.aws.session import AwsError
+from minerwatch.aws.session import AwsError, request_id
 from minerwatch.respond import journal as J
 from minerwatch.respond.discover import (
     ALERT_TAG,
@@ -24,11 +28,15 @@ from minerwatch.respond.discover import (
     CreatedUser,
     Inventory,
     KeyCandidate,
+    NetworkAcl,
+    network_acls_call,
     profile_association_call,
+    read_network_acls,
     snapshots_call,
+    ssm_information_call,
     user_reads,
 )
-from minerwatch.respond.evidence import Location, capture, planned_calls, store_file, to_json_bytes
+from minerwatch.respond.evidence import Location, capture, planned_calls, sha256, store_file, to_json_bytes
 from minerwatch.respond.plan import ApiCall, placeholder
 
 
@@ -60,6 +68,18 @@ class Context:
     """The tag step has not run yet (so termination protection will be on by the time terminate runs)."""
     detached_profile: dict[str, Any] | None = None
     """The instance profile the detach-profile step removed (with its roles), from the journal."""
+    pool_addresses: list[PoolAddress] = field(default_factory=list)
+    """Mining-pool addresses known for the alert (the finding's remote address, the enrichment's pool peers)."""
+    pool_notes: list[str] = field(default_factory=list)
+    """Addresses named by the alert that are not denied (not public, not IPv4) and why."""
+    ssm_deadline: float = 600.0
+    """Seconds live-forensics waits for its commands to finish."""
+
+
+@dataclass(frozen=True)
+class PoolAddress:
+    address: str
+    why: str
 
 
 @dataclass
@@ -77,6 +97,10 @@ class Action:
 
     def manual_reason(self, inv: Inventory, ctx: Context) -> str | None:
         """Why this action cannot be automated for this alert (it becomes a manual item), or ``None``."""
+        return None
+
+    def skip_reason(self, inv: Inventory, ctx: Context) -> str | None:
+        """Why this action has nothing to do in the account as it is now (the step is ``skipped``), or ``None``."""
         return None
 
     def calls(self, inv: Inventory, ctx: Context) -> list[ApiCall]:
@@ -297,7 +321,7 @@ class Isolate(Action):
     def notes(self, inv: Inventory, ctx: Context) -> list[str]:
         return [
             "security groups track existing connections: an established session may survive the change; "
-            "a network ACL deny on the subnet cuts those too (manual)"
+            "the nacl-deny step (stateless network ACL entries on the subnet) cuts those too"
         ]
 
     def run(self, ex: Caller, inv: Inventory, ctx: Context, journal: J.Journal) -> Outcome:
@@ -386,6 +410,373 @@ class Isolate(Action):
             if len(have) != 1 or not have <= wanted:
                 problems.append(f"{nic['NetworkInterfaceId']} is in {', '.join(sorted(have))}")
         return problems
+
+
+# -- live forensics through Systems Manager ----------------------------------------------------------------
+
+SSM_DOCUMENT = "AWS-RunShellScript"
+RECENT_MINUTES = 10080
+"""Executables changed within this many minutes (7 days) are listed and hashed by live-forensics."""
+SSM_EXECUTION_SECONDS = 600
+"""How long the agent lets each script run on the instance."""
+SSM_OUTPUT_LIMIT = 24000
+"""GetCommandInvocation returns the first 24,000 characters of a command's output."""
+SSM_FINISHED = frozenset(
+    {"Success", "Failed", "Cancelled", "TimedOut", "Delivery Timed Out", "Execution Timed Out", "Undeliverable",
+     "Terminated", "InvalidPlatform", "AccessDenied"}
+)  # fmt: skip
+
+_EXEC_DIRS = "/tmp /var/tmp /dev/shm /run /root /home /opt /usr/bin /usr/sbin /usr/local/bin /usr/local/sbin /bin /sbin"
+
+# Fixed scripts: nothing from the alert or the finding (attacker-controlled text) is ever put into them.
+FORENSICS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    (
+        "processes",
+        "ssm-processes.json",
+        ("ps -ww -eo pid,ppid,user,lstart,etime,pcpu,pmem,args --sort=-pcpu 2>/dev/null || ps auxww",),
+    ),
+    (
+        "crontabs",
+        "ssm-crontabs.json",
+        (
+            "for f in /etc/crontab /etc/anacrontab /etc/cron.d/* /etc/cron.hourly/* /etc/cron.daily/* "
+            "/etc/cron.weekly/* /etc/cron.monthly/* /var/spool/cron/* /var/spool/cron/crontabs/*; do "
+            '[ -f "$f" ] && { echo "=== $f"; cat "$f"; }; done; true',
+            "systemctl list-timers --all --no-pager 2>/dev/null || true",
+        ),
+    ),
+    (
+        "connections",
+        "ssm-connections.json",
+        ("if command -v ss >/dev/null 2>&1; then ss -tunap; else netstat -tunap; fi",),
+    ),
+    (
+        "executables",
+        "ssm-executables.json",
+        (
+            f"find {_EXEC_DIRS} -xdev -type f -perm /111 -mmin -{RECENT_MINUTES} "
+            "-printf '%T+ %s %u:%g %m %p\\n' 2>/dev/null; true",
+            f"find {_EXEC_DIRS} -xdev -type f -perm /111 -mmin -{RECENT_MINUTES} -exec sha256sum {{}} + "
+            "2>/dev/null; true",
+        ),
+    ),
+)
+
+
+def command_key(name: str) -> str:
+    return f"command/{name}"
+
+
+class LiveForensics(Action):
+    id = "live-forensics"
+    title = (
+        "Collect live forensics through Systems Manager (processes, crontabs, connections, recently changed "
+        "executables) as evidence files with SHA-256"
+    )
+
+    def skip_reason(self, inv: Inventory, ctx: Context) -> str | None:
+        if inv.ssm_problem:
+            return inv.ssm_problem
+        if inv.ssm is None:
+            return "the instance is not managed by Systems Manager (no SSM agent registered): no live forensics"
+        if inv.ssm.get("PingStatus") != "Online":
+            return f"the SSM agent is {inv.ssm.get('PingStatus') or 'not online'}: no live forensics"
+        if inv.ssm.get("PlatformType") not in (None, "Linux"):
+            return f"{inv.ssm['PlatformType']} instance: the collection scripts are for Linux (collect by hand)"
+        if not inv.running:
+            return f"the instance is {inv.state}: commands need it running"
+        return None
+
+    def calls(self, inv: Inventory, ctx: Context) -> list[ApiCall]:
+        if self.skip_reason(inv, ctx):
+            return []
+        return [
+            ApiCall(
+                "ssm",
+                "SendCommand",
+                {
+                    "InstanceIds": [inv.instance_id],
+                    "DocumentName": SSM_DOCUMENT,
+                    "Comment": f"MinerWatch live forensics {ctx.alert_id}: {name}"[:100],
+                    "Parameters": {"commands": list(commands), "executionTimeout": [str(SSM_EXECUTION_SECONDS)]},
+                },
+                inv.region,
+                note=f"saved as {file}",
+            )
+            for name, file, commands in FORENSICS
+        ]
+
+    def checks(self, inv: Inventory, ctx: Context) -> list[ApiCall]:
+        if self.skip_reason(inv, ctx):
+            return [ssm_information_call(inv.instance_id, inv.region)]
+        return [
+            ApiCall(
+                "ssm",
+                "GetCommandInvocation",
+                {"CommandId": placeholder(command_key(name)), "InstanceId": inv.instance_id},
+                inv.region,
+                note=f"polled until the command finishes (at most {int(ctx.ssm_deadline)} s)",
+            )
+            for name, _, _ in FORENSICS
+        ]
+
+    def notes(self, inv: Inventory, ctx: Context) -> list[str]:
+        if self.skip_reason(inv, ctx):
+            return []  # the plan says why it is skipped
+        return [
+            "runs before isolation: the quarantine group has no egress, which cuts the SSM agent off from its "
+            "endpoint, and the processes and connections are what is running now",
+            "the commands only read; each output is stored in the evidence folder with its SHA-256 (the journal "
+            f"keeps the hashes); output beyond {SSM_OUTPUT_LIMIT:,} characters is cut by Systems Manager",
+        ]
+
+    def run(self, ex: Caller, inv: Inventory, ctx: Context, journal: J.Journal) -> Outcome:
+        files: dict[str, Any] = dict(journal.detail(self.id).get("files") or {})
+        commands: dict[str, str] = {}
+        for call, (name, file, _) in zip(self.calls(inv, ctx), FORENSICS, strict=True):
+            if file in files:
+                continue  # stored by an earlier run: that is the state as first seen
+            commands[name] = ex.call(call)["Command"]["CommandId"]
+        journal.set(self.id, commands=commands)
+        results = self._wait(ex, inv, ctx, commands)
+        unfinished = []
+        for name, file, script in FORENSICS:
+            if name not in commands:
+                continue
+            got = results.get(name)
+            if got is None or got.get("Status") not in SSM_FINISHED:
+                unfinished.append(f"{name} ({(got or {}).get('Status') or 'no invocation'})")
+                continue
+            stdout = str(got.get("StandardOutputContent") or "")
+            doc = {
+                "captured_at": datetime.now(UTC).isoformat(),
+                "alert_id": ctx.alert_id,
+                "instance_id": inv.instance_id,
+                "document": SSM_DOCUMENT,
+                "commands": list(script),
+                "command_id": commands[name],
+                "status": got.get("Status"),
+                "status_details": got.get("StatusDetails"),
+                "response_code": got.get("ResponseCode"),
+                "stdout": stdout,
+                "stdout_sha256": sha256(stdout.encode()),
+                "stdout_truncated": len(stdout) >= SSM_OUTPUT_LIMIT,
+                "stderr": str(got.get("StandardErrorContent") or ""),
+                "invocation": {k: v for k, v in got.items() if k != "ResponseMetadata"},
+            }
+            files[file] = {**store_file(ex, ctx.evidence, file, to_json_bytes(doc)), "status": got.get("Status")}
+        detail = {"files": files, "commands": commands}
+        if unfinished:
+            return Outcome(J.FAILED, "not finished in time: " + ", ".join(unfinished), detail)
+        text = ", ".join(f"{f} ({e.get('status')})" for f, e in sorted(files.items()))
+        return Outcome(J.DONE, f"{len(files)} files in {ctx.evidence.uri}: {text}", detail)
+
+    def _wait(self, ex: Caller, inv: Inventory, ctx: Context, commands: dict[str, str]) -> dict[str, dict[str, Any]]:
+        """Poll GetCommandInvocation until every command finished or the deadline passed."""
+        deadline = time.monotonic() + ctx.ssm_deadline
+        pause = 0.5
+        results: dict[str, dict[str, Any]] = {}
+        while True:
+            for name, cid in commands.items():
+                if (results.get(name) or {}).get("Status") in SSM_FINISHED:
+                    continue
+                call = ApiCall("ssm", "GetCommandInvocation", {"CommandId": cid, "InstanceId": inv.instance_id},
+                               inv.region)  # fmt: skip
+                try:
+                    results[name] = ex.read(call)
+                except AwsError as exc:
+                    if exc.code != "InvocationDoesNotExist":  # not registered yet right after SendCommand
+                        raise
+            pending = [n for n in commands if (results.get(n) or {}).get("Status") not in SSM_FINISHED]
+            if not pending or time.monotonic() + pause > deadline:
+                return results
+            time.sleep(pause)  # the agent reports when it is done; nothing to wait on but the API
+            pause = min(pause * 2, 5.0)
+
+
+# -- network ACL deny entries for the pool addresses -------------------------------------------------------
+
+NACL_RULE_LIMIT = 20
+"""Rules per direction of a network ACL: AWS's default quota (it counts the default deny rule too)."""
+NACL_EVIDENCE = "network-acls-before-deny.json"
+
+
+@dataclass
+class _Entry:
+    acl: NetworkAcl
+    egress: bool
+    number: int
+    cidr: str
+    why: str
+
+
+def _first_allow(entries: list[dict[str, Any]]) -> int:
+    return min((int(e["RuleNumber"]) for e in entries if e.get("RuleAction") == "allow"), default=32767)
+
+
+def _denied(entries: list[dict[str, Any]], cidr: str) -> bool:
+    # Already denied ahead of every allow rule (by an earlier run, or by hand).
+    first = _first_allow(entries)
+    return any(
+        e.get("RuleAction") == "deny" and e.get("CidrBlock") == cidr and str(e.get("Protocol")) == "-1"
+        and int(e["RuleNumber"]) < first
+        for e in entries
+    )  # fmt: skip
+
+
+def _networks(addresses: list[PoolAddress]) -> list[tuple[str, str]]:
+    """The addresses as /32 blocks, adjacent ones merged (a merged block covers exactly those addresses), in the
+    order of their first address (the finding's own first)."""
+    rank = {ipaddress.ip_address(a.address): (n, a.why) for n, a in enumerate(addresses)}
+    merged = ipaddress.collapse_addresses(ipaddress.ip_network(a.address) for a in addresses)
+    out = []
+    for net in merged:
+        members = [rank[ip] for ip in rank if ip in net]
+        out.append((min(members)[0], str(net), "; ".join(sorted({w for _, w in members}))))
+    return [(cidr, why) for _, cidr, why in sorted(out)]
+
+
+class NaclDeny(Action):
+    id = "nacl-deny"
+    title = "Deny the mining-pool addresses in the network ACL of the instance's subnet (egress and ingress)"
+    approval = "nacl-deny"
+
+    def manual_reason(self, inv: Inventory, ctx: Context) -> str | None:
+        if not ctx.pool_addresses:
+            return "no mining-pool address is known for the alert (the finding names none, no enrichment found one)"
+        if inv.nacl_problem:
+            return inv.nacl_problem
+        if not inv.nacls:
+            return "no network ACL is associated with the instance's subnets"
+        return None
+
+    def plan_entries(self, inv: Inventory, ctx: Context) -> tuple[list[_Entry], list[str]]:
+        """The entries to create now, and what could not be placed (the ACL is full or has no room below its
+        first allow rule)."""
+        wanted = _networks(ctx.pool_addresses)
+        entries: list[_Entry] = []
+        left: list[str] = []
+        for acl in inv.nacls:
+            for egress in (True, False):
+                current = acl.direction(egress)
+                missing = [(c, w) for c, w in wanted if not _denied(current, c)]
+                if not missing:
+                    continue
+                # NACL rules are evaluated from the lowest number up and the first match decides: a deny only
+                # works below the first allow rule, so free numbers are taken counting down from just under it.
+                used = {int(e["RuleNumber"]) for e in current}
+                room = max(0, NACL_RULE_LIMIT - len(current))
+                free = [n for n in range(_first_allow(current) - 1, 0, -1) if n not in used][:room]
+                for (cidr, why), number in zip(missing, free, strict=False):
+                    entries.append(_Entry(acl, egress, number, cidr, why))
+                if len(missing) > len(free):
+                    rest = ", ".join(c for c, _ in missing[len(free) :])
+                    way = "egress" if egress else "ingress"
+                    left.append(
+                        f"{acl.acl_id} {way}: no room for {rest} ({len(current)} rules, quota {NACL_RULE_LIMIT} per "
+                        f"direction, first allow rule {_first_allow(current)}): deny them by hand or raise the quota"
+                    )
+        return entries, left
+
+    def calls(self, inv: Inventory, ctx: Context) -> list[ApiCall]:
+        entries, _ = self.plan_entries(inv, ctx)
+        return [
+            ApiCall(
+                "ec2",
+                "CreateNetworkAclEntry",
+                {
+                    "NetworkAclId": e.acl.acl_id,
+                    "RuleNumber": e.number,
+                    "Protocol": "-1",
+                    "RuleAction": "deny",
+                    "Egress": e.egress,
+                    "CidrBlock": e.cidr,
+                },
+                inv.region,
+                note=f"{'to' if e.egress else 'from'} {e.cidr}: {e.why}",
+            )
+            for e in entries
+        ]
+
+    def checks(self, inv: Inventory, ctx: Context) -> list[ApiCall]:
+        return [network_acls_call(inv.subnets, inv.region)]
+
+    def notes(self, inv: Inventory, ctx: Context) -> list[str]:
+        _, left = self.plan_entries(inv, ctx)
+        acls = "; ".join(f"{a.acl_id} (subnets {', '.join(a.subnets)})" for a in inv.nacls)
+        return [
+            f"applies to every instance in the subnets of {acls}: network ACLs are stateless, so this also cuts "
+            "connections the security groups still track",
+            *ctx.pool_notes,
+            *left,
+            f"the ACLs' entries are written to {NACL_EVIDENCE} (SHA-256 in the journal) before the change; rollback "
+            "deletes exactly the entries this step created",
+        ]
+
+    def run(self, ex: Caller, inv: Inventory, ctx: Context, journal: J.Journal) -> Outcome:
+        detail = journal.detail(self.id)
+        evidence = detail.get("evidence")
+        if evidence is None:
+            check = self.checks(inv, ctx)[0]
+            resp = ex.read(check)
+            doc = {
+                "captured_at": datetime.now(UTC).isoformat(),
+                "alert_id": ctx.alert_id,
+                "requests": [{**check.to_json(), "request_id": request_id(resp)}],
+                "responses": [{k: v for k, v in resp.items() if k != "ResponseMetadata"}],
+            }
+            evidence = store_file(ex, ctx.evidence, NACL_EVIDENCE, to_json_bytes(doc))
+        calls = self.calls(inv, ctx)
+        created: list[dict[str, Any]] = list(detail.get("entries") or [])
+        planned = [_entry_key(c.params) for c in calls]
+        # Recorded before the change, for --rollback (which deletes an entry only if it is still ours).
+        journal.set(self.id, evidence=evidence, entries=created + [p for p in planned if p not in created])
+        for call in calls:
+            ex.call(call)
+        acls, _ = _read_acls(ex, self.checks(inv, ctx)[0])
+        missing = [f"{p['NetworkAclId']} #{p['RuleNumber']} {p['CidrBlock']}" for p in planned if not _present(acls, p)]
+        _, left = self.plan_entries(Inventory(**{**inv.__dict__, "nacls": acls}), ctx)
+        detail = {"evidence": evidence, "entries": created + [p for p in planned if p not in created]}
+        if missing:
+            return Outcome(J.FAILED, "entries not in place: " + ", ".join(missing), detail)
+        text = f"{len(planned)} deny entr{'y' if len(planned) == 1 else 'ies'} added" if planned else "already denied"
+        return Outcome(J.DONE, "; ".join([text, *left]), detail)
+
+
+def _entry_key(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: params[k] for k in ("NetworkAclId", "RuleNumber", "Egress", "CidrBlock")}
+
+
+def _read_acls(ex: Caller, check: ApiCall) -> tuple[list[NetworkAcl], dict[str, Any]]:
+    subnets = check.params["Filters"][0]["Values"]
+    return read_network_acls(ex, subnets, check.region or "")
+
+
+def _present(acls: list[NetworkAcl] | dict[str, list[dict[str, Any]]], entry: dict[str, Any]) -> bool:
+    """Whether ``entry`` (recorded by nacl-deny) is in the ACL as this step made it."""
+    by_id = acls if isinstance(acls, dict) else {a.acl_id: a.entries for a in acls}
+    return any(
+        int(e.get("RuleNumber", -1)) == entry["RuleNumber"] and bool(e.get("Egress")) == entry["Egress"]
+        and e.get("CidrBlock") == entry["CidrBlock"] and e.get("RuleAction") == "deny"
+        for e in by_id.get(entry["NetworkAclId"]) or []
+    )  # fmt: skip
+
+
+def nacl_rollback_calls(recorded: list[dict[str, Any]], current: dict[str, list[dict[str, Any]]],
+                        region: str | None) -> list[ApiCall]:  # fmt: skip
+    """Delete the entries nacl-deny created that are still there as it made them (``current``: ACL id → its
+    entries now); an entry changed or removed since is left alone."""
+    return [
+        ApiCall(
+            "ec2",
+            "DeleteNetworkAclEntry",
+            {"NetworkAclId": e["NetworkAclId"], "RuleNumber": e["RuleNumber"], "Egress": e["Egress"]},
+            region,
+            note=f"remove the deny {'to' if e['Egress'] else 'from'} {e['CidrBlock']} added by nacl-deny",
+        )
+        for e in recorded
+        if _present(current, e)
+    ]
 
 
 class Snapshot(Action):
@@ -869,8 +1260,7 @@ def login_profiles_lost(reset: dict[str, Any]) -> list[str]:
 ACTIONS: dict[str, Action] = {
     a.id: a
     for a in (
-        TagProtect(), Evidence(), Isolate(), Snapshot(), RevokeSessions(), DetachProfile(), DeactivateKeys(),
-        ResetCredentials(), Stop(),
-        Terminate(),
+        TagProtect(), Evidence(), LiveForensics(), Isolate(), NaclDeny(), Snapshot(), RevokeSessions(),
+        DetachProfile(), DeactivateKeys(), ResetCredentials(), Stop(), Terminate(),
     )
-}
+}  # fmt: skip

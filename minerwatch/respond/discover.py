@@ -81,6 +81,19 @@ def user_reads(user_name: str) -> list[ApiCall]:
 
 
 @dataclass
+class NetworkAcl:
+    """A network ACL associated with one of the instance's subnets, as DescribeNetworkAcls returns it."""
+
+    acl_id: str
+    subnets: list[str]
+    entries: list[dict[str, Any]]
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    def direction(self, egress: bool) -> list[dict[str, Any]]:
+        return [e for e in self.entries if bool(e.get("Egress")) == egress]
+
+
+@dataclass
 class Inventory:
     instance_id: str
     region: str
@@ -104,6 +117,15 @@ class Inventory:
     keys: list[KeyCandidate] = field(default_factory=list)
     key_notes: list[str] = field(default_factory=list)
     users: list[CreatedUser] = field(default_factory=list)
+    subnets: list[str] = field(default_factory=list)
+    """Subnets of the instance's network interfaces."""
+    nacls: list[NetworkAcl] = field(default_factory=list)
+    nacl_problem: str | None = None
+    """Why the subnets' network ACLs could not be read."""
+    ssm: dict[str, Any] | None = None
+    """The instance's Systems Manager record (DescribeInstanceInformation), ``None`` when SSM does not list it."""
+    ssm_problem: str | None = None
+    """Why Systems Manager could not be asked (access denied, not available in the region ...)."""
     reads: list[ApiCall] = field(default_factory=list)
 
     @property
@@ -164,6 +186,29 @@ def profile_association_call(instance_id: str, region: str) -> ApiCall:
     )
 
 
+def network_acls_call(subnets: list[str], region: str) -> ApiCall:
+    return ApiCall(
+        "ec2", "DescribeNetworkAcls", {"Filters": [{"Name": "association.subnet-id", "Values": subnets}]}, region
+    )
+
+
+def ssm_information_call(instance_id: str, region: str) -> ApiCall:
+    return ApiCall(
+        "ssm", "DescribeInstanceInformation", {"Filters": [{"Key": "InstanceIds", "Values": [instance_id]}]}, region
+    )
+
+
+def read_network_acls(reader: Reader, subnets: list[str], region: str) -> tuple[list[NetworkAcl], dict[str, Any]]:
+    """The network ACLs associated with ``subnets`` (and the response as read, for evidence)."""
+    resp = reader.read(network_acls_call(subnets, region))
+    acls = []
+    for acl in resp.get("NetworkAcls") or []:
+        mine = sorted({a["SubnetId"] for a in acl.get("Associations") or [] if a.get("SubnetId") in subnets})
+        if mine and acl.get("NetworkAclId"):
+            acls.append(NetworkAcl(acl["NetworkAclId"], mine, list(acl.get("Entries") or []), acl))
+    return sorted(acls, key=lambda a: a.acl_id), resp
+
+
 def discover(
     reader: Reader,
     instance_id: str,
@@ -171,8 +216,10 @@ def discover(
     alert_id: str,
     keys: list[KeyCandidate] | None = None,
     users: list[CreatedUser] | None = None,
+    ssm: bool = True,
 ) -> Inventory:
-    """Read the instance and everything the response touches. A missing instance gives ``found=False``."""
+    """Read the instance and everything the response touches. A missing instance gives ``found=False``.
+    ``ssm=False`` leaves Systems Manager unasked (only the plan and live-forensics need it)."""
     inv = Inventory(instance_id=instance_id, region=region, alert_id=alert_id)
     try:
         resp = _read(reader, inv, describe_instance_call(instance_id, region))
@@ -198,6 +245,11 @@ def discover(
                 device_index=(nic.get("Attachment") or {}).get("DeviceIndex"),
             )
         )
+        if nic.get("SubnetId") and nic["SubnetId"] not in inv.subnets:
+            inv.subnets.append(nic["SubnetId"])
+    if inst.get("SubnetId") and inst["SubnetId"] not in inv.subnets:
+        inv.subnets.append(inst["SubnetId"])
+    inv.subnets.sort()
     inv.enis.sort(key=lambda e: (e.device_index if e.device_index is not None else 99, e.id))
     for bdm in inst.get("BlockDeviceMappings") or []:
         ebs = bdm.get("Ebs") or {}
@@ -246,6 +298,20 @@ def discover(
             vpcs = _read(reader, inv, ApiCall("ec2", "DescribeVpcs", {"VpcIds": missing}, region))
             for v in vpcs.get("Vpcs") or []:
                 inv.vpc_ipv6[v["VpcId"]] = bool(v.get("Ipv6CidrBlockAssociationSet"))
+
+    if inv.subnets:
+        try:
+            inv.reads.append(network_acls_call(inv.subnets, region))
+            inv.nacls, _ = read_network_acls(reader, inv.subnets, region)
+        except AwsError as exc:
+            inv.nacl_problem = f"cannot read the subnets' network ACLs: {exc.message}"
+    try:
+        info = _read(reader, inv, ssm_information_call(instance_id, region)) if ssm else {}
+        inv.ssm = next(
+            (i for i in info.get("InstanceInformationList") or [] if i.get("InstanceId") == instance_id), None
+        )
+    except AwsError as exc:
+        inv.ssm_problem = f"Systems Manager cannot be asked: {exc.message[:200]}"  # a 5xx may carry a whole page
 
     snaps = _read(reader, inv, snapshots_call(alert_id, region))
     for s in sorted(snaps.get("Snapshots") or [], key=lambda s: str(s.get("StartTime") or "")):

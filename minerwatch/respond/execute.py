@@ -13,6 +13,7 @@ AWS request id, result). A dry run makes read calls only; the executor refuses a
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +27,9 @@ from minerwatch.respond.actions import (
     MULTIPLE_INTERFACES,
     Context,
     Outcome,
+    PoolAddress,
     login_profiles_lost,
+    nacl_rollback_calls,
     rollback_calls,
 )
 from minerwatch.respond.discover import TEMPORARY_KEY_PREFIX, CreatedUser, Inventory, KeyCandidate, discover
@@ -37,7 +40,7 @@ from minerwatch.rules.model import Rule
 INSTANCE_ID = re.compile(r"^i-[0-9a-f]{8,17}$")
 TAG_VALUE = re.compile(r"^[\w .:/=+\-@]{1,256}$")
 
-ROLLBACK_ACTIONS = ("isolate", "revoke-sessions", "detach-profile", "reset-credentials")
+ROLLBACK_ACTIONS = ("isolate", "nacl-deny", "revoke-sessions", "detach-profile", "reset-credentials")
 
 
 class ResponseError(MinerWatchError):
@@ -182,6 +185,61 @@ def created_users(enrichments: dict[str, Any], account_id: str | None) -> list[C
     return list(out.values())
 
 
+INTERNAL_NETWORKS = tuple(
+    ipaddress.ip_network(n)
+    for n in ("0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
+              "192.168.0.0/16", "224.0.0.0/4", "240.0.0.0/4")
+)  # fmt: skip
+"""Addresses a deny must never cover: the VPC's own ranges, link-local (the instance metadata service), multicast."""
+
+POOL_FIELDS = ("mining_pool_ip", "remote_ip")
+"""Alert fields (the rule's select) that hold the finding's remote address."""
+
+
+def pool_addresses(alert: dict[str, Any], enrichments: dict[str, Any]) -> tuple[list[PoolAddress], list[str]]:
+    """The mining-pool addresses known for the alert, the finding's own first: its remote address (the rule's
+    ``mining_pool_ip`` / ``remote_ip``, of the latest finding and of every group), then the enrichment's flows to
+    pool addresses (``network`` peers) and the addresses pool domains resolved to (``dns``). Only public IPv4
+    addresses are kept (never one of :data:`INTERNAL_NETWORKS`); the others are named in the second list with the
+    reason. Finding text is data: an address is used only once it parses as one."""
+    found: dict[str, str] = {}
+    rejected: list[str] = []
+
+    def add(value: Any, why: str) -> None:
+        if not isinstance(value, str) or not value.strip():
+            return
+        try:
+            ip = ipaddress.ip_address(value.strip())
+        except ValueError:
+            rejected.append(f"{value[:64]!r} ({why}) is not an IP address: not denied")
+            return
+        if ip.version != 4 or any(ip in net for net in INTERNAL_NETWORKS):
+            rejected.append(f"{ip} ({why}) is not a public IPv4 address: not denied")
+            return
+        found.setdefault(str(ip), why)
+
+    fields = alert.get("fields") if isinstance(alert.get("fields"), dict) else {}
+    for name in POOL_FIELDS:
+        add(fields.get(name), f"the finding's {name}")
+    for g in alert.get("groups") or []:
+        for name in POOL_FIELDS:
+            add(g.get(name) if isinstance(g, dict) else None, f"the finding's {name}")
+    peers = _section_summary(enrichments, "network").get("peers")
+    for peer in peers if isinstance(peers, list) else []:
+        if isinstance(peer, dict):
+            add(peer.get("peer"), "flow to a pool address (network enrichment)")
+    resolved = _section_summary(enrichments, "dns").get("resolved_addresses")
+    for address, domain in sorted(resolved.items()) if isinstance(resolved, dict) else []:
+        add(address, f"address of pool domain {str(domain)[:253]} (dns enrichment)")
+    return [PoolAddress(a, w) for a, w in found.items()], list(dict.fromkeys(rejected))
+
+
+def _section_summary(enrichments: dict[str, Any], section: str) -> dict[str, Any]:
+    found = enrichments.get(section)
+    summary = found.get("summary") if isinstance(found, dict) else None
+    return summary if isinstance(summary, dict) else {}
+
+
 @dataclass
 class Options:
     evidence_root: str
@@ -190,6 +248,8 @@ class Options:
     approvals: set[str] = field(default_factory=set)
     keep_running: bool = False
     region: str | None = None
+    ssm_deadline: float = 600.0
+    """Seconds live-forensics waits for its commands."""
 
 
 @dataclass
@@ -226,6 +286,7 @@ class Response:
             raise ResponseError(f"incident id {self.incident_id!r}: use letters, digits, spaces and _.:/=+-@")
         self.keys, self.key_reason = launching_keys(self.enrichments, self.instance_id)
         self.users = created_users(self.enrichments, self.account_id)
+        self.pools, self.pool_notes = pool_addresses(alert, self.enrichments)
         self._account: str | None = None
 
     @property
@@ -252,6 +313,9 @@ class Response:
             enrichments=self.enrichments,
             tag_pending=self.journal.status("tag") != J.DONE,
             detached_profile=self.journal.detail("detach-profile").get("profile"),
+            pool_addresses=self.pools,
+            pool_notes=self.pool_notes,
+            ssm_deadline=self.options.ssm_deadline,
         )
 
     def executor(self, execute: bool) -> Executor:
@@ -268,8 +332,8 @@ class Response:
             )
         return account
 
-    def discover(self, ex: Executor) -> Inventory:
-        inv = discover(ex, self.instance_id, self.region, self.alert_id, self.keys, self.users)
+    def discover(self, ex: Executor, ssm: bool = True) -> Inventory:
+        inv = discover(ex, self.instance_id, self.region, self.alert_id, self.keys, self.users, ssm=ssm)
         if not inv.found:
             raise self._not_found()
         return inv
@@ -338,6 +402,8 @@ class Response:
         step.notes += action.notes(inv, ctx)
         if status == J.DONE:
             step.notes.insert(0, "already done: it will not run again")
+        elif skip := action.skip_reason(inv, ctx):
+            step.notes.insert(0, f"skipped: {skip}")
         elif not step.calls and action_id not in ("evidence",):
             step.notes.insert(0, "nothing to change")
         return step
@@ -387,8 +453,10 @@ class Response:
         if blocked and step.id != "terminate":
             return self._record(step.id, Outcome(J.BLOCKED, f"waiting for {', '.join(blocked)} to finish"))
         try:
-            inv = self.discover(ex)
-            outcome = action.run(ex, inv, self.context(inv), self.journal)
+            inv = self.discover(ex, ssm=step.id == "live-forensics")
+            ctx = self.context(inv)
+            skip = action.skip_reason(inv, ctx)
+            outcome = Outcome(J.SKIPPED, skip) if skip else action.run(ex, inv, ctx, self.journal)
         except AwsError as exc:
             outcome = Outcome(J.FAILED, exc.message)
         return self._record(step.id, outcome)
@@ -426,6 +494,19 @@ class Response:
             inv, isolate.get("originals") or {}, profile, isolate.get("instance_groups"), revoked, self._reset()
         )
 
+    def _nacl_rollback(self, ex: Executor) -> list[ApiCall]:
+        """Delete the deny entries nacl-deny recorded, read from the ACLs they were put in (a subnet may have
+        moved to another ACL since)."""
+        if self.journal.status("nacl-deny") not in (J.DONE, J.FAILED):  # not once rolled back
+            return []
+        recorded = self.journal.detail("nacl-deny").get("entries") or []
+        ids = sorted({e["NetworkAclId"] for e in recorded})
+        if not ids:
+            return []
+        found = ex.read(ApiCall("ec2", "DescribeNetworkAcls", {"NetworkAclIds": ids}, self.region))
+        current = {a["NetworkAclId"]: a.get("Entries") or [] for a in found.get("NetworkAcls") or []}
+        return nacl_rollback_calls(recorded, current, self.region)
+
     def _reset(self) -> dict[str, Any] | None:
         if self.journal.status("reset-credentials") in (J.DONE, J.FAILED):  # not once rolled back
             return self.journal.detail("reset-credentials").get("previous")
@@ -437,20 +518,24 @@ class Response:
         ex = self.executor(execute=execute)
         self._audit_assume_role(execute)
         self._check_account(ex)
-        inv = discover(ex, self.instance_id, self.region, self.alert_id, self.keys, self.users)
+        inv = discover(ex, self.instance_id, self.region, self.alert_id, self.keys, self.users, ssm=False)
         terminated = self.journal.status("terminate") == J.DONE
-        if inv.gone or (not inv.found and terminated):
+        nacl_calls = self._nacl_rollback(ex)  # the subnet's ACL outlives the instance
+        gone = inv.gone or (not inv.found and terminated)
+        if gone and not nacl_calls:
             # Groups and profile went with the instance: no call on it could restore anything.
             state = inv.state if inv.found else "terminated (no longer listed)"
-            gone = f"instance {self.instance_id} is {state}: it is gone, so nothing can be rolled back"
+            why = f"instance {self.instance_id} is {state}: it is gone, so nothing can be rolled back"
             if execute:
-                return [], [self._record("rollback", Outcome(J.SKIPPED, gone))]
-            return [], [StepReport("rollback", J.SKIPPED, gone)]
-        if not inv.found:
+                return [], [self._record("rollback", Outcome(J.SKIPPED, why))]
+            return [], [StepReport("rollback", J.SKIPPED, why)]
+        if not inv.found and not gone:
             raise self._not_found()
-        calls = self.rollback_calls(inv)
+        calls = nacl_calls + ([] if gone else self.rollback_calls(inv))
         recorded = [a for a in ROLLBACK_ACTIONS if self.journal.status(a) in (J.DONE, J.FAILED)]
-        reset = self._reset() or {}
+        if gone:
+            recorded = ["nacl-deny"]
+        reset = {} if gone else self._reset() or {}
         if not execute:
             return calls, []
         reports: list[StepReport] = []

@@ -26,7 +26,10 @@ Kind = Literal["automated", "manual"]
 ACTION_ORDER: tuple[str, ...] = (
     "tag",
     "evidence",
+    # Live forensics before isolation: the quarantine group cuts the SSM agent off, and what runs now is the point.
+    "live-forensics",
     "isolate",
+    "nacl-deny",
     "snapshot",
     "revoke-sessions",
     "detach-profile",
@@ -37,12 +40,12 @@ ACTION_ORDER: tuple[str, ...] = (
 )
 """Automated steps in the order they run."""
 
-APPROVALS: tuple[str, ...] = ("terminate", "deactivate-keys", "revoke-sessions", "reset-credentials")
+APPROVALS: tuple[str, ...] = ("terminate", "deactivate-keys", "revoke-sessions", "reset-credentials", "nacl-deny")
 """Steps that run only when named with ``--approve``."""
 
 # What a playbook line asks for; first match wins per pattern, a line may ask for several actions.
 _LINE_ACTIONS: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...] = (
-    (re.compile(r"\b(isolat|contain\b|containment\b|quarantin)", re.I), ("isolate",)),
+    (re.compile(r"\b(isolat|contain\b|containment\b|quarantin)", re.I), ("isolate", "nacl-deny")),
     (re.compile(r"\bevidence\b", re.I), ("evidence",)),
     (re.compile(r"\bsnapshot", re.I), ("snapshot",)),
     (re.compile(r"\bterminat|\bremove the compromised", re.I), ("stop", "terminate")),
@@ -53,7 +56,7 @@ _LINE_ACTIONS: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...] = (
 )
 
 # Steps the tool adds before anything changes, whenever the plan contains a containment action.
-_PREREQUISITES: tuple[str, ...] = ("tag", "evidence")
+_PREREQUISITES: tuple[str, ...] = ("tag", "evidence", "live-forensics")
 
 PLACEHOLDER = re.compile(r"^<new:([^>]+)>$")
 

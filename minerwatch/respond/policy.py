@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from minerwatch.respond.actions import ACTIONS, Context, rollback_calls
+from minerwatch.respond.actions import ACTIONS, Context, PoolAddress, nacl_rollback_calls, rollback_calls
 from minerwatch.respond.discover import CreatedUser, Inventory, KeyCandidate, QuarantineGroup, discover
 from minerwatch.respond.evidence import location
 from minerwatch.respond.plan import APPROVALS, ApiCall
@@ -41,6 +41,7 @@ _CANNED: dict[str, dict[str, Any]] = {
                             {
                                 "NetworkInterfaceId": "eni-0primary",
                                 "VpcId": _VPC,
+                                "SubnetId": "subnet-0example",
                                 "Groups": [{"GroupId": "sg-0web"}],
                                 "Attachment": {"DeviceIndex": 0},
                             },
@@ -71,6 +72,21 @@ _CANNED: dict[str, dict[str, Any]] = {
     "DescribeSecurityGroups": {"SecurityGroups": []},
     "DescribeVpcs": {"Vpcs": [{"VpcId": _VPC}]},
     "DescribeSnapshots": {"Snapshots": []},
+    "DescribeNetworkAcls": {
+        "NetworkAcls": [
+            {
+                "NetworkAclId": "acl-0example",
+                "Associations": [{"SubnetId": "subnet-0example"}],
+                "Entries": [
+                    {"RuleNumber": 100, "RuleAction": "allow", "Egress": e, "Protocol": "-1", "CidrBlock": "0.0.0.0/0"}
+                    for e in (True, False)
+                ],
+            }
+        ]
+    },
+    "DescribeInstanceInformation": {
+        "InstanceInformationList": [{"InstanceId": _INSTANCE, "PingStatus": "Online", "PlatformType": "Linux"}]
+    },
     "GetAccessKeyLastUsed": {"UserName": "deployer"},
     "ListAccessKeys": {"AccessKeyMetadata": [{"AccessKeyId": "AKIAEXAMPLEKEY000001", "Status": "Active"}]},
     "GetLoginProfile": {"LoginProfile": {"UserName": "backdoor"}},
@@ -110,6 +126,7 @@ def representative_calls(evidence_root: str = "evidence") -> list[ApiCall]:
         approvals=set(APPROVALS),
         keys=keys,
         tag_pending=True,
+        pool_addresses=[PoolAddress("198.51.100.7", "the finding's mining_pool_ip")],
     )
     stray = {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}
     with_group = Inventory(**{**inv.__dict__, "quarantine": {_VPC: QuarantineGroup("sg-0q", _VPC, [stray], [stray])}})
@@ -123,6 +140,10 @@ def representative_calls(evidence_root: str = "evidence") -> list[ApiCall]:
     calls += rollback_calls(
         detached, {"eni-0primary": ["sg-0web"]}, profile, ["sg-0web"], {"app-role": None, "other-role": "{}"}, reset
     )
+    entry = {"NetworkAclId": "acl-0example", "RuleNumber": 99, "Egress": True, "CidrBlock": "198.51.100.7/32"}
+    current = {"acl-0example": [{**entry, "RuleAction": "deny"}]}
+    calls.append(ApiCall("ec2", "DescribeNetworkAcls", {"NetworkAclIds": ["acl-0example"]}, _REGION))
+    calls += nacl_rollback_calls([entry], current, _REGION)
     return calls
 
 
@@ -148,6 +169,10 @@ def _permissions(call: ApiCall) -> list[tuple[str, str, dict[str, Any] | None]]:
         out.append((f"iam:{op}", "arn:aws:iam::*:role/*", None))
     elif service == "iam" and op == "GetInstanceProfile":
         out.append((f"iam:{op}", "arn:aws:iam::*:instance-profile/*", None))
+    elif service == "ssm" and op == "SendCommand":
+        # Both the document and the instance are resources of SendCommand; AWS-owned documents have no account.
+        out.append((f"ssm:{op}", f"arn:aws:ssm:*::document/{p['DocumentName']}", None))
+        out.append((f"ssm:{op}", "arn:aws:ec2:*:*:instance/*", None))
     else:
         out.append((f"{service}:{op}", "*", None))
     if "TagSpecifications" in p:

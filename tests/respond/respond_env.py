@@ -16,6 +16,7 @@ from typing import Any
 import boto3
 import pytest
 from moto.server import ThreadedMotoServer
+from moto.ssm.responses import SimpleSystemManagerResponse
 from typer.testing import CliRunner
 
 from minerwatch.cli.all_commands import app
@@ -56,6 +57,16 @@ def use_moto(moto_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
     monkeypatch.setenv("USER", "analyst")
+    # moto does not implement ssm:DescribeInstanceInformation (its server answers HTTP 500, which botocore retries
+    # for seconds). Its instances run no SSM agent, so the answer Systems Manager gives for such instances, an empty
+    # list, is added to moto's server here; tests of managed instances answer with botocore's Stubber instead.
+    monkeypatch.setattr(
+        SimpleSystemManagerResponse, "describe_instance_information", _no_managed_instance, raising=False
+    )
+
+
+def _no_managed_instance(self: Any) -> str:
+    return json.dumps({"InstanceInformationList": []})
 
 
 def ec2() -> Any:

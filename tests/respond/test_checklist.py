@@ -97,7 +97,7 @@ def test_unknown_step_lists_the_valid_ones_before_any_call(case: dict[str, Any])
     res = _respond(case, "--execute", "--step", "isolat", "--region", "us-east-1")
     assert res.exit_code != 0
     valid = step_ids(case["rule"])
-    assert valid[:3] == ["tag", "evidence", "isolate"] and "terminate" in valid
+    assert valid[:4] == ["tag", "evidence", "live-forensics", "isolate"] and "terminate" in valid
     assert f"no step isolat in this rule's plan; valid steps: {', '.join(valid)}" in " ".join(res.output.split())
     assert StateStore(case["state"]).audit_log(case["alert"]["alert_id"]) == []
 

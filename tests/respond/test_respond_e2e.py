@@ -82,6 +82,7 @@ def test_dry_run_makes_only_read_calls_and_prints_the_exact_calls(incident: Inci
     assert [s["id"] for s in plan["steps"] if s["kind"] == "automated"] == [
         "tag",
         "evidence",
+        "live-forensics",
         "isolate",
         "snapshot",
         "revoke-sessions",
@@ -180,6 +181,7 @@ def test_execute_isolates_snapshots_tags_captures_evidence_and_audits(incident: 
     assert steps == {
         "step:tag": "done",
         "step:evidence": "done",
+        "step:live-forensics": "skipped",
         "step:isolate": "done",
         "step:snapshot": "done",
         "step:revoke-sessions": "awaiting-approval",

@@ -155,7 +155,10 @@ def test_the_iam_policy_covers_every_call_the_actions_make(incident: Incident, c
     # user the principal created, so reset-credentials reads and changes nothing: test_reset_credentials covers it)
     branches = {"ec2:RevokeSecurityGroupIngress", "iam:PassRole", "iam:GetRolePolicy", "iam:PutRolePolicy",
                 "iam:DeleteRolePolicy", "iam:GetLoginProfile", "iam:ListAttachedUserPolicies",
-                "iam:DeleteLoginProfile", "iam:DetachUserPolicy", "iam:AttachUserPolicy"}  # fmt: skip
+                "iam:DeleteLoginProfile", "iam:DetachUserPolicy", "iam:AttachUserPolicy",
+                # no pool address and no SSM agent here: test_nacl_deny and test_live_forensics cover those
+                "ec2:CreateNetworkAclEntry", "ec2:DeleteNetworkAclEntry", "ssm:SendCommand",
+                "ssm:GetCommandInvocation"}  # fmt: skip
     assert actions - needed <= branches, actions - needed
     # With local evidence there is no S3 permission at all.
     assert not any(a.startswith("s3:") for a in policy_actions(iam_policy("/var/evidence")))

@@ -24,11 +24,13 @@ def test_the_seed_playbook_orders_automated_steps_among_its_own_lines(seed_path:
     rule = load_rule(seed_path)
     items = skeleton(rule.response_playbook, rule.recommended_actions)
     order = [i.action or i.title for i in items]
-    assert order[:5] == [
+    assert order[:7] == [
         "Confirm cryptocurrency mining activity",
         "tag",
         "evidence",
+        "live-forensics",
         "isolate",
+        "nacl-deny",
         "snapshot",
     ]
     # Credentials come from "Reset all credentials ..." (Recommended Actions 11), before terminating.
@@ -67,7 +69,9 @@ def test_the_extended_rule_maps_its_own_wording() -> None:
     assert actions == [
         "tag",
         "evidence",
+        "live-forensics",
         "isolate",
+        "nacl-deny",
         "snapshot",
         "revoke-sessions",
         "detach-profile",
@@ -81,7 +85,7 @@ def test_the_extended_rule_maps_its_own_wording() -> None:
 @pytest.mark.parametrize(
     ("line", "actions"),
     [
-        ("Immediately isolate instance (modify security groups)", ["isolate"]),
+        ("Immediately isolate instance (modify security groups)", ["isolate", "nacl-deny"]),
         ("Preserve evidence (EBS snapshots, container image)", ["evidence", "snapshot"]),
         ("Terminate compromised instance", ["stop", "terminate"]),
         (
