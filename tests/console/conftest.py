@@ -13,6 +13,7 @@ import queue
 import subprocess
 import sys
 import threading
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,14 @@ HOSTILE_TITLE = f"{SCRIPT} {{{{7*7}}}} {ANSI}"
 HOSTILE_DESCRIPTION = f"{IMG} {{% raw %}}{{{{ config }}}} ${{7*7}} {ANSI}"
 HOSTILE_TAG = f"{SCRIPT}{IMG}"
 HOSTILE_INSTANCE = "i-0fee1dead0badc0de"
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # One worker runs every console test (`-n 2 --dist loadgroup`), one after another: one console and one moto
+    # account serve them all, and no other module's test resets moto's accounts under the console's incident.
+    for item in items:
+        if "tests/console/" in str(item.path).replace("\\", "/"):
+            item.add_marker(pytest.mark.xdist_group("console"))
+
 
 def mw(*args: str, stdin: str | None = None, env: dict[str, str] | None = None, check: bool = True) -> Any:
     """Run the real CLI in a subprocess."""
@@ -114,6 +123,9 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     moto.start()
     host, port = moto.get_host_and_port()
     moto_url = f"http://{host}:{port}"
+    # moto's accounts live in the process, shared by every moto server in it: start from none, as the other
+    # modules' fixtures do (their tests never run between these, see pytest_collection_modifyitems)
+    urllib.request.urlopen(urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST")).read()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(
         AWS_ACCESS_KEY_ID="testing",
