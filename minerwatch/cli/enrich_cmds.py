@@ -10,14 +10,9 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from minerwatch.alerting.state import StateStore
-from minerwatch.catalog.prices import load_prices
 from minerwatch.cli.app import DEFAULT_STATE, alert_or_fail, app, cell, err, fail, inert, out
 from minerwatch.durations import parse_duration
-from minerwatch.enrich.iocs import IocSet, bundled, default_for_rule, load_ioc_file, merge
-from minerwatch.enrich.run import EnrichSources, enrich_alert, rule_for_alert
 from minerwatch.errors import MinerWatchError
-from minerwatch.rules.loader import load_rule
 from minerwatch.wording import count
 
 
@@ -83,6 +78,13 @@ def enrich_cmd(
         False, "--refresh", help="Replace stored sections even by unavailable ones (sources not given or unreadable)."
     ),
 ) -> None:
+    # Start-up: the enrichment stack (boto3, the rule model) is loaded by the command, not by `--help`.
+    from minerwatch.alerting.state import StateStore
+    from minerwatch.catalog.prices import load_prices
+    from minerwatch.enrich.iocs import IocSet, bundled, default_for_rule, load_ioc_file, merge
+    from minerwatch.enrich.run import EnrichSources, enrich_alert, rule_for_alert
+    from minerwatch.rules.loader import load_rule
+
     if metrics is not None and cloudwatch:
         fail("--metrics and --cloudwatch are alternatives: give one")
     if config_history and aws_config:

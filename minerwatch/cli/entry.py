@@ -1,7 +1,8 @@
 """The console-script entry point: imports only the command module a command line needs.
 
-Loading every command module (boto3, Jinja2, DuckDB, pydantic models) costs about half a second, which a
-benchmark or a shell loop pays on every call; ``minerwatch --help`` and unknown commands still load them all.
+A benchmark or a shell loop pays the start-up on every call. The command modules keep their engines (boto3,
+Jinja2, DuckDB, pydantic models) inside the commands that run them, so even ``minerwatch --help`` and unknown
+commands, which load every command module, load none of those; one command line loads only its own module.
 """
 
 from __future__ import annotations

@@ -7,8 +7,7 @@ from pathlib import Path
 import typer
 
 from minerwatch.cli.app import app, err, fail
-from minerwatch.generate.findings import generate_findings_cmd
-from minerwatch.generate.shapes import ALL_SHAPES
+from minerwatch.generate import ALL_SHAPES
 
 gen_app = typer.Typer(help="Generate realistic test data.", no_args_is_help=True)
 app.add_typer(gen_app, name="generate")
@@ -25,6 +24,9 @@ def generate_findings(
 ) -> None:
     """Write N findings: bursts of crypto-mining from a few instances amid many benign types, several accounts and
     regions, tagged dev/test instances, recurring findings and repeated deliveries, a few AWS sample findings."""
+    # Start-up: the generator is loaded by the command, not by `--help`.
+    from minerwatch.generate.findings import generate_findings_cmd
+
     unknown = sorted(set(shapes or ()) - set(ALL_SHAPES))
     if unknown:
         fail(f"unknown shape(s) {', '.join(unknown)}; choose from {', '.join(ALL_SHAPES)}")

@@ -7,7 +7,7 @@ import re
 
 import typer
 
-from minerwatch.aws.org import DEFAULT_ROLE
+from minerwatch.aws import DEFAULT_ROLE
 from minerwatch.cli.app import app, fail
 from minerwatch.errors import MinerWatchError
 from minerwatch.respond.integration_policy import INTEGRATIONS, integration_policy, member_trust_policy

@@ -5,15 +5,17 @@ from __future__ import annotations
 import json
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
 from minerwatch.cli.app import app, cell, fail, out
-from minerwatch.enrich.iocs import IocSet, bundled, from_rule, load_ioc_file, merge
 from minerwatch.errors import MinerWatchError
-from minerwatch.rules.loader import load_rule
 from minerwatch.rules.shipped import DEFAULT_RULE
+
+if TYPE_CHECKING:
+    from minerwatch.enrich.iocs import IocSet
 
 ioc_app = typer.Typer(
     help="Indicators of compromise: mining-pool domains, IPs/CIDRs and stratum ports.", no_args_is_help=True
@@ -33,6 +35,10 @@ _NO_BUNDLED_HELP = "Leave out the bundled mining-pool domains and default stratu
 
 
 def _load_set(rule: Path | None, ioc_files: list[Path] | None, use_bundled: bool) -> IocSet:
+    # Start-up: the IOC sets need the rule model (pydantic, YAML), which `--help` does not.
+    from minerwatch.enrich.iocs import bundled, from_rule, load_ioc_file, merge
+    from minerwatch.rules.loader import load_rule
+
     try:
         sets = [from_rule(load_rule(rule or DEFAULT_RULE))]
         if use_bundled:
@@ -52,6 +58,8 @@ def ioc_list(
     as_json: bool = typer.Option(False, "--json", help="Print entries and counts as JSON."),
 ) -> None:
     """List the indicators in effect: the rule's IOCs, the bundled ones and any IOC files, with their source."""
+    from minerwatch.enrich.iocs import IocSet
+
     iocs = _load_set(rule, ioc, not no_bundled)
     if kind is not None:
         kinds = ("ip", "cidr") if kind is KindFilter.ip else (kind.value,)

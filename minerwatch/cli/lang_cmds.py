@@ -10,8 +10,6 @@ from rich.table import Table
 
 from minerwatch.cli.app import app, fail, out
 from minerwatch.errors import MinerWatchError
-from minerwatch.rules.lint import lint_path
-from minerwatch.rules.loader import load_rule
 from minerwatch.rules.shipped import DEFAULT_RULE, shipped_rules
 
 rules_app = typer.Typer(help="Inspect rule documents.", no_args_is_help=True)
@@ -27,6 +25,9 @@ def rules_show(
     as_json: bool = typer.Option(False, "--json", help="Print the whole rule model as JSON."),
 ) -> None:
     """Load a rule document and show its model: metadata, query, alert configuration, IOCs, playbook."""
+    # Start-up: the rule model (pydantic, YAML) is loaded by the command, not by `--help`.
+    from minerwatch.rules.loader import load_rule
+
     try:
         rule = load_rule(file)
     except MinerWatchError as exc:
@@ -64,6 +65,8 @@ def rules_show(
 @rules_app.command("list")
 def rules_list() -> None:
     """List the shipped rule documents (package data under minerwatch/data/rules/)."""
+    from minerwatch.rules.loader import load_rule
+
     table = Table("id", "severity", "priority", "throttle key", "file")
     for path in shipped_rules():
         rule = load_rule(path)
@@ -83,6 +86,8 @@ def lint(
 
     A rule document acknowledges a warning it means under `## Lint Acknowledgements` (`- code: reason`);
     acknowledged warnings are counted, not printed (unless --acknowledged)."""
+    from minerwatch.rules.lint import lint_path
+
     n_err = 0
     for path in files:
         result = lint_path(path)

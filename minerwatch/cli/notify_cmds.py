@@ -7,28 +7,19 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import typer
 from rich.table import Table
 
-from minerwatch.alerting.state import StateStore
 from minerwatch.cli.app import DEFAULT_STATE, app, cell, err, fail, out
 from minerwatch.errors import MinerWatchError
-from minerwatch.notify.base import Delivery, DeliveryError, RuleActions, clean, cut, idempotency_key, version_of
-from minerwatch.notify.config import NotifyConfig, find_config, load_config, scrub
-from minerwatch.notify.outbox import (
-    DeliveryStats,
-    Dispatcher,
-    enqueue,
-    list_rows,
-    make_sender,
-    open_outbox,
-    requeue,
-    summary,
-)
-from minerwatch.rules.model import Rule
+
+if TYPE_CHECKING:
+    from minerwatch.notify.config import NotifyConfig
+    from minerwatch.notify.outbox import DeliveryStats
+    from minerwatch.rules.model import Rule
 
 outbox_app = typer.Typer(
     help="The notification outbox: what was delivered, what waits, what is parked.", no_args_is_help=True
@@ -44,6 +35,9 @@ _CONFIG_OPT = typer.Option(
 
 
 def _config(path: Path | None, required: bool) -> NotifyConfig | None:
+    # Start-up: the notification stack (YAML, the rule model, the outbox) is loaded by a command, not by `--help`.
+    from minerwatch.notify.config import find_config, load_config
+
     found = find_config(path)
     if found is None:
         if required:
@@ -69,6 +63,9 @@ def outbox_list(
     as_json: bool = typer.Option(False, "--json", help="JSON instead of tables."),
 ) -> None:
     """Rows per destination (pending / delivered / parked / superseded) and the parked rows with their last error."""
+    from minerwatch.notify.base import clean, cut
+    from minerwatch.notify.outbox import list_rows, open_outbox, summary
+
     if not state.exists():
         fail(f"no state store at {state}", 1)
     cfg = _config(config, required=False)
@@ -142,6 +139,8 @@ def outbox_retry(
     deliver: bool = typer.Option(True, "--deliver/--no-deliver", help="Send the re-queued rows right away."),
 ) -> None:
     """Re-queue parked rows with a fresh attempt budget, and send them now (with the config)."""
+    from minerwatch.notify.outbox import Dispatcher, open_outbox, requeue
+
     if not state.exists():
         fail(f"no state store at {state}", 1)
     db = open_outbox(state)
@@ -178,6 +177,8 @@ def outbox_deliver(
     """Send what is due (one pass), or keep the outbox flowing with --follow.
 
     One pass exits 1 when it parked a row (out of attempts, or a permanent error): `outbox retry` sends it again."""
+    from minerwatch.notify.outbox import Dispatcher
+
     cfg = _config(config, required=True)
     assert cfg is not None
     with Dispatcher(state, cfg) as dispatcher:
@@ -245,6 +246,10 @@ def notify_test(
     config: Path | None = _CONFIG_OPT,
 ) -> None:
     """Send a synthetic test alert to one destination, now, outside the outbox; exit 1 if it fails."""
+    from minerwatch.notify.base import Delivery, DeliveryError, RuleActions, idempotency_key, version_of
+    from minerwatch.notify.config import scrub
+    from minerwatch.notify.outbox import make_sender
+
     cfg = _config(config, required=True)
     assert cfg is not None
     dest = cfg.destination(destination)
@@ -272,6 +277,9 @@ def notify_test(
 def set_status_and_notify(state: Path, alert_id: str, status: str, config: Path | None) -> dict[str, Any] | None:
     """``alerts ack|close``: change the status and queue the acknowledge / resolve in one transaction, then try
     to send those rows right away (what does not go out now stays queued for the dispatcher)."""
+    from minerwatch.alerting.state import StateStore
+    from minerwatch.notify.outbox import Dispatcher, enqueue
+
     cfg = _config(config, required=False)
     store = StateStore(state)
     try:
@@ -299,6 +307,8 @@ def report_delivery(stats: DeliveryStats, waiting: int) -> None:
 def notify_config(path: Path | None) -> NotifyConfig | None:
     """The configuration ``detect`` and ``watch`` notify through (``--config``, else ``$MINERWATCH_CONFIG``, else
     ``./minerwatch.yaml``), or ``None`` when there is none or it has no destination."""
+    from minerwatch.notify.config import find_config, load_config
+
     found = find_config(path)
     if found is None:
         return None
@@ -309,6 +319,8 @@ def notify_config(path: Path | None) -> NotifyConfig | None:
 def deliver_queued(state: Path, cfg: NotifyConfig, rule: Rule, ids: list[int], timeout: float) -> int:
     """Deliver the rows a batch run queued before it exits (for at most ``timeout`` seconds); returns how many
     are still queued."""
+    from minerwatch.notify.outbox import Dispatcher
+
     with Dispatcher(state, cfg, rules=[rule]) as dispatcher:
         stats, waiting = dispatcher.drain(timeout, ids)
     report_delivery(stats, waiting)

@@ -8,9 +8,8 @@ import sys
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
 import orjson
 import typer
 from rich.table import Table
@@ -18,8 +17,9 @@ from rich.table import Table
 from minerwatch.cli.app import app, cell, err, fail, out
 from minerwatch.cli.spark_opts import SPARK_CONF, SPARK_MASTER, SPARK_REMOTE, spark_options
 from minerwatch.errors import MinerWatchError
-from minerwatch.lang.ast import Query
-from minerwatch.lang.parser import parse_query
+
+if TYPE_CHECKING:
+    from minerwatch.lang.ast import Query
 
 
 class Dialect(StrEnum):
@@ -42,6 +42,7 @@ class Format(StrEnum):
 
 def load_query(text_or_file: str) -> Query:
     """A query given inline, or read from a ``.linq`` file or a rule document (.md / .txt, or a shipped rule's id)."""
+    from minerwatch.lang.parser import parse_query
     from minerwatch.rules.shipped import resolve_rule_path
 
     path = resolve_rule_path(text_or_file)
@@ -211,6 +212,9 @@ def sql_cmd(
     ON g.doc->>'$.resource.instanceDetails.instanceId' = a.key->>'instance_id' GROUP BY ALL"
     --findings findings/ --state state.db
     """
+    # Start-up: DuckDB is loaded by the command that runs SQL, not by `--help`.
+    import duckdb
+
     from minerwatch.alerting.state import StateStore
     from minerwatch.compile.sql import relation_name
     from minerwatch.engine.duckdb import fetch_rows, lock_down, open_workspace

@@ -9,12 +9,8 @@ from pathlib import Path
 
 import typer
 
-from minerwatch.alerting.state import StateStore
 from minerwatch.cli.app import DEFAULT_STATE, alert_or_fail, app, err, fail, inert
 from minerwatch.errors import MinerWatchError
-from minerwatch.report.html import render_html
-from minerwatch.report.markdown import render_markdown
-from minerwatch.report.model import build_report
 
 
 class ReportFormat(StrEnum):
@@ -46,6 +42,12 @@ def report_cmd(
     ),
     state: Path = typer.Option(Path(DEFAULT_STATE), "--state", help="SQLite state store."),
 ) -> None:
+    # Start-up: the report stack (Jinja2, the rule model) is loaded by the command, not by `--help`.
+    from minerwatch.alerting.state import StateStore
+    from minerwatch.report.html import render_html
+    from minerwatch.report.markdown import render_markdown
+    from minerwatch.report.model import build_report
+
     if not state.exists():
         fail(f"no state store at {state}", 1)
     store = StateStore(state, read_only=True)

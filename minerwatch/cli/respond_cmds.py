@@ -9,28 +9,31 @@ import os
 import re
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
 
-from minerwatch.alerting.state import StateStore
-from minerwatch.aws.org import EXIT_ACCOUNT_FAILED, Account, OrgOptions, account_aws, fan_out, list_accounts
-from minerwatch.aws.session import Aws
 from minerwatch.cli import org_out
 from minerwatch.cli.app import DEFAULT_STATE, alert_or_fail, app, cell, err, fail, inert, out
 from minerwatch.errors import MinerWatchError
-from minerwatch.posture.checks import CHECKS, PostureOptions, run_posture, unreadable
-from minerwatch.respond import journal as J
-from minerwatch.respond.checklist import checklist_items, complete_item, step_ids
-from minerwatch.respond.execute import Options, Response, StepReport
-from minerwatch.respond.plan import APPROVALS
-from minerwatch.respond.policy import iam_policy
-from minerwatch.rules.loader import load_rule
-from minerwatch.rules.model import Rule
+from minerwatch.posture import CHECK_IDS
+from minerwatch.respond import APPROVALS
 from minerwatch.rules.shipped import DEFAULT_RULE, shipped_rule
 
-_BAD = (J.FAILED, J.BLOCKED, J.REFUSED)
+if TYPE_CHECKING:
+    from minerwatch.alerting.state import StateStore
+    from minerwatch.aws.org import OrgOptions
+    from minerwatch.aws.session import Aws
+    from minerwatch.posture.checks import PostureOptions
+    from minerwatch.respond.execute import Response, StepReport
+    from minerwatch.rules.model import Rule
+
+
+def _any_bad(reports: list[StepReport]) -> bool:
+    from minerwatch.respond import journal as J
+
+    return any(r.status in (J.FAILED, J.BLOCKED, J.REFUSED) for r in reports)
 
 
 def _actor(value: str | None) -> str:
@@ -43,6 +46,8 @@ def _actor(value: str | None) -> str:
 
 
 def _rule_for(rule_id: str, rule_path: Path | None) -> Rule:
+    from minerwatch.rules.loader import load_rule
+
     if rule_path is not None:
         return load_rule(rule_path)
     rule = shipped_rule(rule_id)
@@ -52,6 +57,8 @@ def _rule_for(rule_id: str, rule_path: Path | None) -> Rule:
 
 
 def _reports_table(reports: list[StepReport]) -> Table:
+    from minerwatch.respond import journal as J
+
     table = Table("step", "status", "result")
     for column in table.columns:
         column.overflow = "fold"
@@ -134,6 +141,14 @@ def respond_cmd(
     manual one (recorded with who and when); items the tool already did (CloudTrail reviewed by enrich, a hunt
     over the alert's window) tick themselves.
     """
+    # Start-up: the response stack (boto3, the rule model) is loaded by the command, not by `--help`.
+    from minerwatch.alerting.state import StateStore
+    from minerwatch.aws.org import OrgOptions
+    from minerwatch.aws.session import Aws
+    from minerwatch.respond.checklist import step_ids
+    from minerwatch.respond.execute import Options, Response
+    from minerwatch.respond.policy import iam_policy
+
     approvals = set(approve or [])
     unknown = approvals - set(APPROVALS)
     if unknown:
@@ -199,13 +214,15 @@ def respond_cmd(
                 note = f"  ({s.notes[0]})" if s.notes else ""
                 out.print(f"  [ ] {s.title}{note}", highlight=False, markup=False)
         err.print(f"audit log: minerwatch respond {record['alert_id']} --audit --state {state}", highlight=False)
-    if any(r.status in _BAD for r in reports):
+    if _any_bad(reports):
         raise typer.Exit(1)
 
 
 def _checklist(
     store: StateStore, record: dict[str, Any], rule: Rule, done: str | None, note: str | None, who: str, as_json: bool
 ) -> None:
+    from minerwatch.respond.checklist import checklist_items, complete_item
+
     if done is not None:
         item = complete_item(store, record, rule, done, actor=who, note=note)
         err.print(f"{item.id}: done by {item.done_by} at {item.done_at}", highlight=False, markup=False)
@@ -229,6 +246,9 @@ def _checklist(
 
 def _org_aws(record: dict[str, Any], region: str | None, profile: str | None, who: str, org: OrgOptions) -> Aws:
     """The alert's account through the organization role (the caller's own credentials in its own account)."""
+    from minerwatch.aws.org import Account, account_aws
+    from minerwatch.aws.session import Aws
+
     account = str((record.get("key") or {}).get("accountid") or "")
     if not re.fullmatch(r"[0-9]{12}", account):
         raise MinerWatchError(f"--org: the alert has no AWS account id ({account!r})")
@@ -239,6 +259,8 @@ def _org_aws(record: dict[str, Any], region: str | None, profile: str | None, wh
 
 
 def _rollback(response: Response, execute: bool, as_json: bool) -> None:
+    from minerwatch.respond import journal as J
+
     calls, reports = response.rollback(execute)
     if as_json:
         doc: dict[str, Any] = {"calls": [c.to_json() for c in calls], "results": [r.to_json() for r in reports]}
@@ -250,7 +272,7 @@ def _rollback(response: Response, execute: bool, as_json: bool) -> None:
             print(("CALL   " if execute else "would  ") + c.render())
         if reports:
             out.print(_reports_table(reports))
-    if any(r.status in _BAD for r in reports):
+    if _any_bad(reports):
         raise typer.Exit(1)
 
 
@@ -258,7 +280,7 @@ def _rollback(response: Response, execute: bool, as_json: bool) -> None:
 def posture_cmd(
     regions: str = typer.Option("all", "--regions", help="all (every enabled region) or a comma-separated list."),
     checks: str | None = typer.Option(
-        None, "--checks", help=f"Only these checks, comma-separated: {', '.join(c.id for c in CHECKS)}."
+        None, "--checks", help=f"Only these checks, comma-separated: {', '.join(CHECK_IDS)}."
     ),
     rule: Path = typer.Option(DEFAULT_RULE, "--rule", "-r", help="Rule whose Prevention Measures are checked."),
     region: str | None = typer.Option(None, "--region", help="Region for account-wide calls (default: profile's)."),
@@ -279,6 +301,11 @@ def posture_cmd(
     With --org, every active account of the organization: a summary table, exit 3 when an account could not be
     checked (the others are still reported), else 1 when any check failed, else 0.
     """
+    # Start-up: boto3 and the rule model are loaded by the command, not by `--help`.
+    from minerwatch.aws.session import Aws
+    from minerwatch.posture.checks import PostureOptions, run_posture
+    from minerwatch.rules.loader import load_rule
+
     try:
         loaded = load_rule(rule)
         wanted = [c.strip() for c in checks.split(",") if c.strip()] if checks else None
@@ -304,6 +331,10 @@ def _posture_org(
     rule: Rule, options: PostureOptions, region: str | None, profile: str | None, as_json: bool, show_passed: bool,
     org: OrgOptions,
 ) -> None:
+    from minerwatch.aws.org import EXIT_ACCOUNT_FAILED, fan_out, list_accounts
+    from minerwatch.aws.session import Aws
+    from minerwatch.posture.checks import run_posture, unreadable
+
     base = Aws(region=region, profile=profile, actor=_actor(None))
     accounts = list_accounts(base, org)
     results = fan_out(base, accounts, org, lambda aws, _account: unreadable(run_posture(aws, options, rule)))

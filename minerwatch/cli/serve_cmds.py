@@ -6,13 +6,16 @@ import getpass
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
-from minerwatch.alerting.state import StateStore
 from minerwatch.cli.app import DEFAULT_STATE, app, err, fail, out
 from minerwatch.errors import MinerWatchError
+
+if TYPE_CHECKING:
+    from minerwatch.alerting.state import StateStore
 
 users_app = typer.Typer(help="Users of the console (`minerwatch serve`) and their API tokens.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
@@ -21,6 +24,8 @@ _STATE = typer.Option(Path(DEFAULT_STATE), "--state", help="SQLite state store."
 
 
 def _store(state: Path) -> StateStore:
+    # Start-up: SQLite and the console's tables are loaded by a command, not by `--help`.
+    from minerwatch.alerting.state import StateStore
     from minerwatch.console.store import ensure_schema
 
     store = StateStore(state)

@@ -8,21 +8,20 @@ import sys
 import threading
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from minerwatch.alerting.allowlist import load_allowlist
 from minerwatch.cli import org_out
 from minerwatch.cli.app import app, err, fail
 from minerwatch.cli.detect_cmds import DEFAULT_STATE, DRAIN_TIMEOUT, _alert_line, _notify_config, _print_summary
 from minerwatch.errors import MinerWatchError
-from minerwatch.live.feeds import FollowSource, Source, StdinSource
-from minerwatch.live.http import HealthServer
-from minerwatch.live.service import WatchOptions, WatchService
-from minerwatch.rules.loader import load_rule
-from minerwatch.rules.model import Rule
 from minerwatch.rules.shipped import DEFAULT_RULE
+
+if TYPE_CHECKING:
+    from minerwatch.live.feeds import Source
+    from minerwatch.live.service import WatchOptions
+    from minerwatch.rules.model import Rule
 
 
 def _source(
@@ -62,6 +61,8 @@ def _source(
 
         region_list = [r.strip() for r in (regions or "").split(",") if r.strip()]
         return GuardDutyApiSource(region_list or None, detector_ids=detector_ids or None, interval=poll_interval)
+    from minerwatch.live.feeds import FollowSource, StdinSource
+
     if follow:
         return FollowSource(str(follow))
     return StdinSource()
@@ -152,6 +153,12 @@ def watch_cmd(
     dispatcher. SIGTERM or SIGINT: the finding in hand is finished, everything is committed, exit 0 (with
     --org: a per-account table, and exit 3 when an account could not be read).
     """
+    # Start-up: the live service (the detection stack, the rule model) is loaded by the command, not by `--help`.
+    from minerwatch.alerting.allowlist import load_allowlist
+    from minerwatch.live.http import HealthServer
+    from minerwatch.live.service import WatchOptions, WatchService
+    from minerwatch.rules.loader import load_rule
+
     if fmt not in ("jsonl", "ocsf"):
         fail("--format must be jsonl or ocsf")
     try:

@@ -35,11 +35,11 @@ from typing import Any
 
 import orjson
 
+from minerwatch.generate import ALL_SHAPES
 from minerwatch.generate.findings import ground_truth, plan
 from minerwatch.generate.fleet import iso_s, new_uuid
 from minerwatch.sources.botocore_shapes import to_pascal
 
-ALL_SHAPES: tuple[str, ...] = ("jsonl", "jsonl_gz", "json_array", "eventbridge", "rest", "cli", "s3_export")
 # Share of the stream per shape: most data arrives through the S3 export and EventBridge in practice.
 SHAPE_WEIGHTS: dict[str, float] = {
     "jsonl": 0.10,

@@ -29,6 +29,7 @@ from botocore import xform_name
 
 from minerwatch.aws.session import Aws, AwsError, call_api
 from minerwatch.errors import MinerWatchError
+from minerwatch.posture import CHECK_IDS
 from minerwatch.rules.model import Rule
 
 ADMIN_PORTS = {22: "SSH", 3389: "RDP"}
@@ -340,19 +341,20 @@ class Check:
     run: Callable[[Clients, str], list[Result]]
 
 
-CHECKS: tuple[Check, ...] = (
-    Check("guardduty", "GuardDuty enabled in every region", r"guardduty", ("guardduty",), check_guardduty),
-    Check("imdsv2", "IMDSv2 required on every instance", r"imds|metadata service", ("ec2",), check_imdsv2),
-    Check(
-        "admin-ports",
-        "No security group open to 0.0.0.0/0 or ::/0 on SSH/RDP",
-        r"security group",
-        ("ec2",),
-        check_admin_ports,
-    ),
-    Check("cpu-alarms", "A CPU alarm on every running instance", r"\bcpu\b", ("cloudwatch", "ec2"), check_cpu_alarms),
-    Check("cloudtrail", "CloudTrail logging in every region", r"cloudtrail", ("cloudtrail",), check_cloudtrail),
-    Check("flow-logs", "VPC flow logs on every VPC", r"flow log", ("ec2",), check_flow_logs),
+CHECKS: tuple[Check, ...] = tuple(
+    Check(check_id, *spec)
+    for check_id, spec in zip(
+        CHECK_IDS,
+        (
+            ("GuardDuty enabled in every region", r"guardduty", ("guardduty",), check_guardduty),
+            ("IMDSv2 required on every instance", r"imds|metadata service", ("ec2",), check_imdsv2),
+            ("No security group open to 0.0.0.0/0 or ::/0 on SSH/RDP", r"security group", ("ec2",), check_admin_ports),
+            ("A CPU alarm on every running instance", r"\bcpu\b", ("cloudwatch", "ec2"), check_cpu_alarms),
+            ("CloudTrail logging in every region", r"cloudtrail", ("cloudtrail",), check_cloudtrail),
+            ("VPC flow logs on every VPC", r"flow log", ("ec2",), check_flow_logs),
+        ),
+        strict=True,
+    )
 )
 
 

@@ -16,3 +16,6 @@ Modules:
 ``execute``    plan / execute / rollback of one alert, audited
 ``policy``     the least-privilege IAM policy, derived from the planned calls
 """
+
+APPROVALS: tuple[str, ...] = ("terminate", "deactivate-keys", "revoke-sessions", "reset-credentials", "nacl-deny")
+"""Steps that run only when named with ``--approve`` (here, so that ``respond --help`` shows them without boto3)."""

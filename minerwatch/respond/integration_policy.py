@@ -20,9 +20,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from minerwatch.aws.org import DEFAULT_ROLE
+from minerwatch.aws import DEFAULT_ROLE
 from minerwatch.errors import MinerWatchError
-from minerwatch.respond.policy import iam_policy
 
 INTEGRATIONS = ("securityhub", "securitylake", "organizations", "read", "respond", "enrich")
 
@@ -105,6 +104,9 @@ def integration_policy(
             },
         )
     if name == "respond":
+        # Start-up: the playbook's policy loads the actions and boto3; `iam-policy --help` needs none of that.
+        from minerwatch.respond.policy import iam_policy
+
         return iam_policy(evidence_root)
     if name == "enrich":
         # Read-only calls that take no resource-level permissions: "*" is the narrowest resource there is.

@@ -19,6 +19,7 @@ from typing import Any, Literal
 import orjson
 
 from minerwatch.aws.session import is_read
+from minerwatch.respond import APPROVALS as APPROVALS  # defined there for `respond --help`; used from here
 from minerwatch.wording import count
 
 Kind = Literal["automated", "manual"]
@@ -39,9 +40,6 @@ ACTION_ORDER: tuple[str, ...] = (
     "terminate",
 )
 """Automated steps in the order they run."""
-
-APPROVALS: tuple[str, ...] = ("terminate", "deactivate-keys", "revoke-sessions", "reset-credentials", "nacl-deny")
-"""Steps that run only when named with ``--approve``."""
 
 # What a playbook line asks for; first match wins per pattern, a line may ask for several actions.
 _LINE_ACTIONS: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...] = (

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import subprocess
 import sys
 
@@ -74,6 +75,40 @@ def test_detect_help_loads_no_detection_stack():
     }
     assert not heavy & loaded, sorted(heavy & loaded)
     assert "minerwatch.cli.detect_cmds" in loaded
+
+
+def test_bare_help_loads_every_command_module_but_no_engine():
+    # `minerwatch --help` imports every command module: each keeps its engine (boto3, DuckDB, Jinja2, pydantic
+    # models, the live service …) inside the command that runs it, and the constants its help shows in light modules.
+    loaded = _modules_loaded_by(["--help"])
+    heavy = {
+        "boto3", "botocore", "duckdb", "jinja2", "yaml", "pydantic", "sqlite3", "fastapi", "pyspark", "sqlglot",
+        "multiprocessing", "minerwatch.aws.session", "minerwatch.respond.actions", "minerwatch.respond.plan",
+        "minerwatch.posture.checks", "minerwatch.enrich.iocs", "minerwatch.enrich.run", "minerwatch.alerting.state",
+        "minerwatch.alerting.detect", "minerwatch.alerting.allowlist", "minerwatch.rules.model",
+        "minerwatch.rules.loader", "minerwatch.rules.lint", "minerwatch.report.model", "minerwatch.report.html",
+        "minerwatch.live.service", "minerwatch.notify.config", "minerwatch.notify.outbox", "minerwatch.compile",
+        "minerwatch.lang.parser", "minerwatch.generate.findings", "minerwatch.hunt", "minerwatch.console",
+    }
+    assert not heavy & loaded, sorted(heavy & loaded)
+    assert {f"minerwatch.cli.{m}" for m in COMMAND_MODULES.values()} <= loaded
+
+
+def test_help_texts_show_the_constants_kept_in_light_modules():
+    from minerwatch.generate.shapes import ALL_SHAPES
+    from minerwatch.posture.checks import CHECKS
+    from minerwatch.respond.integration_policy import INTEGRATIONS
+    from minerwatch.respond.plan import APPROVALS
+
+    def help_of(argv: list[str]) -> str:
+        res = subprocess.run([sys.executable, "-m", "minerwatch.cli", *argv, "--help"], capture_output=True,
+                             text=True, env={**os.environ, "COLUMNS": "400"}, check=True)
+        return " ".join(res.stdout.replace("│", " ").split())
+
+    assert ", ".join(c.id for c in CHECKS) in help_of(["posture"])
+    assert ", ".join(APPROVALS) in help_of(["respond"])
+    assert ", ".join(INTEGRATIONS) in help_of(["iam-policy"])
+    assert ", ".join(ALL_SHAPES) in help_of(["generate", "findings"])
 
 
 def test_rules_package_names_load_on_first_use():
