@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import itertools
 import os
-import re
 import stat
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -41,12 +40,12 @@ from minerwatch.engine.spark_tables import INPUT_EXTRA, SPARK_TYPES, input_ddl, 
 from minerwatch.errors import InputError, MinerWatchError
 from minerwatch.lang.ast import Query
 from minerwatch.sources.records import ReadStats, Record, Reject
+from minerwatch.timewindow import in_days
 
 SPLIT_BYTES = 64 * 1024 * 1024
 """A plain JSON Lines file at least this large is read as several line-aligned byte ranges."""
 BATCH_ROWS = 4096
 _counter = itertools.count()
-_EXPORT_DAY = re.compile(r"/(\d{4})/(\d{2})/(\d{2})/")
 
 
 @dataclass
@@ -129,27 +128,6 @@ def is_url(path: str) -> bool:
 def hadoop_url(path: str) -> str:
     """``s3://`` → ``s3a://`` (Hadoop's S3 connector); other URLs unchanged."""
     return "s3a://" + path[5:] if path.startswith("s3://") else path
-
-
-def export_day(path: str) -> date | None:
-    """The day of an S3 export object (``.../YYYY/MM/DD/<object>``), else None."""
-    m = _EXPORT_DAY.search(path.replace("\\", "/"))
-    if m is None:
-        return None
-    try:
-        return date(int(m[1]), int(m[2]), int(m[3]))
-    except ValueError:
-        return None
-
-
-def in_days(path: str, since: datetime | None, until: datetime | None) -> bool:
-    """False only for an export-layout path whose day lies wholly outside [since, until)."""
-    day = export_day(path)
-    if day is None:
-        return True
-    if since is not None and day < since.astimezone(UTC).date():
-        return False
-    return not (until is not None and day > until.astimezone(UTC).date())
 
 
 def list_local(
