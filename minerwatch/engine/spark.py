@@ -146,11 +146,17 @@ def list_local(
             files.append(top)
             continue
         for dirpath, dirnames, filenames in os.walk(top):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            # Day folders outside [since, until) are pruned in listings only, as the other readers do.
+            dirnames[:] = sorted(
+                d for d in dirnames
+                if not d.startswith(".") and in_days(os.path.join(dirpath, d) + os.sep, since, until)
+            )
             for name in sorted(filenames):
                 if name.startswith("."):
                     continue
                 path = os.path.join(dirpath, name)
+                if not in_days(path, since, until):
+                    continue
                 try:
                     regular = stat.S_ISREG(os.stat(path).st_mode)
                 except OSError as exc:
@@ -162,8 +168,6 @@ def list_local(
                 files.append(path)
     parts: list[Part] = []
     for path in files:
-        if not in_days(path, since, until):
-            continue
         size = os.path.getsize(path) if os.path.isfile(path) else 0
         if table.name == GUARDDUTY.name and size >= split_bytes and is_plain_json_lines(path):
             ranges = line_aligned_ranges(path, max(2, size // split_bytes))

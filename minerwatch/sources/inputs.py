@@ -405,9 +405,7 @@ def iter_inputs(
             yield from iter_s3(path, client, reject, stats, keep)
         elif os.path.isdir(path):
             yield from _iter_dir(path, reject, stats, keep)
-        elif not keep(path):
-            continue
-        else:
+        else:  # a file named on its own is read whatever its day
             try:
                 f = open(path, "rb", buffering=0 if _is_regular(path) else -1)  # closed by _file_chunks
             except OSError as exc:

@@ -145,6 +145,11 @@ def test_pruning_skips_day_folders_and_keeps_the_late_export(tmp_path: Path, bas
     stats = ReadStats()
     list(read_guardduty([str(root)], on_reject=print, stats=stats))
     assert stats.files == 5
+    # A file named on its own is read whatever its day.
+    day1 = next(root.rglob("01/export.jsonl.gz"))
+    stats = ReadStats()
+    assert len(list(read_guardduty(windowed_paths([str(day1)], WINDOW), on_reject=print, stats=stats))) == 1
+    assert stats.files == 1
 
 
 @pytest.mark.parametrize("engine", ["stream", "duckdb"])
