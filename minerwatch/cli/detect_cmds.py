@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 import minerwatch.cli.spark_opts as spark_opts
+import minerwatch.cli.window_opts as window_opts
 from minerwatch.cli import org_out
 from minerwatch.cli.app import DEFAULT_STATE, alert_or_fail, app, cell, err, fail, inert, out
 from minerwatch.errors import MinerWatchError
@@ -140,6 +141,8 @@ def detect_cmd(
     spark_master: str = spark_opts.SPARK_MASTER,
     spark_remote: str | None = spark_opts.SPARK_REMOTE,
     spark_conf: list[str] = spark_opts.SPARK_CONF,
+    since: str | None = window_opts.SINCE,
+    until: str | None = window_opts.UNTIL,
     strict: bool = typer.Option(False, "--strict", help="Exit 1 if any record was rejected."),
     include_samples: bool = typer.Option(
         False, "--include-samples", help="Alert on AWS-generated sample findings too (suppressed by default)."
@@ -188,6 +191,7 @@ def detect_cmd(
     from minerwatch.rules.lint import lint_rule
     from minerwatch.rules.loader import load_rule
 
+    window = window_opts.time_window(since, until)
     inputs = paths or [str(SAMPLES_DIR / "findings")]
     stream = inputs == ["-"]
     if stream and engine != "stream":
@@ -201,6 +205,13 @@ def detect_cmd(
     if not quiet:
         for warning in lint_rule(loaded).warnings:
             err.print(warning.text, highlight=False, markup=False)
+    if window:
+        from minerwatch.compile.window import window_text
+
+        try:
+            loaded = loaded.model_copy(update={"query": window_text(loaded.query, window)})
+        except MinerWatchError as exc:
+            fail(exc)
     org_results: list[Any] | None = None
     try:
         if org:
@@ -250,18 +261,20 @@ def detect_cmd(
 
         cfg = notify  # the outbox rows are written in the transaction that commits the alerts
         options.in_transaction = lambda store, records: queued.extend(enqueue(store, records, cfg))
+    from minerwatch.sources.inputs import windowed_paths
+
     try:
         if engine == "duckdb":
             from minerwatch.alerting.sql_detect import detect_duckdb
 
-            stats = detect_duckdb(loaded, inputs, options)
+            stats = detect_duckdb(loaded, windowed_paths(inputs, window), options)
         elif engine == "spark":
             from minerwatch.alerting.sql_detect import detect_spark
 
             session = spark_opts.spark_options(spark_master, spark_remote, spark_conf)
-            stats = detect_spark(loaded, inputs, options, session)
+            stats = detect_spark(loaded, inputs, options, session, since=window.since, until=window.until)
         else:
-            stats = detect(loaded, inputs, options)
+            stats = detect(loaded, windowed_paths(inputs, window), options)
     except MinerWatchError as exc:
         fail(exc)
     latest = list({r["alert_id"]: r for r in emitted}.values())

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from minerwatch.cli.app import app, cell, err, fail, out
 from minerwatch.cli.spark_opts import SPARK_CONF, SPARK_MASTER, SPARK_REMOTE, spark_options
+from minerwatch.cli.window_opts import SINCE, UNTIL, time_window
 from minerwatch.errors import MinerWatchError
 
 if TYPE_CHECKING:
@@ -133,33 +134,40 @@ def query_cmd(
     spark_master: str = SPARK_MASTER,
     spark_remote: str | None = SPARK_REMOTE,
     spark_conf: list[str] = SPARK_CONF,
+    since: str | None = SINCE,
+    until: str | None = UNTIL,
 ) -> None:
     """Run any LINQ query (grouping included) over the logs of its table and print the rows.
 
     Tables: cloud.aws.guardduty, cloud.aws.cloudtrail, cloud.aws.vpcflow, cloud.aws.route53resolver."""
     from minerwatch.compile.binder import bind
     from minerwatch.compile.prefilter import make_prefilter
+    from minerwatch.compile.window import window_query
+    from minerwatch.sources.inputs import windowed_paths
     from minerwatch.sources.records import ReadStats, Reject
 
+    window = time_window(since, until)
     stats = ReadStats()
     rejects: list[Reject] = []
     try:
-        bound = bind(load_query(query))
+        bound = bind(window_query(load_query(query), window))
         if engine is Engine.duckdb:
             from minerwatch.engine.duckdb import run_duckdb_files
 
-            rows = run_duckdb_files(bound, paths, stats=stats, on_reject=rejects.append)
+            rows = run_duckdb_files(bound, windowed_paths(paths, window), stats=stats, on_reject=rejects.append)
         elif engine is Engine.spark:
             from minerwatch.engine.spark import run_spark_files, spark_session
 
             with spark_session(spark_options(spark_master, spark_remote, spark_conf)) as spark:
-                rows = run_spark_files(spark, bound, paths, stats=stats, on_reject=rejects.append)
+                rows = run_spark_files(spark, bound, paths, stats=stats, on_reject=rejects.append,
+                                       since=window.since, until=window.until)
         else:
             from minerwatch.engine.stream import run_batch
             from minerwatch.sources.registry import read_table
 
             records = read_table(
-                bound.table.name, paths, on_reject=rejects.append, stats=stats, prefilter=make_prefilter(bound)
+                bound.table.name, windowed_paths(paths, window), on_reject=rejects.append, stats=stats,
+                prefilter=make_prefilter(bound),
             )
             rows = run_batch(bound, records)
     except MinerWatchError as exc:

@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import itertools
 import os
-import re
 import stat
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -41,12 +40,12 @@ from minerwatch.engine.spark_tables import INPUT_EXTRA, SPARK_TYPES, input_ddl, 
 from minerwatch.errors import InputError, MinerWatchError
 from minerwatch.lang.ast import Query
 from minerwatch.sources.records import ReadStats, Record, Reject
+from minerwatch.timewindow import in_days
 
 SPLIT_BYTES = 64 * 1024 * 1024
 """A plain JSON Lines file at least this large is read as several line-aligned byte ranges."""
 BATCH_ROWS = 4096
 _counter = itertools.count()
-_EXPORT_DAY = re.compile(r"/(\d{4})/(\d{2})/(\d{2})/")
 
 
 @dataclass
@@ -131,27 +130,6 @@ def hadoop_url(path: str) -> str:
     return "s3a://" + path[5:] if path.startswith("s3://") else path
 
 
-def export_day(path: str) -> date | None:
-    """The day of an S3 export object (``.../YYYY/MM/DD/<object>``), else None."""
-    m = _EXPORT_DAY.search(path.replace("\\", "/"))
-    if m is None:
-        return None
-    try:
-        return date(int(m[1]), int(m[2]), int(m[3]))
-    except ValueError:
-        return None
-
-
-def in_days(path: str, since: datetime | None, until: datetime | None) -> bool:
-    """False only for an export-layout path whose day lies wholly outside [since, until)."""
-    day = export_day(path)
-    if day is None:
-        return True
-    if since is not None and day < since.astimezone(UTC).date():
-        return False
-    return not (until is not None and day > until.astimezone(UTC).date())
-
-
 def list_local(
     paths: Sequence[str], table: Table, reject: Callable[[Reject], None], *, split_bytes: int = SPLIT_BYTES,
     since: datetime | None = None, until: datetime | None = None,
@@ -168,11 +146,17 @@ def list_local(
             files.append(top)
             continue
         for dirpath, dirnames, filenames in os.walk(top):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            # Day folders outside [since, until) are pruned in listings only, as the other readers do.
+            dirnames[:] = sorted(
+                d for d in dirnames
+                if not d.startswith(".") and in_days(os.path.join(dirpath, d) + os.sep, since, until)
+            )
             for name in sorted(filenames):
                 if name.startswith("."):
                     continue
                 path = os.path.join(dirpath, name)
+                if not in_days(path, since, until):
+                    continue
                 try:
                     regular = stat.S_ISREG(os.stat(path).st_mode)
                 except OSError as exc:
@@ -184,8 +168,6 @@ def list_local(
                 files.append(path)
     parts: list[Part] = []
     for path in files:
-        if not in_days(path, since, until):
-            continue
         size = os.path.getsize(path) if os.path.isfile(path) else 0
         if table.name == GUARDDUTY.name and size >= split_bytes and is_plain_json_lines(path):
             ranges = line_aligned_ranges(path, max(2, size // split_bytes))

@@ -41,6 +41,7 @@ import orjson
 
 from minerwatch.errors import InputError
 from minerwatch.sources.records import ReadStats, Reject
+from minerwatch.timewindow import TimeWindow, in_days
 
 try:  # zlib-ng inflates gzip about twice as fast as zlib, with zlib's API (decompressobj, copy, error)
     from zlib_ng import zlib_ng as _inflate
@@ -352,6 +353,32 @@ def check_paths(paths: Sequence[str]) -> None:
             raise InputError(f"cannot open {path}: {exc.strerror or exc}", file=path) from exc
 
 
+class WindowedPath(str):
+    """A path argument whose export-layout day folders (``.../YYYY/MM/DD/...``, local or S3) that cannot hold a
+    record of ``window`` are not read; an optimisation only, the query's own time condition decides."""
+
+    window: TimeWindow
+
+    def __new__(cls, path: str, window: TimeWindow | None = None) -> WindowedPath:
+        self = super().__new__(cls, path)
+        self.window = window or TimeWindow()
+        return self
+
+    def keep(self, name: str) -> bool:
+        return in_days(name, self.window.since, self.window.until)
+
+
+def windowed_paths(paths: Sequence[str], window: TimeWindow) -> list[str]:
+    """``paths`` marked for pruning by ``window`` (paths bound to an account by ``--org`` are left as they are)."""
+    if not window:
+        return list(paths)
+    return [p if getattr(p, "inputs", None) is not None else WindowedPath(p, window) for p in paths]
+
+
+def _keep_all(_name: str) -> bool:
+    return True
+
+
 def iter_inputs(
     paths: Sequence[str], reject: RejectSink, stats: ReadStats, *, s3_client: Any | None = None
 ) -> Iterator[Input]:
@@ -361,6 +388,7 @@ def iter_inputs(
     bound to an account by ``--org`` (``org.AccountPath``) is opened with that account's clients."""
     client = s3_client
     for path in paths:
+        keep = path.keep if isinstance(path, WindowedPath) else _keep_all
         bound = getattr(path, "inputs", None)
         if bound is not None:  # read with one account's credentials (minerwatch.sources.org)
             yield from bound(reject, stats)
@@ -374,10 +402,10 @@ def iter_inputs(
         elif path.startswith("s3://"):
             if client is None:
                 client = default_s3_client(path)
-            yield from iter_s3(path, client, reject, stats)
+            yield from iter_s3(path, client, reject, stats, keep)
         elif os.path.isdir(path):
-            yield from _iter_dir(path, reject, stats)
-        else:
+            yield from _iter_dir(path, reject, stats, keep)
+        else:  # a file named on its own is read whatever its day
             try:
                 f = open(path, "rb", buffering=0 if _is_regular(path) else -1)  # closed by _file_chunks
             except OSError as exc:
@@ -393,7 +421,9 @@ def _is_regular(path: str) -> bool:
         return True  # let open() report the error
 
 
-def _iter_dir(top: str, reject: RejectSink, stats: ReadStats) -> Iterator[Input]:
+def _iter_dir(
+    top: str, reject: RejectSink, stats: ReadStats, keep: Callable[[str], bool] = _keep_all
+) -> Iterator[Input]:
     def onerror(exc: OSError) -> None:
         if exc.filename == top:
             raise InputError(f"cannot read folder {top}: {exc.strerror or exc}", file=top) from exc
@@ -401,11 +431,15 @@ def _iter_dir(top: str, reject: RejectSink, stats: ReadStats) -> Iterator[Input]
 
     # Symbolic links to folders are not followed (no cycles); hidden entries (.git, .DS_Store) are skipped.
     for dirpath, dirnames, filenames in os.walk(top, onerror=onerror):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        dirnames[:] = sorted(
+            d for d in dirnames if not d.startswith(".") and keep(os.path.join(dirpath, d) + os.sep)
+        )
         for name in sorted(filenames):
             if name.startswith("."):
                 continue
             path = os.path.join(dirpath, name)
+            if not keep(path):
+                continue
             try:
                 st = os.stat(path)
                 if not stat.S_ISREG(st.st_mode):
@@ -435,7 +469,9 @@ def default_s3_client(url: str = "s3://") -> Any:
         raise InputError(f"cannot create an S3 client for {url}: {exc}", file=url) from exc
 
 
-def iter_s3(url: str, client: Any, reject: RejectSink, stats: ReadStats) -> Iterator[Input]:
+def iter_s3(
+    url: str, client: Any, reject: RejectSink, stats: ReadStats, keep: Callable[[str], bool] = _keep_all
+) -> Iterator[Input]:
     from botocore.exceptions import BotoCoreError, ClientError
 
     bucket, _, prefix = url[5:].partition("/")
@@ -446,6 +482,8 @@ def iter_s3(url: str, client: Any, reject: RejectSink, stats: ReadStats) -> Iter
             if key.endswith("/"):
                 continue  # folder placeholder objects made by the console
             name = f"s3://{bucket}/{key}"
+            if not keep(name):
+                continue
             try:
                 body = client.get_object(Bucket=bucket, Key=key)["Body"]
             except (BotoCoreError, ClientError) as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -14,6 +15,10 @@ from moto.server import ThreadedMotoServer
 
 from minerwatch.errors import InputError
 from minerwatch.sources.botocore_shapes import to_pascal
+from minerwatch.sources.guardduty import read_guardduty
+from minerwatch.sources.inputs import windowed_paths
+from minerwatch.sources.records import ReadStats
+from minerwatch.timewindow import TimeWindow
 
 from .conftest import Result
 
@@ -83,6 +88,19 @@ def test_s3_export_layout(
     assert len(explicit.records) == 11 and [r.file for r in explicit.rejects] == [
         "s3://findings/elsewhere/x.jsonl"
     ]
+
+
+def test_s3_export_days_outside_the_window_are_not_read(s3: Any, read: Read, real_lines: list[bytes]) -> None:
+    s3.create_bucket(Bucket="days")
+    for day in range(1, 6):
+        s3.put_object(Bucket="days", Key=f"{PREFIX}/{day:02d}/x.jsonl", Body=real_lines[day])
+    window = TimeWindow(datetime(2024, 1, 2, tzinfo=UTC), datetime(2024, 1, 3, 0, 10, tzinfo=UTC))
+    stats = ReadStats()
+    got = read_guardduty(windowed_paths(["s3://days/AWSLogs/"], window), on_reject=print, stats=stats, s3_client=s3)
+    # Day 1 is before the window; day 4 is read for findings of day 3 exported late; day 5 is not.
+    assert [r.file[-10:] for r in got] == ["02/x.jsonl", "03/x.jsonl", "04/x.jsonl"]
+    assert stats.files == 3
+    assert read(["s3://days/AWSLogs/"], s3_client=s3).stats.files == 5
 
 
 def test_s3_truncated_object_and_hostile_lines(s3: Any, read: Read, real_lines: list[bytes]) -> None:

@@ -14,10 +14,13 @@ from minerwatch.alerting.allowlist import load_allowlist
 from minerwatch.alerting.detect import DetectOptions, detect
 from minerwatch.alerting.sql_detect import detect_duckdb, detect_spark
 from minerwatch.alerting.state import StateStore
+from minerwatch.compile.window import window_text
 from minerwatch.generate.findings import generate_findings
 from minerwatch.rules.loader import load_rule
 from minerwatch.rules.shipped import DEFAULT_RULE, shipped_rules
 from minerwatch.sources.botocore_shapes import to_pascal
+from minerwatch.sources.inputs import windowed_paths
+from minerwatch.timewindow import TimeWindow, parse_bound
 
 STAT_KEYS = ("files", "records_read", "findings", "prefiltered", "rejected", "duplicates", "matched", "suppressed",
              "suppressed_by_reason", "alerts_new", "alerts_updated", "reject_reasons")
@@ -69,15 +72,19 @@ def _alerts(state: Path) -> list[dict[str, Any]]:
         store.close()
 
 
-def _run(engine: str, rule: Any, paths: list[str], tmp: Path, allow: Path | None, spark: Any, tag: str = "") -> tuple:
+def _run(engine: str, rule: Any, paths: list[str], tmp: Path, allow: Path | None, spark: Any, tag: str = "",
+         window: TimeWindow | None = None) -> tuple:
     opts = DetectOptions(state=str(tmp / f"{engine}{tag}.db"), allowlist=load_allowlist(allow) if allow else None,
                          rejects=str(tmp / f"{engine}{tag}-rejects.jsonl"), workers=1)
+    window = window or TimeWindow()
+    if window:  # as the detect command does with --since/--until
+        rule = rule.model_copy(update={"query": window_text(rule.query, window)})
     if engine == "spark":
-        stats = detect_spark(rule, paths, opts, spark=spark)
+        stats = detect_spark(rule, paths, opts, spark=spark, since=window.since, until=window.until)
     elif engine == "duckdb":
-        stats = detect_duckdb(rule, paths, opts)
+        stats = detect_duckdb(rule, windowed_paths(paths, window), opts)
     else:
-        stats = detect(rule, paths, opts)
+        stats = detect(rule, windowed_paths(paths, window), opts)
     rejects = [orjson.loads(x) for x in Path(opts.rejects).read_bytes().splitlines()] if stats.rejected else []
     return stats, _alerts(Path(opts.state)), rejects
 
@@ -94,6 +101,26 @@ def test_same_alerts_on_every_engine(spark: Any, data: tuple[Path, Path], tmp_pa
     assert want and want_stats.duplicates and want_stats.rejected >= 4 and want_stats.suppressed
     for engine in ("duckdb", "spark"):
         stats, got, rejects = _run(engine, rule, [str(root)], tmp_path, allow, spark)
+        assert got == want, f"{engine}: alerts differ"
+        for key in STAT_KEYS:
+            assert getattr(stats, key) == getattr(want_stats, key), f"{engine}: {key} differs"
+        assert _comparable(rejects) == _comparable(want_rejects)
+
+
+def test_same_window_same_alerts_on_every_engine(spark: Any, data: tuple[Path, Path], tmp_path: Path) -> None:
+    """--since/--until: the window is part of the rule's query and prunes the same day folders on every engine; the
+    bounds are delivery times of generated findings, so a finding exactly at since is in and one at until out."""
+    root, allow = data
+    rule = load_rule(DEFAULT_RULE)
+    times = sorted({parse_bound(f["updatedAt"]) for f in generate_findings(700, seed=21, crypto_ratio=0.3)})
+    window = TimeWindow(times[len(times) // 5], times[len(times) * 2 // 5])  # on the first of three days
+    whole, _, _ = _run("stream", rule, [str(root)], tmp_path, allow, spark, tag="whole")
+    want_stats, want, want_rejects = _run("stream", rule, [str(root)], tmp_path, allow, spark, window=window)
+    assert 0 < want_stats.matched < whole.matched and want_stats.files < whole.files
+    for t in [a["first_seen"] for a in want] + [a["last_seen"] for a in want]:
+        assert window.since <= parse_bound(t) < window.until
+    for engine in ("duckdb", "spark"):
+        stats, got, rejects = _run(engine, rule, [str(root)], tmp_path, allow, spark, window=window)
         assert got == want, f"{engine}: alerts differ"
         for key in STAT_KEYS:
             assert getattr(stats, key) == getattr(want_stats, key), f"{engine}: {key} differs"
