@@ -322,7 +322,8 @@ class _Reader:
             try:
                 # Blank lines ahead of the first that holds something are dropped as they are read, not held.
                 blank, chunks = inputs.skip_leading_blank_lines(inp.chunks, self.max_record)
-                mode, head, rest = inputs.peek(chunks, self._sniff)
+                # Parquet's magic opens the file: after blank lines it is text that happens to start "PAR1".
+                mode, head, rest = inputs.peek(chunks, self._sniff_text if blank else self._sniff)
                 stream = inputs.prepend(head, rest)
                 if mode == _DOCUMENT:
                     yield from self._document(inp.name, stream, blank)
@@ -340,11 +341,15 @@ class _Reader:
     # ---- format detection
 
     def _sniff(self, buf: bytes, eof: bool) -> str | None:
-        """JSON Lines or whole document, from the first (and maybe second) non-blank line; None: need more."""
+        """Parquet, JSON Lines or whole document, from the first bytes; None: need more."""
         if buf[:4] == securitylake.PARQUET_MAGIC:
             return _PARQUET
         if not eof and len(buf) < 4 and securitylake.PARQUET_MAGIC.startswith(buf):
             return None
+        return self._sniff_text(buf, eof)
+
+    def _sniff_text(self, buf: bytes, eof: bool) -> str | None:
+        """JSON Lines or whole document, from the first (and maybe second) non-blank line; None: need more."""
         start = len(_BOM) if buf.startswith(_BOM) else 0
         first = _next_line(buf, start, eof, self.max_record)
         if first is None:

@@ -573,7 +573,11 @@ def test_arbitrary_bytes_never_crash_the_reader(
     stats = ReadStats()
     records = list(read_guardduty([str(path)], on_reject=rejects.append, stats=stats, max_record_bytes=4096))
     lines = data.count(b"\n") + 1
-    assert all(r.line is not None and 1 <= r.line <= lines for r in rejects)
+    # Bytes that open with Parquet's magic (at the first byte, not after blank lines) are read as a Parquet file
+    # (Security Lake): its reject is the file's, with no line to name.
+    whole_file = [r for r in rejects if r.line is None]
+    assert all(data.startswith(b"PAR1") and r.reason.startswith("invalid Parquet") for r in whole_file), whole_file
+    assert all(1 <= r.line <= lines for r in rejects if r.line is not None)
     assert all(1 <= r.line <= lines and r.flat["eventdate"].tzinfo is not None for r in records)
     assert stats.rejected == len(rejects) and stats.accepted == len(records)
 
@@ -589,3 +593,11 @@ def test_deep_nesting_after_a_pretty_printed_value(
     assert [(r.line, r.reason) for r in res.rejects] == [
         (text.count("\n") + 2, "invalid JSON: nesting too deep")
     ]
+
+
+def test_parquet_magic_after_a_blank_line_is_text(read: Read, tmp_path: Path) -> None:
+    path = tmp_path / "not-parquet.jsonl"
+    path.write_bytes(b"\nPAR1 is not a finding\n")
+    res = read([path])
+    assert res.ids == [] and [r.line for r in res.rejects] == [2]
+    assert "Parquet" not in res.rejects[0].reason
