@@ -8,4 +8,4 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "respond"))
 
-from respond_env import aws, moto_url, org  # noqa: E402, F401
+from respond_env import aws, calls, moto_url, org  # noqa: E402, F401

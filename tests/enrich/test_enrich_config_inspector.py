@@ -7,7 +7,6 @@ from __future__ import annotations
 import copy
 import json
 import urllib.request
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
-from moto.server import ThreadedMotoServer
+from respond_env import CallLog, policy_actions
 from typer.testing import CliRunner
 
 from minerwatch.alerting.alerts import parse_iso
@@ -48,26 +47,6 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return {"dir": out, "manifest": manifest}
 
 
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-@pytest.fixture
-def aws(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
-    with urllib.request.urlopen(urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST")) as resp:
-        assert resp.status == 200
-    return moto_url
 
 
 def _alert(scenario: dict[str, Any], tmp_path: Path) -> tuple[Path, dict[str, Any]]:
@@ -436,30 +415,16 @@ def test_inspector_api_pages_and_filters_by_instance(scenario: dict[str, Any], t
 
 
 def test_printed_enrich_policy_allows_every_call_made(
-    aws: str, scenario: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    aws: str, scenario: dict[str, Any], tmp_path: Path, calls: CallLog
 ) -> None:
-    from botocore.client import BaseClient
-
-    made: set[str] = set()
-    real = BaseClient._make_api_call
-
-    def record(self: Any, operation: str, params: dict[str, Any]) -> Any:
-        prefix = {"monitoring": "cloudwatch"}.get(self.meta.service_model.signing_name,
-                                                  self.meta.service_model.signing_name)  # fmt: skip
-        made.add(f"{prefix}:{operation}")
-        return real(self, operation, params)
-
-    monkeypatch.setattr(BaseClient, "_make_api_call", record)
     boto3.client("inspector2", region_name="us-east-1").enable(accountIds=[ACCOUNT], resourceTypes=["EC2"])
-    made.clear()
+    calls.signed.clear()
     state, alert = _alert(scenario, tmp_path)
     _enrich(state, alert, "--aws-config", "--inspector", "--cloudwatch", "--cost-explorer")
-    printed = runner.invoke(app, ["iam-policy", "--for", "enrich"])
-    assert printed.exit_code == 0, printed.output
-    allowed = {a for s in json.loads(printed.stdout)["Statement"] for a in s["Action"]}
+    made = calls.actions()
     assert {"config:GetResourceConfigHistory", "config:DescribeConfigurationRecorderStatus",
             "inspector2:BatchGetAccountStatus", "inspector2:ListFindings"} <= made  # fmt: skip
-    assert made <= allowed, made - allowed
+    assert made <= policy_actions("enrich"), made - policy_actions("enrich")
 
 
 def test_hostile_text_stays_data_in_console_and_report(scenario: dict[str, Any], tmp_path: Path) -> None:

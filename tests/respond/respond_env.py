@@ -193,9 +193,29 @@ class CallLog:
 
     def __init__(self) -> None:
         self.ops: list[tuple[str, str, dict[str, Any]]] = []
+        self.signed: set[str] = set()
 
     def names(self) -> list[str]:
         return [op for _, op, _ in self.ops]
+
+    def actions(self) -> set[str]:
+        """The IAM actions of the calls made (``s3:ListBucket`` authorises ``ListObjectsV2``)."""
+        return {_IAM_ACTION.get(a, a) for a in self.signed}
+
+
+# Calls whose IAM action is not "<signing name>:<operation>".
+_IAM_ACTION = {"s3:ListObjectsV2": "s3:ListBucket"}
+_IAM_PREFIX = {"monitoring": "cloudwatch"}
+
+
+def policy_actions(*integrations: str) -> set[str]:
+    """Every action the policies ``minerwatch iam-policy --for NAME`` prints allow."""
+    allowed: set[str] = set()
+    for name in integrations:
+        printed = runner.invoke(app, ["iam-policy", "--for", name])
+        assert printed.exit_code == 0, printed.output
+        allowed |= {a for s in json.loads(printed.stdout)["Statement"] for a in s["Action"]}
+    return allowed
 
 
 @pytest.fixture
@@ -206,7 +226,9 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> CallLog:
     original = BaseClient._make_api_call
 
     def recording(self: Any, operation_name: str, api_params: dict[str, Any]) -> Any:
-        log.ops.append((self.meta.service_model.service_name, operation_name, api_params))
+        model = self.meta.service_model
+        log.ops.append((model.service_name, operation_name, api_params))
+        log.signed.add(f"{_IAM_PREFIX.get(model.signing_name, model.signing_name)}:{operation_name}")
         return original(self, operation_name, api_params)
 
     monkeypatch.setattr(BaseClient, "_make_api_call", recording)
