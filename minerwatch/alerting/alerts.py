@@ -29,7 +29,8 @@ ALERT_KEYS = (
 
 def iso(ts: datetime) -> str:
     """ISO 8601 UTC with a trailing Z and millisecond precision when there are fractions."""
-    ts = ts.astimezone(UTC)
+    if ts.tzinfo is not UTC:
+        ts = ts.astimezone(UTC)
     if ts.year >= 1000:
         # isoformat is several times cheaper than strftime and, from year 1000 on, writes the same text
         # (milliseconds truncated); it ends with "+00:00" here.
@@ -45,6 +46,14 @@ def parse_iso(text: str) -> datetime:
 
 def jsonable(value: Any) -> Any:
     """Row values as JSON: timestamps become ISO strings; everything else is already JSON."""
+    kind = type(value)
+    # Exact types first: rows are mostly strings and numbers, and this runs for every value of every saved alert.
+    if kind is str or kind is int or kind is float or value is None or kind is bool:
+        return value
+    if kind is dict:
+        return {k: jsonable(v) for k, v in value.items()}
+    if kind is list:
+        return [jsonable(v) for v in value]
     if isinstance(value, datetime):
         return iso(value)
     if isinstance(value, dict):

@@ -320,8 +320,9 @@ def _sorted_matches(matches: Iterable[_Match]) -> Iterator[_Match]:
 
 
 def _pack(m: _Match) -> tuple[str, str, bytes]:
-    # Fixed-width UTC text sorts like the timestamps themselves.
-    t = m.eventdate.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    # Fixed-width UTC text (microseconds, no offset) sorts like the timestamps themselves. JSON, not pickle: a
+    # slotted dataclass pickles through Python-level code, about twenty times slower for these rows.
+    t = m.eventdate.astimezone(UTC).isoformat(timespec="microseconds")[:-6]
     return t, m.finding_id, orjson.dumps([t, m.finding_id, m.updated_at, m.sample, m.row])
 
 
@@ -413,7 +414,7 @@ def _scan_range(part: tuple[str, int, int, str]) -> tuple[list[Reject], ReadStat
             m = det.match(record)
             if m is None:
                 continue
-            blob = pickle.dumps(m, protocol=pickle.HIGHEST_PROTOCOL)
+            blob = _pack(m)[2]
             out.write(blob)
             keys.append((m.eventdate, m.finding_id, offset, len(blob)))
             offset += len(blob)
@@ -435,8 +436,7 @@ def _spilled_run(spill: str, files: contextlib.ExitStack) -> Iterator[_Match]:
         except EOFError:
             return
         for _, _, offset, size in keys:
-            match: _Match = pickle.loads(os.pread(fd, size, offset))
-            yield match
+            yield _unpack(os.pread(fd, size, offset))
 
 
 def _scan_parallel(
