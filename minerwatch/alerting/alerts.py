@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,8 +28,13 @@ ALERT_KEYS = (
 )
 
 
+@functools.lru_cache(maxsize=1 << 14)
 def iso(ts: datetime) -> str:
-    """ISO 8601 UTC with a trailing Z and millisecond precision when there are fractions."""
+    """ISO 8601 UTC with a trailing Z and millisecond precision when there are fractions.
+
+    Cached: one alert's times are written several times over (its record, its groups, its id), and formatting
+    costs several times a lookup. Equal instants give equal text whatever their zone, so they may share an entry.
+    """
     if ts.tzinfo is not UTC:
         ts = ts.astimezone(UTC)
     if ts.year >= 1000:

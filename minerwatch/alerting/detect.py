@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import heapq
+import itertools
 import multiprocessing
 import os
 import pickle
@@ -41,6 +42,8 @@ from minerwatch.sources.records import ReadStats, Record, Reject
 SAMPLE_REASON = "aws-sample-finding"
 BATCH_ROWS = 2000
 SPILL_ROWS = 100_000
+_SEEN_CHUNK = 500
+"""Matches whose deliveries :meth:`Detector.apply_all` marks seen at once."""
 PARALLEL_MIN_BYTES = 64 * 1024 * 1024
 
 
@@ -189,6 +192,38 @@ class Detector:
         if not self.opts.stream:
             # Stream runs commit every row, so the store already answers; a long-running stream must not grow this.
             self._seen_run.add(delivery)
+        self._place(m)
+        if self.opts.stream or self._pending_rows >= self.opts.batch_rows:
+            self.commit()
+
+    def apply_all(self, matches: Iterable[_Match]) -> None:
+        """:meth:`apply` for each of ``matches`` in order (a batch run), marking a chunk's deliveries seen in one
+        statement. Commits fall between chunks only: a chunk's marks and its alerts land in one transaction."""
+        if self.opts.stream:
+            for m in matches:
+                self.apply(m)
+            return
+        seen_run, store = self._seen_run, self.store
+        it = iter(matches)
+        while chunk := list(itertools.islice(it, _SEEN_CHUNK)):
+            store.begin()
+            fresh = store.mark_seen_many(
+                self.rule.id, [d for m in chunk if (d := (m.finding_id, m.updated_at)) not in seen_run]
+            )
+            for m in chunk:
+                delivery = (m.finding_id, m.updated_at)
+                if delivery in seen_run or delivery not in fresh:
+                    self.stats.duplicates += 1
+                    continue
+                seen_run.add(delivery)
+                self._place(m)
+            if self._pending_rows >= self.opts.batch_rows:
+                self.commit()
+            elif not self._pending_rows:
+                store.commit()  # only repeats so far (a rerun): don't hold the write lock for the whole run
+
+    def _place(self, m: _Match) -> None:
+        """A new delivery, marked seen in the open transaction: suppressed, or placed in its alert."""
         self.stats.matched += 1  # distinct deliveries only; repeats are counted as duplicates
         key = {name: _lookup(m.row, name) for name in self.throttle_key}
         reason = source = None
@@ -204,8 +239,6 @@ class Detector:
             groups = {name: _lookup(m.row, name) for name in self.group_names}
             self.throttler.place(key, m.eventdate, m.finding_id, m.row, groups)
         self._pending_rows += 1
-        if self.opts.stream or self._pending_rows >= self.opts.batch_rows:
-            self.commit()
 
     def commit(self) -> None:
         records = self.throttler.flush()
@@ -355,8 +388,7 @@ def detect(rule: Rule, paths: list[str], options: DetectOptions) -> DetectStats:
                 records = read_guardduty(rest, on_reject=det.reject, stats=read, prefilter=prefilter) if rest else ()
                 matches = (m for r in records if (m := det.match(r)) is not None)
                 # Each run is sorted; merging takes equal keys from earlier runs first, as one stable sort would.
-                for m in heapq.merge(*runs, _sorted_matches(matches), key=_sort_key):
-                    det.apply(m)
+                det.apply_all(heapq.merge(*runs, _sorted_matches(matches), key=_sort_key))
         return det.finish(read, started)
     except BaseException as exc:
         try:

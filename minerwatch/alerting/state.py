@@ -179,6 +179,10 @@ class AmbiguousAlertId(StateError):
         return self.message
 
 
+_SEEN_PER_STATEMENT = 300
+"""Deliveries per INSERT in :meth:`StateStore.mark_seen_many` (three parameters each, far below SQLite's limit)."""
+
+
 class StateStore:
     def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
         """Open (and create, unless ``read_only``) the store at ``path``.
@@ -336,6 +340,19 @@ class StateStore:
         """Mark a delivery seen; True when it was not seen before (inside a transaction: the answer that decides)."""
         cur = self.db.execute("INSERT OR IGNORE INTO seen VALUES (?, ?, ?)", (rule_id, finding_id, updated_at))
         return cur.rowcount == 1
+
+    def mark_seen_many(self, rule_id: str, deliveries: list[tuple[str, str]]) -> set[tuple[str, str]]:
+        """:meth:`mark_seen` for many ``(finding_id, updated_at)`` at once: the ones not seen before. One statement
+        per few hundred (a statement per delivery was a sixth of a large run's serial work)."""
+        fresh: set[tuple[str, str]] = set()
+        for at in range(0, len(deliveries), _SEEN_PER_STATEMENT):
+            part = deliveries[at : at + _SEEN_PER_STATEMENT]
+            values = ", ".join(["(?, ?, ?)"] * len(part))
+            args = [x for fid, upd in part for x in (rule_id, fid, upd)]
+            # RETURNING gives the rows actually inserted: a delivery already there (or twice in part) once at most.
+            sql = f"INSERT OR IGNORE INTO seen VALUES {values} RETURNING finding_id, updated_at"
+            fresh.update(self.db.execute(sql, args).fetchall())
+        return fresh
 
     def add_suppression(
         self,
