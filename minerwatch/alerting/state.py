@@ -345,6 +345,8 @@ class StateStore:
         """:meth:`mark_seen` for many ``(finding_id, updated_at)`` at once: the ones not seen before. One statement
         per few hundred (a statement per delivery was a sixth of a large run's serial work)."""
         fresh: set[tuple[str, str]] = set()
+        if sqlite3.sqlite_version_info < (3, 35, 0):  # no RETURNING before SQLite 3.35
+            return {d for d in deliveries if self.mark_seen(rule_id, *d)}
         for at in range(0, len(deliveries), _SEEN_PER_STATEMENT):
             part = deliveries[at : at + _SEEN_PER_STATEMENT]
             values = ", ".join(["(?, ?, ?)"] * len(part))

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import orjson
+import pytest
 
 from minerwatch.alerting.detect import DetectOptions, detect
+from minerwatch.alerting.state import StateStore
 from minerwatch.generate.findings import generate_findings
 from minerwatch.rules.loader import load_rule
 from minerwatch.rules.shipped import DEFAULT_RULE
@@ -23,3 +27,20 @@ def test_a_delivery_of_an_earlier_run_is_a_duplicate_inside_a_transaction(tmp_pa
     s2 = detect(rule, [str(second)], opts)
     assert s1.matched == len(old) > 20
     assert (s2.matched, s2.duplicates) == (len(new), len(old))
+
+
+@pytest.mark.parametrize("sqlite_version", [None, (3, 34, 0)], ids=["returning", "before-3.35"])
+def test_marking_many_deliveries_gives_each_new_one_once(tmp_path, monkeypatch, sqlite_version):
+    if sqlite_version is not None:
+        monkeypatch.setattr(sqlite3, "sqlite_version_info", sqlite_version)
+    store = StateStore(tmp_path / "state.db")
+    store.begin()
+    assert store.mark_seen("rule", "old", "1")
+    many = [(f"f{i}", "1") for i in range(700)]  # more than one statement's worth
+    fresh = store.mark_seen_many("rule", [("old", "1"), ("new", "1"), ("new", "1"), ("new", "2"), *many])
+    store.commit()
+    assert fresh == {("new", "1"), ("new", "2"), *many}
+    store.begin()
+    assert store.mark_seen_many("rule", [("new", "2"), ("f5", "1")]) == set()
+    assert store.mark_seen_many("other rule", [("new", "2")]) == {("new", "2")}
+    store.close()
