@@ -291,10 +291,7 @@ def read_vpcflow(
     )
 
 
-_FIELD = rb"[!-~]{1,%d}"  # printable ASCII without the space: what text.split() keeps as one field
-_RE2_FIELD_MAX = 255
-"""Longest word field the RE2 shape takes (its repetition counts are bounded, and the DFA grows with them): a
-longer field only ends the run, and its line is read as without the filter."""
+_FIELD = rb"[!-~]+"  # printable ASCII without the space: what text.split() keeps as one field
 _INT = rb"(?:[0-9]{1,18}|-)"  # what the converter takes as an integer without a reject
 _TIME = rb"(?:[0-9]{1,11}|-)"  # and as a time datetime can hold
 _SPECIAL_LINE = re.compile(rb"^(?:\{|[a-z][a-z0-9-]*(?:[ \t]+[a-z][a-z0-9-]*)*[ \t\r]*$)", re.MULTILINE)
@@ -305,6 +302,27 @@ def _extreme(pick: Callable[..., int], column: list[bytes]) -> int | None:
     if b"-" in column:
         column = [v for v in column if v != b"-"]
     return pick(map(int, column), default=None)
+
+
+def _long_line(data: bytes, start: int, stop: int, limit: int) -> int | None:
+    """The start of the first line of ``data[start:stop]`` (complete lines) longer than ``limit`` bytes, or None.
+
+    Only windows of about ``limit / 2`` bytes are searched for a newline: a line longer than ``limit`` holds a
+    whole window, so only a window without one needs a closer look."""
+    size = limit // 2 + 1  # a line of limit + 1 bytes or more covers a whole aligned window of this size
+    find = data.find
+    at = start
+    while at < stop:
+        end = min(at + size, stop)
+        if find(b"\n", at, end) >= 0:
+            at = end
+            continue
+        head = data.rfind(b"\n", start, at) + 1 or start
+        tail = find(b"\n", at, stop)
+        if tail - head > limit:
+            return head
+        at = tail + 1
+    return None
 
 
 class _BlockFilter:
@@ -325,13 +343,13 @@ class _BlockFilter:
         self._shapes: dict[Layout, Any] = {}
         """The run shape of each layout: an RE2 pattern, or an ``re`` one without RE2."""
 
-    def shape(self, layout: Layout, max_line: int) -> Any:
+    def shape(self, layout: Layout) -> Any:
         got = self._shapes.get(layout)
         if got is None:
-            longest = max(1, max_line // (2 * len(layout.names)))  # so that a line of the run is never too long
-            word = _FIELD % (min(longest, _RE2_FIELD_MAX) if _shape_re is not None else longest)
+            # Text fields unbounded: a bounded repetition is one DFA state per count, and with thousands of
+            # states the search ran at half speed. Line length is checked apart (:func:`_long_line`).
             parts = [
-                _TIME if i in (layout.start, layout.end) else _INT if i in layout.ints else word
+                _TIME if i in (layout.start, layout.end) else _INT if i in layout.ints else _FIELD
                 for i in range(len(layout.names))
             ]
             shape = rb"(?:" + b" ".join(parts) + rb"\n)*"
@@ -340,7 +358,10 @@ class _BlockFilter:
 
     def run(self, data: bytes, start: int, end: int, layout: Layout, max_line: int) -> int:
         """The end of the longest qualifying run of complete lines from ``start`` (``start`` when none)."""
-        stop = self.shape(layout, max_line).match(data, start, end).end()  # type: ignore[union-attr]  # (...)* always matches
+        stop = self.shape(layout).match(data, start, end).end()  # type: ignore[union-attr]  # (...)* always matches
+        long = _long_line(data, start, stop, max_line)
+        if long is not None:
+            stop = long  # the over-long line is read (and rejected) as without the filter
         if 0 in layout.ints:
             return stop  # a header or export line starts with a letter or '{', never where a number must be
         special = _SPECIAL_LINE.search(data, start, stop)

@@ -169,3 +169,27 @@ def test_a_header_of_the_same_width_changes_the_order_mid_run(tmp_path: Path) ->
     assert records == 4
     assert sorted((k[1], k[4], k[5]) for k, *_ in groups) == [("eni-0a", "10.0.0.4", "10.0.0.1"),
                                                              ("eni-0b", "10.0.0.5", "10.0.0.1")]
+
+
+def test_an_over_long_line_inside_a_run_is_still_rejected(tmp_path: Path) -> None:
+    # Well-formed records around lines longer than the limit (long text fields, no literal in them): the filter
+    # must not count a long line as a record it skipped.
+    plain = [_v2("10.0.0.2", "203.0.113.9", 51000, 443, eni=f"eni-{i:04d}") for i in range(300)]
+    at_limit = _v2("10.0.0.2", "203.0.113.9", 51000, 443, eni="eni-" + "c" * 110)
+    assert len(at_limit) == 200
+    too_long = _v2("10.0.0.2", "203.0.113.9", 51000, 443, eni="eni-" + "a" * 190)
+    with_ioc = _v2("10.0.0.4", "10.0.0.1", 51000, 443, eni="eni-" + "b" * 400)
+    lines = [HEADER, *plain[:50], at_limit, *plain[50:100], too_long, *plain[100:200], with_ioc, *plain[200:]]
+    path = _write(str(tmp_path), "long.log", lines)
+
+    def read(candidates: Any) -> tuple[Any, ...]:
+        stats = ReadStats()
+        rejects: list[Reject] = []
+        got = [r.line for r in read_vpcflow([path], on_reject=rejects.append, stats=stats, candidates=candidates,
+                                            max_line_bytes=200)]
+        return got, stats.records_read, [(r.line, r.reason) for r in rejects]
+
+    fast, slow = read(candidate_finder(IOCS)), read(None)
+    assert fast[1:] == slow[1:] == (303, [(103, "line too long: 280 bytes (limit 200)"),
+                                          (204, "line too long: 487 bytes (limit 200)")])
+    assert fast[0] == [] and len(slow[0]) == 301
