@@ -9,11 +9,23 @@ import yaml
 from minerwatch.errors import ConfigError
 
 
+def compose_and_load(text: str) -> tuple[Any, yaml.Node | None]:
+    """``yaml.safe_load``'s data and the node tree it is built from (for lines), from one parse of ``text``;
+    raises yaml.YAMLError as those do."""
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    if root is None:
+        return None, None
+    loader = yaml.SafeLoader("")
+    try:
+        return loader.construct_document(root), root
+    finally:
+        loader.dispose()
+
+
 def parse_yaml(text: str, file: str) -> tuple[Any, yaml.Node | None]:
     """The data of a YAML document and its composed node tree (for the lines of entries), or ConfigError."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        data, root = compose_and_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise ConfigError(
