@@ -8,12 +8,47 @@ import yaml
 
 from minerwatch.errors import ConfigError
 
+# Mapping keys whose construction rewrites the node tree in place (merge ``<<`` and value ``=`` keys).
+_REWRITTEN_KEYS = frozenset({"tag:yaml.org,2002:merge", "tag:yaml.org,2002:value"})
+
+
+def compose_and_load(text: str) -> tuple[Any, yaml.Node | None]:
+    """``yaml.safe_load(text)`` and ``yaml.compose(text)``, with one parse: the data is constructed from the
+    node tree. Raises what those raise."""
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    if root is None:
+        return None, None
+    if _rewritten_by_construction(root):
+        return yaml.safe_load(text), root  # keep the composed tree as written
+    loader = yaml.SafeLoader("")
+    try:
+        return loader.construct_document(root), root
+    finally:
+        loader.dispose()
+
+
+def _rewritten_by_construction(root: yaml.Node) -> bool:
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:  # aliases share nodes, and may make cycles
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if key.tag in _REWRITTEN_KEYS:
+                    return True
+                stack += (key, value)
+        elif isinstance(node, yaml.SequenceNode):
+            stack += node.value
+    return False
+
 
 def parse_yaml(text: str, file: str) -> tuple[Any, yaml.Node | None]:
     """The data of a YAML document and its composed node tree (for the lines of entries), or ConfigError."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        data, root = compose_and_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise ConfigError(

@@ -18,10 +18,11 @@ from __future__ import annotations
 import functools
 import gzip
 import importlib.util
-import json
 import os
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 _STRUCT, _LIST, _MAP, _SCALAR = "structure", "list", "map", "scalar"
 
@@ -98,9 +99,9 @@ def _service_model() -> dict[str, Any]:
                 break
             if "service-2.json" in names:  # the Loader prefers the plain file to the compressed one
                 with open(os.path.join(base, "service-2.json"), "rb") as f:
-                    return json.loads(f.read())
+                    return orjson.loads(f.read())  # 800 kB of JSON: orjson reads it in a third of json's time
             with gzip.open(os.path.join(base, "service-2.json.gz"), "rb") as f:
-                return json.loads(f.read())
+                return orjson.loads(f.read())
     from botocore.loaders import Loader
 
     model: dict[str, Any] = Loader().load_service_model("guardduty", "service-2")

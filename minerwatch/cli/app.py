@@ -11,7 +11,10 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from minerwatch.cli import lazy_help
 from minerwatch.errors import MinerWatchError
+
+lazy_help.install()  # before typer renders any help or usage error
 
 if TYPE_CHECKING:
     from minerwatch.alerting.state import StateStore

@@ -106,7 +106,11 @@ DRAIN_TIMEOUT = typer.Option(
 
 
 def _notify_config(config: Path | None) -> Any:
-    from minerwatch.cli.notify_cmds import notify_config  # local: loads the notification stack only when used
+    from minerwatch.notify import find_config
+
+    if find_config(config) is None:  # the usual run: no settings, so no notification commands or models to load
+        return None
+    from minerwatch.cli.notify_cmds import notify_config
 
     return notify_config(config)
 

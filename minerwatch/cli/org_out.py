@@ -7,14 +7,14 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from minerwatch.aws import DEFAULT_ROLE, DEFAULT_SESSION
 from minerwatch.cli.app import err, out
 
 if TYPE_CHECKING:  # the AWS stack (boto3) is loaded by the commands that use it, not by `detect --help`
+    from rich.console import Console
+
     from minerwatch.aws.org import AccountResult, OrgOptions
 
 ORG = typer.Option(
@@ -57,6 +57,8 @@ def print_accounts(
     results: list[AccountResult[Any]], outcome: Callable[[Any], tuple[str, bool]], console: Console = out
 ) -> None:
     """One row per account: name, status and what came of it (``outcome(value)`` → text, good?) or why not."""
+    from rich.table import Table  # only --org prints one; a detect run need not load it
+
     table = Table("account", "name", "status", "result")
     for column in table.columns:
         column.overflow = "fold"

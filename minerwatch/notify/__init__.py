@@ -16,18 +16,63 @@ Typical live use::
 
 from __future__ import annotations
 
-from minerwatch.notify.config import NotifyConfig, find_config, load_config, parse_config
-from minerwatch.notify.outbox import (
-    DeliveryStats,
-    Dispatcher,
-    enqueue,
-    list_rows,
-    requeue,
-    summary,
-    transaction_hook,
-)
+import importlib
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from minerwatch.notify.config import NotifyConfig, load_config, parse_config
+    from minerwatch.notify.outbox import (
+        DeliveryStats,
+        Dispatcher,
+        enqueue,
+        list_rows,
+        requeue,
+        summary,
+        transaction_hook,
+    )
+
+DEFAULT_CONFIG = "minerwatch.yaml"
+CONFIG_ENV = "MINERWATCH_CONFIG"
+
+
+def find_config(explicit: str | Path | None = None) -> Path | None:
+    """``--config`` if given; else ``$MINERWATCH_CONFIG``; else ``./minerwatch.yaml`` when it exists.
+
+    Here rather than in ``config``: ``detect`` without a configuration need not load the settings' models."""
+    if explicit:
+        return Path(explicit)
+    if os.environ.get(CONFIG_ENV):
+        return Path(os.environ[CONFIG_ENV])
+    default = Path(DEFAULT_CONFIG)
+    return default if default.is_file() else None
+
+
+# The settings (pydantic models) and the outbox are loaded on first use (PEP 562).
+_HOME = {
+    "NotifyConfig": "config",
+    "load_config": "config",
+    "parse_config": "config",
+    "DeliveryStats": "outbox",
+    "Dispatcher": "outbox",
+    "enqueue": "outbox",
+    "list_rows": "outbox",
+    "requeue": "outbox",
+    "summary": "outbox",
+    "transaction_hook": "outbox",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOME:
+        return getattr(importlib.import_module(f"minerwatch.notify.{_HOME[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
+    "CONFIG_ENV",
+    "DEFAULT_CONFIG",
     "DeliveryStats",
     "Dispatcher",
     "NotifyConfig",

@@ -33,11 +33,10 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from minerwatch.durations import parse_duration
 from minerwatch.errors import ConfigError
+from minerwatch.notify import CONFIG_ENV, DEFAULT_CONFIG, find_config  # noqa: F401 (importable from here too)
 from minerwatch.rules.model import SEVERITIES, Severity
 from minerwatch.yamlfile import parse_yaml
 
-DEFAULT_CONFIG = "minerwatch.yaml"
-CONFIG_ENV = "MINERWATCH_CONFIG"
 
 def _duration(value: Any) -> Any:
     """``30``, ``2.5``, ``"30s"``, ``"5m"``, ``"1h"`` → seconds."""
@@ -469,13 +468,3 @@ def load_config(path: str | Path) -> NotifyConfig:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config: {exc.__class__.__name__}: {exc.strerror or exc}", file=file) from None
     return parse_config(text, file)
-
-
-def find_config(explicit: str | Path | None = None) -> Path | None:
-    """``--config`` if given; else ``$MINERWATCH_CONFIG``; else ``./minerwatch.yaml`` when it exists."""
-    if explicit:
-        return Path(explicit)
-    if os.environ.get(CONFIG_ENV):
-        return Path(os.environ[CONFIG_ENV])
-    default = Path(DEFAULT_CONFIG)
-    return default if default.is_file() else None

@@ -41,6 +41,7 @@ from minerwatch.rules.model import (
     Severity,
     Throttle,
 )
+from minerwatch.yamlfile import compose_and_load
 
 __all__ = ["load_rule", "parse_rule", "parse_throttle", "rule_id_for"]
 
@@ -456,8 +457,7 @@ def _parse_tests(ctx: Ctx, sec: Section) -> list[RuleTest]:
     for block in fences:
         base = block.line + 1  # first content line of the fence
         try:
-            node = yaml.compose(block.content, Loader=yaml.SafeLoader)
-            data = yaml.safe_load(block.content)
+            data, node = compose_and_load(block.content)
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             if exc.context_mark is not None and (mark is None or mark.line >= block.content.count("\n")):

@@ -4,6 +4,7 @@ import importlib
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import typer.main
 
@@ -55,15 +56,20 @@ def test_a_module_with_one_command_still_parses_the_command_name():
     assert "Usage: minerwatch hunt" in res.stdout
 
 
-def _modules_loaded_by(argv: list[str]) -> set[str]:
+def _modules_loaded_by(argv: list[str], cwd: Path | None = None) -> set[str]:
     code = (
         f"import sys; sys.argv={['minerwatch', *argv]!r}\n"
         "from minerwatch.cli.entry import main\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
         "print('LOADED', ' '.join(sorted(sys.modules)))"
     )
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    env = {k: v for k, v in os.environ.items() if k != "MINERWATCH_CONFIG"}
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=cwd, env=env)
     return set(res.stdout.split("LOADED", 1)[1].split())
+
+
+# typer's help renderer imports these at module level but this app's help never uses them (cli/lazy_help.py).
+HELP_RENDERER_UNUSED = {"rich.markdown", "markdown_it", "rich.traceback", "rich.syntax", "pygments", "rich.pretty"}
 
 
 def test_detect_help_loads_no_detection_stack():
@@ -72,9 +78,10 @@ def test_detect_help_loads_no_detection_stack():
     heavy = {
         "boto3", "duckdb", "jinja2", "yaml", "sqlite3", "multiprocessing", "pydantic",
         "minerwatch.rules.model", "minerwatch.rules.loader", "minerwatch.alerting.detect", "minerwatch.compile",
+        *HELP_RENDERER_UNUSED,
     }
     assert not heavy & loaded, sorted(heavy & loaded)
-    assert "minerwatch.cli.detect_cmds" in loaded
+    assert {"minerwatch.cli.detect_cmds", "typer.rich_utils"} <= loaded
 
 
 def test_bare_help_loads_every_command_module_but_no_engine():
@@ -89,6 +96,7 @@ def test_bare_help_loads_every_command_module_but_no_engine():
         "minerwatch.rules.loader", "minerwatch.rules.lint", "minerwatch.report.model", "minerwatch.report.html",
         "minerwatch.live.service", "minerwatch.notify.config", "minerwatch.notify.outbox", "minerwatch.compile",
         "minerwatch.lang.parser", "minerwatch.generate.findings", "minerwatch.hunt", "minerwatch.console",
+        *HELP_RENDERER_UNUSED,
     }
     assert not heavy & loaded, sorted(heavy & loaded)
     assert {f"minerwatch.cli.{m}" for m in COMMAND_MODULES.values()} <= loaded
@@ -119,3 +127,78 @@ def test_rules_package_names_load_on_first_use():
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert res.stdout.split() == ["False", "minerwatch.rules.model", "minerwatch.rules.loader"]
+
+
+def test_detect_over_a_local_file_loads_only_what_it_runs(tmp_path):
+    # The fixed cost of every detect run: no AWS SDK for local files, no DuckDB for the stream engine, no
+    # notification settings or commands without a configuration, no help renderer.
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    argv = ["detect", str(empty), "--state", str(tmp_path / "s.db")]
+    loaded = _modules_loaded_by(argv, cwd=tmp_path)
+    unneeded = {
+        "boto3", "botocore", "urllib3", "duckdb", "sqlglot", "pyspark", "jinja2", "fastapi", "multiprocessing.pool",
+        "minerwatch.aws.session", "minerwatch.alerting.sql_detect", "minerwatch.notify.config",
+        "minerwatch.notify.outbox", "minerwatch.cli.notify_cmds", "typer.rich_utils", "rich.table",
+        *(HELP_RENDERER_UNUSED - {"markdown_it"}),  # markdown-it reads the rule document
+    }
+    assert not unneeded & loaded, sorted(unneeded & loaded)
+    assert {"minerwatch.alerting.detect", "minerwatch.rules.model", "sqlite3"} <= loaded  # it did run
+
+    # A configuration file is what brings the settings in (here one without destinations: nothing is sent).
+    (tmp_path / "minerwatch.yaml").write_text("destinations: []\n")
+    assert "minerwatch.notify.config" in _modules_loaded_by(argv, cwd=tmp_path)
+
+
+def _run_entry(argv: list[str], before: str = "") -> subprocess.CompletedProcess[str]:
+    code = (
+        f"{before}\nimport sys; sys.argv={['minerwatch', *argv]!r}\n"
+        "from minerwatch.cli.entry import main\n"
+        "main()\n"
+    )
+    env = {**os.environ, "COLUMNS": "120", "TERMINAL_WIDTH": "120"}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+
+
+def test_help_and_usage_errors_are_the_same_as_with_the_real_rich_modules():
+    # Loading typer.rich_utils first (with rich.markdown and rich.traceback) turns the deferral off: the pages must
+    # not change, only when those modules load.
+    real = "import typer.rich_utils"
+    for argv in (["--help"], ["detect", "--help"], ["alerts", "list", "--help"], ["detect", "--bogus"], ["nosuch"]):
+        deferred, eager = _run_entry(argv), _run_entry(argv, before=real)
+        assert (deferred.returncode, deferred.stdout, deferred.stderr) == (eager.returncode, eager.stdout,
+                                                                          eager.stderr), argv
+        assert deferred.stdout or deferred.stderr
+
+
+def test_the_deferred_rich_classes_are_the_real_ones_when_used():
+    code = (
+        "import sys\n"
+        "import minerwatch.cli.app, typer.rich_utils as ru\n"
+        "from typer.models import DeveloperExceptionConfig\n"
+        "assert 'rich.markdown' not in sys.modules and 'rich.traceback' not in sys.modules\n"
+        "md = ru._make_rich_text(text='**bold**', markup_mode='markdown')\n"
+        "try:\n    1 / 0\nexcept ZeroDivisionError as exc:\n"
+        "    tb = ru.get_traceback(exc, DeveloperExceptionConfig(), [])\n"
+        "import rich.markdown, rich.traceback\n"
+        "print(type(md) is rich.markdown.Markdown, type(tb) is rich.traceback.Traceback,\n"
+        "      isinstance(md, ru.Markdown), 'rich.markdown' in sys.modules)"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["True", "True", "True", "True"]
+
+
+def test_a_typer_that_imports_other_names_gets_the_real_modules():
+    # A stand-in offers only the names it defers; any other `from rich.markdown import X` falls back to the real module.
+    code = (
+        "import sys\n"
+        "import minerwatch.cli.lazy_help as lazy\n"
+        "lazy.DEFERRED['rich.markdown'] = ('NotInTyper',)\n"
+        "lazy.install()\n"
+        "import typer.rich_utils as ru, rich.markdown\n"
+        "print(ru.Markdown is rich.markdown.Markdown, isinstance(sys.modules['rich.markdown'], lazy._StandIn))"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["True", "False"]
