@@ -204,8 +204,8 @@ class Detector:
                 self.apply(m)
             return
         seen_run, store = self._seen_run, self.store
-        it = iter(matches)
-        while chunk := list(itertools.islice(it, _SEEN_CHUNK)):
+        it, size = iter(matches), min(_SEEN_CHUNK, self.opts.batch_rows)  # a transaction holds at most batch_rows
+        while chunk := list(itertools.islice(it, size)):
             store.begin()
             fresh = store.mark_seen_many(
                 self.rule.id, [d for m in chunk if (d := (m.finding_id, m.updated_at)) not in seen_run]
