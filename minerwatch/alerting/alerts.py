@@ -28,7 +28,7 @@ ALERT_KEYS = (
 )
 
 
-@functools.lru_cache(maxsize=1 << 14)
+@functools.lru_cache(maxsize=1 << 12)  # bounded: a run's memory must not grow with its input
 def iso(ts: datetime) -> str:
     """ISO 8601 UTC with a trailing Z and millisecond precision when there are fractions.
 

@@ -203,19 +203,20 @@ class Detector:
             for m in matches:
                 self.apply(m)
             return
-        seen_run, store = self._seen_run, self.store
+        store = self.store
         it, size = iter(matches), min(_SEEN_CHUNK, self.opts.batch_rows)  # a transaction holds at most batch_rows
         while chunk := list(itertools.islice(it, size)):
             store.begin()
-            fresh = store.mark_seen_many(
-                self.rule.id, [d for m in chunk if (d := (m.finding_id, m.updated_at)) not in seen_run]
-            )
+            # The store answers for earlier chunks (marked in this transaction or committed), so only the chunk's
+            # own repeats need remembering: memory stays flat however many deliveries the run sees.
+            fresh = store.mark_seen_many(self.rule.id, [(m.finding_id, m.updated_at) for m in chunk])
+            placed: set[tuple[str, str]] = set()
             for m in chunk:
                 delivery = (m.finding_id, m.updated_at)
-                if delivery in seen_run or delivery not in fresh:
+                if delivery in placed or delivery not in fresh:
                     self.stats.duplicates += 1
                     continue
-                seen_run.add(delivery)
+                placed.add(delivery)
                 self._place(m)
             if self._pending_rows >= self.opts.batch_rows:
                 self.commit()
