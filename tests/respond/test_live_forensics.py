@@ -22,8 +22,8 @@ from respond_env import REGION, Incident, respond
 
 from minerwatch.alerting.state import StateStore
 from minerwatch.aws.session import Aws
-from minerwatch.respond import journal as J
 from minerwatch.console.views import evidence_files
+from minerwatch.respond import journal as J
 from minerwatch.respond.actions import FORENSICS, FORENSICS_REQUESTS, SSM_DOCUMENT
 from minerwatch.respond.evidence import MANIFEST, sha256, verify_local
 from minerwatch.respond.execute import Options, Response
