@@ -16,7 +16,8 @@ from minerwatch.alerting.state import StateStore
 from minerwatch.console import store as S
 from minerwatch.report import format as F
 from minerwatch.report.model import build_report
-from minerwatch.respond.journal import Journal
+from minerwatch.respond.evidence import MANIFEST_STEP, stored_files
+from minerwatch.respond.journal import DONE, FAILED, Journal
 from minerwatch.respond.plan import APPROVALS
 from minerwatch.rules.lint import lint_path
 from minerwatch.rules.loader import load_rule
@@ -44,26 +45,32 @@ FILTERS = {"when": when, "visible": visible, "usd": F.usd, "hours": F.hours, "mi
 
 
 def evidence_files(store: StateStore, alert_id: str) -> dict[str, Any]:
-    """The evidence the response captured: files with their SHA-256, the manifest's hash, where they are."""
-    detail = Journal(store, alert_id).detail("evidence")
-    files = detail.get("files") if isinstance(detail.get("files"), dict) else {}
-    rows = []
-    for name, entry in sorted(files.items()):
-        entry = entry if isinstance(entry, dict) else {}
-        rows.append(
-            {
-                "name": name,
-                "sha256": entry.get("sha256"),
-                "bytes": entry.get("bytes") or entry.get("size"),
-                "uri": entry.get("uri"),
-                "captured_at": entry.get("captured_at"),
-            }
-        )
+    """The evidence the response stored: every step's files with their SHA-256 and the step that wrote them (what
+    ``manifest.json`` lists, from the same journal entries), the manifest's hash, where they are."""
+    steps = Journal(store, alert_id).all()
+    evidence = steps.get("evidence", ("", {}))[1]
+    status, manifest = steps.get(MANIFEST_STEP, ("", {}))
+    rows = [
+        {
+            "name": name,
+            "sha256": entry.get("sha256"),
+            "bytes": entry.get("bytes") or entry.get("size"),
+            "uri": entry.get("uri"),
+            "captured_at": entry.get("captured_at"),
+            "step": entry.get("step"),
+        }
+        for name, entry in sorted(stored_files(steps).items())
+    ]
+    if status:
+        digest = manifest.get("sha256") if status == DONE else None
+    else:  # a journal from before the manifest had its own row: the evidence step kept the hash
+        digest = evidence.get("manifest_sha256")
     return {
-        "uri": detail.get("uri"),
-        "manifest_sha256": detail.get("manifest_sha256"),
+        "uri": manifest.get("location") or evidence.get("uri"),
+        "manifest_sha256": digest,
+        "manifest_error": manifest.get("message") if status == FAILED else None,
         "files": rows,
-        "errors": detail.get("errors") or {},
+        "errors": evidence.get("errors") or {},
     }
 
 

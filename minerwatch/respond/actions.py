@@ -36,7 +36,19 @@ from minerwatch.respond.discover import (
     ssm_information_call,
     user_reads,
 )
-from minerwatch.respond.evidence import Location, capture, planned_calls, sha256, store_file, to_json_bytes
+from minerwatch.respond.evidence import (
+    MANIFEST,
+    MANIFEST_STEP,
+    Location,
+    capture,
+    iso_now,
+    planned_calls,
+    sha256,
+    store_file,
+    stored_files,
+    to_json_bytes,
+    write_manifest,
+)
 from minerwatch.respond.plan import ApiCall, placeholder
 
 
@@ -147,6 +159,45 @@ class TagProtect(Action):
         return out
 
 
+def manifest_header(ctx: Context) -> dict[str, Any]:
+    return {
+        "alert_id": ctx.alert_id,
+        "incident_id": ctx.incident_id,
+        "instance_id": ctx.instance_id,
+        "account_id": ctx.account_id,
+        "region": ctx.region,
+        "actor": ctx.actor,
+        "tool": "minerwatch",
+    }
+
+
+def record_manifest(ex: Caller, ctx: Context, journal: J.Journal) -> str:
+    """Rewrite ``manifest.json`` over every evidence file the journal holds (any step's), unless the manifest last
+    written lists exactly those; returns its SHA-256. A step calls it once its files are in the journal, so a re-run
+    keeps the entries of earlier runs. Raises AwsError or OSError when the write fails."""
+    steps = journal.all()
+    files = stored_files(steps)
+    evidence = steps.get(Evidence.id, (J.PENDING, {}))[1]
+    errors = {k: str(v) for k, v in (evidence.get("errors") or {}).items() if k != MANIFEST}
+    complete = bool(evidence.get("complete"))
+    want = {
+        "location": ctx.evidence.uri,
+        "listed": {n: e["sha256"] for n, e in files.items()},
+        "errors": errors,
+        "complete": complete,
+    }
+    status, last = steps.get(MANIFEST_STEP, (J.PENDING, {}))
+    if status == J.DONE and all(last.get(k) == v for k, v in want.items()):
+        return str(last["sha256"])
+    try:
+        digest = write_manifest(ex, ctx.evidence, manifest_header(ctx), files, errors, complete)
+    except (AwsError, OSError) as exc:
+        journal.set(MANIFEST_STEP, J.FAILED, message=f"{MANIFEST}: {exc}")
+        raise
+    journal.set(MANIFEST_STEP, J.DONE, sha256=digest, written_at=iso_now(), message="", **want)
+    return digest
+
+
 class Evidence(Action):
     id = "evidence"
     title = (
@@ -163,24 +214,20 @@ class Evidence(Action):
 
     def run(self, ex: Caller, inv: Inventory, ctx: Context, journal: J.Journal) -> Outcome:
         before = journal.detail(self.id).get("files") or {}
-        header = {
-            "alert_id": ctx.alert_id,
-            "incident_id": ctx.incident_id,
-            "instance_id": ctx.instance_id,
-            "account_id": ctx.account_id,
-            "region": ctx.region,
-            "actor": ctx.actor,
-            "tool": "minerwatch",
-        }
         context = {"alert": ctx.alert, "enrichments": ctx.enrichments}
-        result = capture(ex, inv, ctx.evidence, header, context, already=before)
-        detail = {
+        result = capture(ex, inv, ctx.evidence, context, self.id, already=before)
+        detail: dict[str, Any] = {
             "uri": ctx.evidence.uri,
             "files": result.files,
             "errors": result.errors,
-            "manifest_sha256": result.manifest_sha256,
             "complete": result.complete,
         }
+        journal.set(self.id, **detail)  # the manifest is written from the journal (its hash: MANIFEST_STEP)
+        try:
+            record_manifest(ex, ctx, journal)
+        except (AwsError, OSError) as exc:
+            result.errors[MANIFEST] = str(exc)
+            detail.update(errors=result.errors, complete=False)
         if not result.complete:
             failed = ", ".join(f"{k} ({v})" for k, v in sorted(result.errors.items()))
             return Outcome(J.FAILED, f"evidence incomplete: {failed}", detail)
@@ -463,6 +510,10 @@ FORENSICS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 )
 
 
+FORENSICS_REQUESTS = ("ssm:SendCommand", "ssm:GetCommandInvocation")
+"""The requests behind each live-forensics file (its manifest entry)."""
+
+
 def command_key(name: str) -> str:
     return f"command/{name}"
 
@@ -526,8 +577,8 @@ class LiveForensics(Action):
         return [
             "runs before isolation: the quarantine group has no egress, which cuts the SSM agent off from its "
             "endpoint, and the processes and connections are what is running now",
-            "the commands only read; each output is stored in the evidence folder with its SHA-256 (the journal "
-            f"keeps the hashes); output beyond {SSM_OUTPUT_LIMIT:,} characters is cut by Systems Manager",
+            "the commands only read; each output is stored in the evidence folder and listed in manifest.json with "
+            f"its SHA-256; output beyond {SSM_OUTPUT_LIMIT:,} characters is cut by Systems Manager",
         ]
 
     def run(self, ex: Caller, inv: Inventory, ctx: Context, journal: J.Journal) -> Outcome:
@@ -564,7 +615,11 @@ class LiveForensics(Action):
                 "stderr": str(got.get("StandardErrorContent") or ""),
                 "invocation": {k: v for k, v in got.items() if k != "ResponseMetadata"},
             }
-            files[file] = {**store_file(ex, ctx.evidence, file, to_json_bytes(doc)), "status": got.get("Status")}
+            entry = store_file(ex, ctx.evidence, file, to_json_bytes(doc), step=self.id, requests=FORENSICS_REQUESTS)
+            files[file] = {**entry, "status": got.get("Status")}
+            journal.set(self.id, files=files)
+        if files:
+            record_manifest(ex, ctx, journal)
         detail = {"files": files, "commands": commands}
         if unfinished:
             return Outcome(J.FAILED, "not finished in time: " + ", ".join(unfinished), detail)
@@ -709,8 +764,8 @@ class NaclDeny(Action):
             "connections the security groups still track",
             *ctx.pool_notes,
             *left,
-            f"the ACLs' entries are written to {NACL_EVIDENCE} (SHA-256 in the journal) before the change; rollback "
-            "deletes exactly the entries this step created",
+            f"the ACLs' entries are written to {NACL_EVIDENCE} (listed in manifest.json with its SHA-256) before the "
+            "change; rollback deletes exactly the entries this step created",
         ]
 
     def run(self, ex: Caller, inv: Inventory, ctx: Context, journal: J.Journal) -> Outcome:
@@ -725,12 +780,14 @@ class NaclDeny(Action):
                 "requests": [{**check.to_json(), "request_id": request_id(resp)}],
                 "responses": [{k: v for k, v in resp.items() if k != "ResponseMetadata"}],
             }
-            evidence = store_file(ex, ctx.evidence, NACL_EVIDENCE, to_json_bytes(doc))
+            evidence = store_file(ex, ctx.evidence, NACL_EVIDENCE, to_json_bytes(doc), step=self.id,
+                                  requests=[f"{check.service}:{check.operation}"])  # fmt: skip
         calls = self.calls(inv, ctx)
         created: list[dict[str, Any]] = list(detail.get("entries") or [])
         planned = [_entry_key(c.params) for c in calls]
         # Recorded before the change, for --rollback (which deletes an entry only if it is still ours).
         journal.set(self.id, evidence=evidence, entries=created + [p for p in planned if p not in created])
+        record_manifest(ex, ctx, journal)
         for call in calls:
             ex.call(call)
         acls, _ = _read_acls(ex, self.checks(inv, ctx)[0])
@@ -1060,9 +1117,9 @@ class ResetCredentials(Action):
         out = [f"{u.user_name}: {u.why}" for u in self._users(inv)]
         out += [str(u.problem) for u in inv.users if u.problem]
         out.append(
-            f"each user's keys, login profile and policies are written to {CREDENTIALS_FILE} (SHA-256 in the journal) "
-            "before the change; rollback reactivates the keys and re-attaches the policies, a deleted console "
-            "password cannot be restored"
+            f"each user's keys, login profile and policies are written to {CREDENTIALS_FILE} (listed in manifest.json "
+            "with its SHA-256) before the change; rollback reactivates the keys and re-attaches the policies, a "
+            "deleted console password cannot be restored"
         )
         return out
 
@@ -1075,8 +1132,11 @@ class ResetCredentials(Action):
         evidence = detail.get("evidence")
         if evidence is None:
             doc = {"captured_at": datetime.now(UTC).isoformat(), "alert_id": ctx.alert_id, "users": previous}
-            evidence = store_file(ex, ctx.evidence, CREDENTIALS_FILE, to_json_bytes(doc))
+            reads = [f"{c.service}:{c.operation}" for u in self._users(inv) for c in user_reads(u.user_name)]
+            evidence = store_file(ex, ctx.evidence, CREDENTIALS_FILE, to_json_bytes(doc), step=self.id,
+                                  requests=list(dict.fromkeys(reads)))  # fmt: skip
         journal.set(self.id, previous=previous, evidence=evidence)  # before the change, for --rollback
+        record_manifest(ex, ctx, journal)
         done: dict[str, list[str]] = {}
         for call in self.calls(inv, ctx):
             ex.call(call)

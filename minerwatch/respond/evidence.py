@@ -11,13 +11,19 @@ Folder: ``<root>/<alert_id>/`` where root is a local path or ``s3://bucket/prefi
 ``user-data.json``            DescribeInstanceAttribute userData, with the decoded text
 ``console-output.json``       GetConsoleOutput, with the decoded text
 ``alert.json``                the alert record and its enrichment sections, from the state store
-``manifest.json``             every file's name, size, SHA-256 and the requests behind it
+``manifest.json``             every evidence file of the response: name, size, SHA-256, the requests behind
+                              it and the step that wrote it
 ============================  ======================================================================
 
 Each AWS file holds the requests (with their AWS request ids) and the responses as returned. User data and
 console output are attacker-controlled text: stored as data, decoded with replacement characters, never run.
 A file already captured for the alert is not captured again, so a retry after a failure keeps the state as it
 was first seen.
+
+Later steps store their own evidence files in the same folder (:func:`store_file`: live forensics, the network
+ACLs before the deny, the IAM users before the reset). Each step records its files' entries in the response
+journal; :func:`stored_files` gathers them from there and :func:`write_manifest` rewrites ``manifest.json`` over
+all of them whenever a step stored one, so the manifest lists every file and :func:`verify_local` checks them all.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import gzip
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,6 +46,9 @@ from minerwatch.respond.discover import Inventory, decode_b64, profile_associati
 from minerwatch.respond.plan import ApiCall
 
 MANIFEST = "manifest.json"
+MANIFEST_STEP = "manifest"
+"""The response journal's row of the manifest last written: its SHA-256, the evidence location, and the files
+(name → SHA-256), errors and completeness it lists."""
 ALERT_FILE = "alert.json"
 TEXT_LIMIT = 1 << 20
 """Decoded user data / console text kept in the JSON (the base64 original is always kept whole)."""
@@ -173,7 +183,6 @@ class Capture:
     location: Location
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
-    manifest_sha256: str | None = None
 
     @property
     def complete(self) -> bool:
@@ -195,10 +204,23 @@ def _store(caller: Caller, loc: Location, name: str, data: bytes) -> dict[str, A
     return entry
 
 
-def store_file(caller: Caller, loc: Location, name: str, data: bytes) -> dict[str, Any]:
-    """Write one evidence file outside the capture pass; its entry (name, bytes, sha256, uri) goes in the journal."""
+def store_file(
+    caller: Caller,
+    loc: Location,
+    name: str,
+    data: bytes,
+    *,
+    step: str,
+    requests: Iterable[str] = (),
+    captured_at: str | None = None,
+) -> dict[str, Any]:
+    """Write one evidence file. Its entry (name, bytes, sha256, uri, the requests behind it as ``service:Operation``,
+    when and by which step) goes in the step's journal detail, from where :func:`stored_files` puts it in the
+    manifest."""
     entry = _store(caller, loc, name, data)
-    entry["captured_at"] = iso_now()
+    entry["requests"] = list(requests)
+    entry["captured_at"] = captured_at or iso_now()
+    entry["step"] = step
     return entry
 
 
@@ -206,14 +228,12 @@ def capture(
     caller: Caller,
     inv: Inventory,
     loc: Location,
-    header: dict[str, Any],
     context: dict[str, Any],
+    step: str,
     already: dict[str, dict[str, Any]] | None = None,
 ) -> Capture:
-    """Capture every evidence file not in ``already``, then (re)write the manifest over all of them.
-
-    ``header`` goes into the manifest (alert, instance, account, actor); ``context`` is written as ``alert.json``.
-    """
+    """Capture every evidence file not in ``already`` (``context`` is written as ``alert.json``). The manifest is
+    written afterwards, over every file the response stored (:func:`write_manifest`)."""
     out = Capture(loc, files=dict(already or {}))
     for name, reads in evidence_reads(inv):
         if name in out.files:
@@ -233,34 +253,56 @@ def capture(
         elif name == "console-output.json":
             doc["console_output"] = _decoded(decode_b64(responses[0].get("Output")))
         try:
-            entry = _store(caller, loc, name, to_json_bytes(doc))
+            out.files[name] = store_file(
+                caller, loc, name, to_json_bytes(doc), step=step, captured_at=doc["captured_at"],
+                requests=[f"{r['service']}:{r['operation']}" for r in requests],
+            )  # fmt: skip
         except (AwsError, OSError) as exc:
             out.errors[name] = str(exc)
-            continue
-        entry["requests"] = [f"{r['service']}:{r['operation']}" for r in requests]
-        entry["captured_at"] = doc["captured_at"]
-        out.files[name] = entry
     if ALERT_FILE not in out.files:
         try:
-            entry = _store(caller, loc, ALERT_FILE, to_json_bytes(context))
-            entry["captured_at"] = iso_now()
-            out.files[ALERT_FILE] = entry
+            out.files[ALERT_FILE] = store_file(caller, loc, ALERT_FILE, to_json_bytes(context), step=step)
         except (AwsError, OSError) as exc:
             out.errors[ALERT_FILE] = str(exc)
+    return out
+
+
+def stored_files(steps: Mapping[str, tuple[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Every evidence file the response's steps recorded (``steps``: the journal, step id → (status, detail)): a
+    step's ``files`` (name → entry) and its single ``evidence`` entry, each naming the step that wrote it. A
+    rolled-back step's files stay: they are still in the evidence location."""
+    out: dict[str, dict[str, Any]] = {}
+    for step_id, (_status, detail) in sorted(steps.items()):
+        files = detail.get("files")
+        entries = list(files.values()) if isinstance(files, dict) else []
+        entries.append(detail.get("evidence"))
+        for entry in entries:
+            if isinstance(entry, dict) and isinstance(entry.get("name"), str) and entry.get("sha256"):
+                out[entry["name"]] = {**entry, "step": entry.get("step") or step_id}
+    return out
+
+
+def write_manifest(
+    caller: Caller,
+    loc: Location,
+    header: dict[str, Any],
+    files: Mapping[str, dict[str, Any]],
+    errors: dict[str, str],
+    complete: bool,
+) -> str:
+    """(Re)write ``manifest.json``: ``header`` (alert, instance, account, actor), whether the evidence step
+    captured every file, its errors, and the entries of ``files`` by name. Returns its SHA-256 (raises AwsError or
+    OSError when the write fails)."""
     manifest = {
         **header,
         "written_at": iso_now(),
-        "complete": out.complete,
-        "files": [out.files[n] for n in sorted(out.files)],
-        "errors": out.errors,
+        "complete": complete,
+        "files": [files[n] for n in sorted(files)],
+        "errors": errors,
     }
     data = to_json_bytes(manifest)
-    try:
-        _store(caller, loc, MANIFEST, data)
-        out.manifest_sha256 = sha256(data)
-    except (AwsError, OSError) as exc:
-        out.errors[MANIFEST] = str(exc)
-    return out
+    _store(caller, loc, MANIFEST, data)
+    return sha256(data)
 
 
 def iso_now() -> str:

@@ -22,9 +22,10 @@ from respond_env import REGION, Incident, respond
 
 from minerwatch.alerting.state import StateStore
 from minerwatch.aws.session import Aws
+from minerwatch.console.views import evidence_files
 from minerwatch.respond import journal as J
-from minerwatch.respond.actions import FORENSICS, SSM_DOCUMENT
-from minerwatch.respond.evidence import sha256
+from minerwatch.respond.actions import FORENSICS, FORENSICS_REQUESTS, SSM_DOCUMENT
+from minerwatch.respond.evidence import MANIFEST, sha256, verify_local
 from minerwatch.respond.execute import Options, Response
 from minerwatch.rules.shipped import shipped_rule
 
@@ -155,6 +156,51 @@ def test_live_forensics_dry_run_then_execute(incident: Incident, ssm: tuple[Resp
     assert [e["result"]["status"] for e in log if e["action"] == "step:live-forensics"] == [J.DONE]
 
 
+def _manifest(incident: Incident) -> dict[str, dict[str, Any]]:
+    doc = json.loads((incident.evidence / incident.alert_id / MANIFEST).read_text())
+    return {f["name"]: f for f in doc["files"]}
+
+
+def test_the_manifest_lists_the_forensics_files_and_verification_checks_them(
+    incident: Incident, ssm: tuple[Response, Stubber]
+) -> None:
+    response, stub = ssm
+    _describe(stub, incident, _info(incident.instance_id))  # the plan of the run
+    _describe(stub, incident, _info(incident.instance_id))  # read again right before live-forensics
+    for n in range(len(FORENSICS)):
+        _send(stub, incident, n)
+    for name, _, _ in FORENSICS:
+        _invocation(stub, incident, name, "Success", OUTPUT[name])
+    _, reports = response.execute({"evidence", "live-forensics"})
+    stub.assert_no_pending_responses()
+    assert [(r.id, r.status) for r in reports] == [("evidence", J.DONE), ("live-forensics", J.DONE)], reports
+
+    # The evidence step wrote the manifest first; live-forensics rewrote it over its files and the earlier ones.
+    folder = incident.evidence / incident.alert_id
+    listed = _manifest(incident)
+    assert {n for n, f in listed.items() if f["step"] == "evidence"} >= {"instance.json", "alert.json"}
+    for _, file, _ in FORENSICS:
+        entry = listed[file]
+        data = (folder / file).read_bytes()
+        assert entry["sha256"] == sha256(data) and entry["bytes"] == len(data)
+        assert entry["step"] == "live-forensics" and entry["requests"] == list(FORENSICS_REQUESTS)
+        assert entry["uri"].endswith(f"/{incident.alert_id}/{file}") and entry["captured_at"]
+    for name, entry in listed.items():
+        assert entry["sha256"] == sha256((folder / name).read_bytes()), name
+    assert verify_local(folder) == []
+
+    # The console lists the same files with the same hashes and the manifest as written.
+    shown = evidence_files(response.store, incident.alert_id)
+    assert {f["name"]: (f["sha256"], f["step"]) for f in shown["files"]} == {
+        n: (f["sha256"], f["step"]) for n, f in listed.items()
+    }
+    assert shown["manifest_sha256"] == sha256((folder / MANIFEST).read_bytes())
+
+    # A changed forensics file is reported.
+    (folder / "ssm-processes.json").write_text('{"stdout": ""}')
+    assert verify_local(folder) == ["ssm-processes.json: SHA-256 does not match the manifest"]
+
+
 def test_commands_not_finished_by_the_deadline_fail_the_step(incident: Incident,
                                                               ssm: tuple[Response, Stubber]) -> None:  # fmt: skip
     response, stub = ssm
@@ -170,6 +216,8 @@ def test_commands_not_finished_by_the_deadline_fail_the_step(incident: Incident,
     # The finished outputs are kept; a re-run sends only the missing command.
     files = J.Journal(response.store, incident.alert_id).detail("live-forensics")["files"]
     assert sorted(files) == ["ssm-connections.json", "ssm-crontabs.json", "ssm-processes.json"]
+    first = _manifest(incident)
+    assert {n: f["sha256"] for n, f in first.items()} == {n: f["sha256"] for n, f in files.items()}
     stub.assert_no_pending_responses()
     response.options.ssm_deadline = 60.0
     _describe(stub, incident, _info(incident.instance_id))
@@ -180,6 +228,11 @@ def test_commands_not_finished_by_the_deadline_fail_the_step(incident: Incident,
     stub.assert_no_pending_responses()
     assert reports[0].status == J.DONE and len(J.Journal(response.store, incident.alert_id).detail(
         "live-forensics")["files"]) == 4  # fmt: skip
+    # The re-run's manifest keeps the entries of the first run as they were and adds the new file.
+    again = _manifest(incident)
+    assert sorted(again) == sorted(f for _, f, _ in FORENSICS)
+    assert all(again[n] == entry for n, entry in first.items())
+    assert verify_local(incident.evidence / incident.alert_id) == []
 
 
 @pytest.mark.parametrize(

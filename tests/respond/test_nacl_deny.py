@@ -8,12 +8,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from respond_env import Incident, ec2, respond
+import boto3
+from respond_env import REGION, Incident, ec2, respond
 
 from minerwatch.alerting.state import StateStore
 from minerwatch.respond.actions import NACL_EVIDENCE, NACL_RULE_LIMIT, Context, NaclDeny, PoolAddress
 from minerwatch.respond.discover import Inventory, NetworkAcl
-from minerwatch.respond.evidence import location, sha256
+from minerwatch.respond.evidence import MANIFEST, location, sha256, verify_local
 from minerwatch.respond.execute import pool_addresses
 from minerwatch.respond.journal import Journal
 
@@ -136,6 +137,57 @@ def test_rollback_leaves_an_entry_changed_since(incident: Incident) -> None:
     shown = respond(incident, "--rollback", "--plan", "--json")
     deletes = [c["params"] for c in json.loads(shown.stdout)["calls"] if c["operation"] == "DeleteNetworkAclEntry"]
     assert len(deletes) == 3 and {"NetworkAclId": acl_id, "RuleNumber": 99, "Egress": True} not in deletes
+
+
+def _listed(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {f["name"]: f for f in manifest["files"]}
+
+
+def test_the_manifest_lists_the_acl_evidence_and_verification_checks_it(incident: Incident) -> None:
+    _enrich(incident)
+    folder = incident.evidence / incident.alert_id
+    res = respond(incident, "--execute", "--step", "nacl-deny", "--approve", "nacl-deny")
+    assert res.exit_code == 0, res.output
+    # Before any evidence capture: the manifest lists the ACL file, and says the capture is not complete.
+    manifest = json.loads((folder / MANIFEST).read_text())
+    entry = _listed(manifest)[NACL_EVIDENCE]
+    assert manifest["complete"] is False and list(_listed(manifest)) == [NACL_EVIDENCE]
+    assert entry["sha256"] == sha256((folder / NACL_EVIDENCE).read_bytes()) and entry["step"] == "nacl-deny"
+    assert entry["requests"] == ["ec2:DescribeNetworkAcls"] and entry["bytes"] > 0
+
+    # The evidence step's manifest keeps the entry of the earlier step, as it was.
+    res = respond(incident, "--execute", "--step", "evidence")
+    assert res.exit_code == 0, res.output
+    manifest = json.loads((folder / MANIFEST).read_text())
+    listed = _listed(manifest)
+    assert manifest["complete"] is True and listed[NACL_EVIDENCE] == entry
+    assert {"instance.json", "alert.json", NACL_EVIDENCE} <= set(listed)
+    assert verify_local(folder) == []
+
+    saved = json.loads((folder / NACL_EVIDENCE).read_text())
+    saved["responses"][0]["NetworkAcls"][0]["Entries"] = []  # as if the ACL had held no rule
+    (folder / NACL_EVIDENCE).write_text(json.dumps(saved))
+    assert verify_local(folder) == [f"{NACL_EVIDENCE}: SHA-256 does not match the manifest"]
+    (folder / NACL_EVIDENCE).unlink()
+    assert verify_local(folder) == [f"{NACL_EVIDENCE}: missing"]
+
+
+def test_the_manifest_in_s3_lists_the_acl_evidence(incident: Incident) -> None:
+    _enrich(incident)
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket="ir-evidence")
+    where = ("--evidence", "s3://ir-evidence/cases")
+    for step in (("--step", "evidence"), ("--step", "nacl-deny", "--approve", "nacl-deny")):
+        res = respond(incident, "--execute", *step, *where)
+        assert res.exit_code == 0, res.output
+    prefix = f"cases/{incident.alert_id}/"
+    manifest = json.loads(s3.get_object(Bucket="ir-evidence", Key=prefix + MANIFEST)["Body"].read())
+    listed = _listed(manifest)
+    assert listed[NACL_EVIDENCE]["step"] == "nacl-deny" and listed["instance.json"]["step"] == "evidence"
+    for name, f in listed.items():
+        body = s3.get_object(Bucket="ir-evidence", Key=prefix + name)["Body"].read()
+        assert sha256(body) == f["sha256"] and f["uri"] == f"s3://ir-evidence/{prefix}{name}"
+    assert not (incident.evidence / incident.alert_id).exists()
 
 
 def test_no_pool_address_leaves_a_manual_item(incident: Incident) -> None:

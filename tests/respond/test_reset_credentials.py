@@ -13,7 +13,7 @@ from respond_env import ACCOUNT, REGION, Incident, respond
 
 from minerwatch.alerting.state import StateStore
 from minerwatch.respond.actions import CREDENTIALS_FILE
-from minerwatch.respond.evidence import sha256
+from minerwatch.respond.evidence import MANIFEST, sha256, verify_local
 from minerwatch.respond.journal import Journal
 
 ADMIN = f"arn:aws:iam::{ACCOUNT}:policy/backdoor-admin"
@@ -104,6 +104,11 @@ def test_reset_credentials_dry_run_execute_rollback(incident: Incident) -> None:
     store = StateStore(incident.state)
     detail = Journal(store, incident.alert_id).detail("reset-credentials")
     assert detail["evidence"]["sha256"] == sha256(written.read_bytes())
+    manifest = json.loads((written.parent / MANIFEST).read_text())
+    entry = next(f for f in manifest["files"] if f["name"] == CREDENTIALS_FILE)
+    assert entry["sha256"] == sha256(written.read_bytes()) and entry["step"] == "reset-credentials"
+    assert entry["requests"] == ["iam:ListAccessKeys", "iam:GetLoginProfile", "iam:ListAttachedUserPolicies"]
+    assert verify_local(written.parent) == []
     log = store.audit_log(incident.alert_id)
     changes = [e for e in log if e["action"] in ("iam:UpdateAccessKey", "iam:DeleteLoginProfile",
                                                  "iam:DetachUserPolicy")]  # fmt: skip
