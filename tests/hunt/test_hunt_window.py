@@ -288,3 +288,39 @@ def test_cloudtrail_outside_the_window_ties_nothing(tmp_path: Path) -> None:
         got[name] = ([(e.entity, e.mapped_by) for e in result.entities], result.stats.cloudtrail.outside_window)
     assert got == {"at": ([("i-0f2f135de18b555e3", "cloudtrail")], 0),
                    "after": ([("eni-043138569d4a31e90", None)], 1)}
+
+
+@pytest.fixture(scope="module")
+def s3_client() -> Any:
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield boto3.client("s3", endpoint_url=f"http://{host}:{port}", region_name="us-east-1",
+                           aws_access_key_id="testing", aws_secret_access_key="testing")
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_s3_day_prefixes_outside_the_window_are_not_read(s3_client: Any, engine: str) -> None:
+    bucket = f"flows-{engine}"
+    s3_client.create_bucket(Bucket=bucket)
+    prefix = "AWSLogs/111111111111/vpcflowlogs/eu-west-1"
+    day = datetime(2023, 11, 14, tzinfo=UTC)
+    for offset in (-2, 0, 3):  # day +1 may hold a record of the window (exported a day later): +3 cannot
+        d = day + timedelta(days=offset)
+        t = int(d.timestamp()) + 3600
+        body = gzip.compress(f"{HEADER}\n{_flow(f'eni-{d:%d}', t, t + 60)}\nnot a flow record\n".encode(), mtime=0)
+        s3_client.put_object(Bucket=bucket, Key=f"{prefix}/{d:%Y/%m/%d}/flows.log.gz", Body=body)
+    window = TimeWindow(day, day + timedelta(days=1))
+    result = hunt(IOCS, HuntOptions(flow=[f"s3://{bucket}/AWSLogs/"], engine=engine, window=window,  # type: ignore
+                                    s3_client=s3_client))
+    assert [e.entity for e in result.entities] == ["eni-14"]
+    assert result.stats.flow is not None
+    # Only the object of the window's day was read: one record, one reject (the line that is no record).
+    assert (result.stats.flow.files, result.stats.flow.records, result.stats.flow.rejected) == (1, 2, 1)
+    assert result.stats.flow.outside_window == 0
