@@ -4,7 +4,8 @@ day folders can hold records inside it.
 A bound is an ISO 8601 timestamp (``2026-05-01``, ``2026-05-01T10:00``, ``…Z``, ``…+02:00``; without an offset it is
 UTC) or a duration back from now (``24h``, ``7d``, the grammar of :mod:`minerwatch.durations`). The window is
 ``[since, until)``: a record exactly at ``since`` is in, one exactly at ``until`` is out. The window itself is a
-predicate of the query (:mod:`minerwatch.compile.window`); pruning folders here only saves reading.
+predicate of the query (:mod:`minerwatch.compile.window`) or of each hunt sweep (:meth:`TimeWindow.holds`,
+:meth:`TimeWindow.seconds`); pruning folders here only saves reading.
 """
 
 from __future__ import annotations
@@ -31,6 +32,25 @@ class TimeWindow:
 
     def __bool__(self) -> bool:
         return self.since is not None or self.until is not None
+
+    def holds(self, t: datetime | None) -> bool:
+        """Whether an event time lies in ``[since, until)``; a record without one lies in no window."""
+        if t is None:
+            return False
+        return (self.since is None or t >= self.since) and (self.until is None or t < self.until)
+
+    def seconds(self) -> tuple[int | None, int | None]:
+        """The bounds as whole Unix seconds ``[lo, hi)`` that hold exactly the whole-second times the window holds
+        (a flow record's ``start``): both rounded up, since ``s >= 10.5`` is ``s >= 11`` and ``s < 10.5`` is
+        ``s < 11`` for whole ``s``."""
+        return _ceil_seconds(self.since), _ceil_seconds(self.until)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _ceil_seconds(t: datetime | None) -> int | None:
+    return None if t is None else -((_EPOCH - t) // timedelta(seconds=1))  # exact: no float rounding
 
 
 def parse_bound(text: str, now: datetime | None = None) -> datetime:

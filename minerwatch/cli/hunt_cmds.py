@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
+import minerwatch.cli.window_opts as window_opts
 from minerwatch.cli import org_out
 from minerwatch.cli.app import DEFAULT_STATE, app, cell, err, fail, inert, out
 from minerwatch.cli.spark_opts import SPARK_CONF, SPARK_MASTER, SPARK_REMOTE, spark_options
@@ -47,6 +48,10 @@ _HELP = "\n\n".join(
         "Flow logs are swept file by file on every core, reading only the lines that hold an indicator (Parquet "
         "files with DuckDB). ENIs and addresses are tied to instances with GuardDuty findings, --cloudtrail "
         "RunInstances events and Resolver query sources.",
+        "--since/--until count only the records whose event time lies in [since, until): flow records by their "
+        "start, Resolver queries by query_timestamp, findings by updatedAt (else createdAt, as detect reads them), "
+        "CloudTrail events by eventTime. The others match nothing and tie no ENI or address to an instance; each "
+        "source's statistics count them as outside the window (not as rejects).",
         "--open-alerts turns the hits into alerts in the state store (--state), one per entity per the rule's "
         "throttle window; `minerwatch alerts list --state DB` shows them.",
         "--org reads the s3:// inputs (and guardduty://REGION for --findings) in every active account of the AWS "
@@ -108,6 +113,8 @@ def hunt_cmd(
     threads: int | None = typer.Option(
         None, "--threads", help="Worker processes of the auto engine, DuckDB's threads (default: every core).", min=1
     ),
+    since: str | None = window_opts.SINCE,
+    until: str | None = window_opts.UNTIL,
     spark_master: str = SPARK_MASTER,
     spark_remote: str | None = SPARK_REMOTE,
     spark_conf: list[str] = SPARK_CONF,
@@ -122,6 +129,7 @@ def hunt_cmd(
 ) -> None:
     if not (flow or dns or findings):
         fail("nothing to hunt in: give --flow, --dns or --findings")
+    window = window_opts.time_window(since, until)
     from minerwatch.enrich.iocs import bundled, from_rule, load_ioc_file, merge
     from minerwatch.hunt.sweep import HuntOptions, hunt
     from minerwatch.rules.loader import load_rule
@@ -160,6 +168,7 @@ def hunt_cmd(
             rejects=str(rejects) if rejects else None,
             threads=threads,
             span=record_sweep,
+            window=window if window else None,
             spark_options=spark_options(spark_master, spark_remote, spark_conf) if engine is HuntEngine.spark
             else None,
         )
@@ -271,8 +280,9 @@ def _summary(result: HuntResult) -> None:
     for name, s in result.stats.sources().items():
         records = "?" if s.records is None else f"{s.records:,}"
         engine = f" via {s.engine}" if s.engine else ""
+        outside = "" if s.outside_window is None else f", {s.outside_window:,} outside the window"
         parts.append(f"{name}: {records} records in {s.files} files{engine}, {s.matched:,} matched, "
-                     f"{s.rejected:,} rejected")
+                     f"{s.rejected:,} rejected{outside}")
     err.print(
         f"{len(result.entities)} entities matched; " + "; ".join(parts) + f"  ({result.stats.seconds:.2f} s)",
         highlight=False,

@@ -1,4 +1,5 @@
-"""The ``--since`` / ``--until`` options shared by ``detect`` and ``query``: a window on the records' event time."""
+"""The ``--since`` / ``--until`` options shared by ``detect``, ``query`` and ``hunt``: a window on the records' event
+time."""
 
 from __future__ import annotations
 

@@ -17,11 +17,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from minerwatch.catalog.tables import ROUTE53RESOLVER
 from minerwatch.enrich.iocs import IocSet
 from minerwatch.hunt.mapping import InstanceMap
 from minerwatch.hunt.model import SourceStats
 from minerwatch.sources.records import ReadStats, Reject
 from minerwatch.sources.route53 import read_route53
+from minerwatch.timewindow import TimeWindow
 
 
 @dataclass
@@ -48,8 +50,12 @@ def sweep_dns(
     imap: InstanceMap,
     on_reject: Callable[[Reject], None] | None = None,
     s3_client: Any | None = None,
+    window: TimeWindow | None = None,
 ) -> list[DnsGroup]:
+    """Matching queries grouped; with ``window``, only queries whose ``query_timestamp`` lies in it count (the
+    others are counted in ``stats.outside_window`` and tie no address to an instance)."""
     read = ReadStats()
+    window = window if window else None
     groups: dict[tuple[Any, ...], DnsGroup] = {}
 
     def reject(rej: Reject) -> None:
@@ -59,6 +65,9 @@ def sweep_dns(
 
     for record in read_route53(list(paths), on_reject=reject, stats=read, s3_client=s3_client):
         f = record.flat
+        if window is not None and not window.holds(f[ROUTE53RESOLVER.time_column]):
+            stats.outside(1)
+            continue
         stats.covers(f["eventdate"], f["eventdate"])
         account, srcaddr, instance = f.get("accountid"), f.get("srcaddr"), f.get("instance_id")
         imap.add_query(account, srcaddr, instance)

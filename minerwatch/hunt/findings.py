@@ -20,11 +20,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from minerwatch.catalog.tables import GUARDDUTY
 from minerwatch.enrich.iocs import IocHit, IocSet
 from minerwatch.hunt.mapping import InstanceMap
 from minerwatch.hunt.model import SourceStats
 from minerwatch.sources.guardduty import read_guardduty
 from minerwatch.sources.records import ReadStats, Reject
+from minerwatch.timewindow import TimeWindow
 
 
 @dataclass
@@ -50,8 +52,13 @@ def sweep_findings(
     on_reject: Callable[[Reject], None] | None = None,
     include_samples: bool = False,
     s3_client: Any | None = None,
+    window: TimeWindow | None = None,
 ) -> list[FindingHit]:
+    """Findings naming an IOC, by id; with ``window``, only deliveries whose event time (``updatedAt``, else
+    ``createdAt``: ``eventdate``, as ``detect`` reads it) lies in it count (the others are counted in
+    ``stats.outside_window`` and tie no ENI to an instance)."""
     read = ReadStats()
+    window = window if window else None
     found: dict[str, FindingHit] = {}
 
     def reject(rej: Reject) -> None:
@@ -61,6 +68,9 @@ def sweep_findings(
 
     for record in read_guardduty(list(paths), on_reject=reject, stats=read, s3_client=s3_client):
         doc = record.doc
+        if window is not None and not window.holds(record.flat[GUARDDUTY.time_column]):
+            stats.outside(1)
+            continue
         if record.sample and not include_samples:
             stats.skipped += 1
             continue

@@ -42,8 +42,10 @@ from typing import Any
 from minerwatch.enrich.iocs import IocHit, IocSet
 from minerwatch.errors import InputError
 from minerwatch.hunt.model import SourceStats
+from minerwatch.sources.inputs import WindowedPath
 from minerwatch.sources.records import ReadStats, Reject
 from minerwatch.sources.vpcflow import read_vpcflow, vpcflow_duckdb_relation
+from minerwatch.timewindow import TimeWindow
 
 _VIEW = "hunt_flows"
 _IPS = "hunt_ioc_ips"
@@ -140,12 +142,14 @@ def sweep_python(
     s3_client: Any | None = None,
     prefilter: bool = True,
     span: bool = True,
+    window: TimeWindow | None = None,
 ) -> dict[tuple[Any, ...], FlowGroup]:
     """Hit groups from the per-record reader. Records, files and rejects are added to ``stats``.
 
     ``prefilter``: read only the lines :func:`candidate_finder` finds (the same groups, records and rejects).
     ``span``: also find the time span of every record read (``stats.first/last``); without it the lines the
-    prefilter skips are only counted, never split."""
+    prefilter skips are only counted, never split. ``window``: only records whose start (else end) lies in it
+    count; the others are counted in ``stats.outside_window``."""
     read = ReadStats()
     groups: dict[tuple[Any, ...], FlowGroup] = {}
     match_ip = iocs.match_ip
@@ -173,6 +177,7 @@ def sweep_python(
         candidates=finder,
         on_span=widen if span else None,
         s3_client=s3_client,
+        window=window,
     )
     for record in records:
         f = record.flat
@@ -215,6 +220,8 @@ def sweep_python(
         stats.records += read.records_read
     if span:
         stats.covers(_epoch(lo), _epoch(hi))
+    if window:
+        stats.outside(read.outside_window)
     return groups
 
 
@@ -365,20 +372,48 @@ def _load_iocs(con: Any, iocs: IocSet) -> None:
         con.execute(f"INSERT INTO {_PORTS} SELECT unnest($values)", {"values": sorted(iocs.ports)})
 
 
-def sweep_sql(columns: set[str], networks: NetworkRanges) -> tuple[str, dict[str, str]]:
+def _column(columns: set[str], name: str) -> Any:
+    """A column of the view, or a typed NULL when its files do not have it."""
+    from sqlglot import exp
+
+    if name in columns:
+        return exp.column(name, quoted=True)
+    return exp.cast(exp.null(), "BIGINT" if name in _BIGINT else "VARCHAR")
+
+
+def window_sql(columns: set[str], window: TimeWindow | None, params: dict[str, Any]) -> Any:
+    """The time window as a sqlglot condition on the record's start, else end (the catalogue's ``eventdate``), in
+    whole seconds as the per-record reader compares them; None without a window. Bounds go into ``params``."""
+    from sqlglot import exp
+
+    if not window:
+        return None
+    seconds = exp.func("coalesce", _column(columns, "start"), _column(columns, "end"))
+    lo, hi = window.seconds()
+    parts: list[exp.Expression] = []
+    if lo is not None:
+        params["since"] = lo
+        parts.append(exp.GTE(this=seconds, expression=exp.Placeholder(this="since")))
+    if hi is not None:
+        params["until"] = hi
+        parts.append(exp.LT(this=seconds.copy(), expression=exp.Placeholder(this="until")))
+    return exp.and_(*parts)
+
+
+def sweep_sql(
+    columns: set[str], networks: NetworkRanges, window: TimeWindow | None = None
+) -> tuple[str, dict[str, Any]]:
     """The sweep over the view of the flow files: SQL text (built as sqlglot expressions) and its parameters
-    (the network ranges)."""
+    (the network ranges, the window's bounds)."""
     from sqlglot import exp
 
     def col(name: str) -> exp.Expression:
-        if name in columns:
-            return exp.column(name, quoted=True)
-        return exp.cast(exp.null(), "BIGINT" if name in _BIGINT else "VARCHAR")
+        return _column(columns, name)
 
     def in_table(value: exp.Expression, table: str, column: str) -> exp.Expression:
         return exp.In(this=value, query=exp.select(column).from_(table).subquery())
 
-    params: dict[str, str] = {}
+    params: dict[str, Any] = {}
     conditions: list[exp.Expression] = [
         in_table(col("dstport"), _PORTS, "port"),
         in_table(col("srcport"), _PORTS, "port"),
@@ -418,13 +453,48 @@ def sweep_sql(columns: set[str], networks: NetworkRanges) -> tuple[str, dict[str
         exp.alias_(count_action("ACCEPT"), "accepted", quoted=True),
         exp.alias_(count_action("REJECT"), "rejected", quoted=True),
     ]
+    where = exp.or_(*conditions)
+    in_window = window_sql(columns, window, params)
+    if in_window is not None:
+        where = exp.and_(in_window, exp.paren(where))
     query = (
         exp.select(*keys, *aggregates)
         .from_(exp.to_table(_VIEW))
-        .where(exp.or_(*conditions))
+        .where(where)
         .group_by(*[exp.Literal.number(i + 1) for i in range(len(keys))])
     )
     return query.sql(dialect="duckdb"), params
+
+
+def tally_sql(columns: set[str], window: TimeWindow | None) -> tuple[str, dict[str, Any]]:
+    """Every row of the view: (rows, rows outside the window, earliest start and latest end inside it)."""
+    from sqlglot import exp
+
+    params: dict[str, Any] = {}
+    in_window = window_sql(columns, window, params)
+
+    def inside(agg: exp.Expression) -> exp.Expression:
+        return agg if in_window is None else exp.Filter(this=agg, expression=exp.Where(this=in_window.copy()))
+
+    outside = (
+        exp.Literal.number(0) if in_window is None
+        else exp.Filter(this=exp.Count(this=exp.Star()), expression=exp.Where(
+            this=exp.not_(exp.func("coalesce", in_window.copy(), exp.false()))
+        ))
+    )
+    query = exp.select(
+        exp.Count(this=exp.Star()),
+        outside,
+        inside(exp.Min(this=_column(columns, "start"))),
+        inside(exp.Max(this=_column(columns, "end"))),
+    ).from_(exp.to_table(_VIEW))
+    return query.sql(dialect="duckdb"), params
+
+
+def _keep(path: str) -> Callable[[str], bool]:
+    """Which entries of a folder the readers walk: the export-layout day folders of a window only
+    (:class:`~minerwatch.sources.inputs.WindowedPath`), else every one."""
+    return path.keep if isinstance(path, WindowedPath) else lambda _name: True
 
 
 def _local_files(paths: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -436,9 +506,15 @@ def _local_files(paths: Sequence[str]) -> tuple[list[str], list[str]]:
         if p == "-" or p.startswith("s3://"):
             other.append(p)
         elif os.path.isdir(p):
+            keep = _keep(p)
             for dirpath, dirnames, filenames in os.walk(p):
-                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-                local.extend(os.path.join(dirpath, n) for n in sorted(filenames) if not n.startswith("."))
+                dirnames[:] = sorted(
+                    d for d in dirnames if not d.startswith(".") and keep(os.path.join(dirpath, d) + os.sep)
+                )
+                local.extend(
+                    f for f in (os.path.join(dirpath, n) for n in sorted(filenames) if not n.startswith("."))
+                    if keep(f)
+                )
         elif os.path.exists(p):
             local.append(p)
         else:
@@ -485,7 +561,7 @@ def _rejected_files(con: Any) -> list[str]:
     return sorted({str(r[0]) for r in rows})
 
 
-def _duckdb_groups(con: Any, files: list[str], networks: NetworkRanges) -> tuple[
+def _duckdb_groups(con: Any, files: list[str], networks: NetworkRanges, window: TimeWindow | None) -> tuple[
     list[FlowGroup], list[str], int | None, list[str]
 ]:
     """One bulk pass: (groups, files DuckDB read, rows scanned, files to hand to the per-record reader)."""
@@ -508,7 +584,7 @@ def _duckdb_groups(con: Any, files: list[str], networks: NetworkRanges) -> tuple
         con.execute(f"DROP TABLE IF EXISTS {_REJECTS}_scan")
         con.sql(relation).create_view(_VIEW, replace=True)
         columns = {str(d[0]) for d in con.execute(f"SELECT * FROM {_VIEW} LIMIT 0").description}
-        sql, params = sweep_sql(columns, networks)
+        sql, params = sweep_sql(columns, networks, window)
         con.execute("PRAGMA enable_profiling='no_output'")
         try:
             rows = con.execute(sql, params).fetchall() if params else con.execute(sql).fetchall()
@@ -537,10 +613,13 @@ def sweep_duckdb(
     s3_client: Any | None = None,
     threads: int | None = None,
     span: bool = False,
+    window: TimeWindow | None = None,
 ) -> dict[tuple[Any, ...], FlowGroup]:
     """Hit groups from DuckDB over the local files, plus the per-record reader for what DuckDB cannot read.
     Groups may hold records that only the coarse network ranges let through: :func:`classify` drops them.
-    ``span``: also find the time span of every record read (one more pass over the files DuckDB read)."""
+    ``span``: also find the time span of every record read (one more pass over the files DuckDB read).
+    ``window``: only records whose start (else end) lies in it count; one more pass counts the others (and the
+    records read, exactly)."""
     import duckdb
 
     local, other = _local_files(paths)
@@ -549,27 +628,35 @@ def sweep_duckdb(
     try:
         _load_iocs(con, iocs)
         networks = network_ranges(iocs)
-        groups, read, scanned, fallback = _duckdb_groups(con, local, networks)
+        groups, read, scanned, fallback = _duckdb_groups(con, local, networks, window)
         bad = _rejected_files(con) if read else []
         if bad:
             # A rejected line (a repeated header, a wrong field count) may mean DuckDB read the rest of its file
             # with the wrong field order: those files go through the per-record reader, the others again here.
             keep = [f for f in read if f not in set(bad)]
-            groups, read, scanned, more = _duckdb_groups(con, keep, networks) if keep else ([], [], 0, [])
+            groups, read, scanned, more = _duckdb_groups(con, keep, networks, window) if keep else ([], [], 0, [])
             fallback += bad + more
-        if span and read:
-            lo, hi = con.execute(f'SELECT min("start"), max("end") FROM {_VIEW}').fetchone() or (None, None)
-            stats.covers(_epoch(lo), _epoch(hi))
+        outside = 0
+        if (span or window) and read:
+            columns = {str(d[0]) for d in con.execute(f"SELECT * FROM {_VIEW} LIMIT 0").description}
+            sql, params = tally_sql(columns, window)
+            rows, outside, lo, hi = con.execute(sql, params).fetchone() or (0, 0, None, None)
+            if window:
+                scanned = rows  # the profile may not count rows a pushed-down bound let the scan skip
+            if span:
+                stats.covers(_epoch(lo), _epoch(hi))
     finally:
         con.close()
     stats.files += len(read)
     stats.records = scanned
+    if window:
+        stats.outside(outside)
     merged: dict[tuple[Any, ...], FlowGroup] = {}
     _merge_into(merged, groups)
     order = {f: i for i, f in enumerate(local)}
     slow = sorted(set(fallback), key=order.__getitem__) + other
     if slow:
-        _merge_into(merged, sweep_python(slow, iocs, stats, on_reject, s3_client).values())
+        _merge_into(merged, sweep_python(slow, iocs, stats, on_reject, s3_client, window=window).values())
         stats.engine = "duckdb+python" if read else "python"
     else:
         stats.engine = "duckdb"
@@ -587,8 +674,9 @@ def _merge_into(target: dict[tuple[Any, ...], FlowGroup], groups: Iterable[FlowG
 
 # --------------------------------------------------------------------------------------------- local engine
 
-_FORKED: tuple[IocSet, bool, bool] | None = None
-"""What a forked worker of :func:`sweep_local` inherits: the indicators, whether rejects are kept, ``span``."""
+_FORKED: tuple[IocSet, bool, bool, TimeWindow | None] | None = None
+"""What a forked worker of :func:`sweep_local` inherits: the indicators, whether rejects are kept, ``span``, the
+window."""
 
 
 def sweep_local(
@@ -599,6 +687,7 @@ def sweep_local(
     s3_client: Any | None = None,
     workers: int | None = None,
     span: bool = False,
+    window: TimeWindow | None = None,
 ) -> dict[tuple[Any, ...], FlowGroup]:
     """The default flow sweep: the per-record reader with its prefilter over the text files, one file per task
     on ``workers`` forked processes (default: every core), Parquet files through :func:`sweep_duckdb`, stdin and
@@ -611,10 +700,12 @@ def sweep_local(
     plan = _plan_local(paths)
     if plan is None:
         stats.engine = "python"
-        return sweep_python(paths, iocs, stats, on_reject, s3_client, span=span)
+        return sweep_python(paths, iocs, stats, on_reject, s3_client, span=span, window=window)
     text, parquet, other = plan
     merged: dict[tuple[Any, ...], FlowGroup] = {}
-    for groups, part, rejects in _sweep_files(text, iocs, on_reject is not None, span, workers):
+    if window:
+        stats.outside(0)  # even when no file is left in the window's days
+    for groups, part, rejects in _sweep_files(text, iocs, on_reject is not None, span, workers, window):
         _merge_into(merged, groups.values())
         _add_stats(stats, part)
         if on_reject is not None:
@@ -622,17 +713,22 @@ def sweep_local(
                 on_reject(rej)
     if parquet:  # after the workers, so that they are never forked while DuckDB runs threads here
         part = SourceStats()
-        _merge_into(merged, sweep_duckdb(parquet, iocs, part, on_reject, threads=workers, span=span).values())
+        _merge_into(
+            merged, sweep_duckdb(parquet, iocs, part, on_reject, threads=workers, span=span, window=window).values()
+        )
         _add_stats(stats, part)
     if other:
-        _merge_into(merged, sweep_python(other, iocs, stats, on_reject, s3_client, span=span).values())
+        _merge_into(merged, sweep_python(other, iocs, stats, on_reject, s3_client, span=span, window=window).values())
     stats.engine = "duckdb+python" if parquet and (text or other) else "duckdb" if parquet else "python"
     return merged
 
 
 def _add_stats(stats: SourceStats, part: SourceStats) -> None:
-    """``part``'s files, records (None when a part could not count them), rejects and span, added to ``stats``."""
+    """``part``'s files, records (None when a part could not count them), rejects, records outside the window and
+    span, added to ``stats``."""
     stats.files += part.files
+    if part.outside_window is not None:
+        stats.outside(part.outside_window)
     stats.records = None if stats.records is None or part.records is None else stats.records + part.records
     stats.rejected += part.rejected
     for key, n in part.reject_reasons.items():
@@ -652,10 +748,16 @@ def _plan_local(paths: Sequence[str]) -> tuple[list[str], list[str], list[str]] 
             other.append(p)
         elif os.path.isdir(p):
             # The reader's walk (minerwatch.sources.inputs): sorted, hidden entries skipped, links to folders
-            # not followed.
+            # not followed, day folders outside a window pruned.
+            keep = _keep(p)
             for dirpath, dirnames, filenames in os.walk(p, onerror=broken.append):
-                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-                files.extend(os.path.join(dirpath, n) for n in sorted(filenames) if not n.startswith("."))
+                dirnames[:] = sorted(
+                    d for d in dirnames if not d.startswith(".") and keep(os.path.join(dirpath, d) + os.sep)
+                )
+                files.extend(
+                    f for f in (os.path.join(dirpath, n) for n in sorted(filenames) if not n.startswith("."))
+                    if keep(f)
+                )
         else:
             files.append(p)
     if broken:
@@ -675,13 +777,13 @@ def _plan_local(paths: Sequence[str]) -> tuple[list[str], list[str], list[str]] 
 
 
 def _sweep_files(
-    files: list[str], iocs: IocSet, keep_rejects: bool, span: bool, workers: int | None
+    files: list[str], iocs: IocSet, keep_rejects: bool, span: bool, workers: int | None, window: TimeWindow | None
 ) -> Iterator[tuple[dict[tuple[Any, ...], FlowGroup], SourceStats, list[Reject]]]:
     """Each file's (groups, stats, rejects), in file order: in forked workers when there are several files and
     cores, else here."""
     global _FORKED
     workers = min(workers or os.cpu_count() or 1, len(files))
-    _FORKED = (iocs, keep_rejects, span)
+    _FORKED = (iocs, keep_rejects, span, window)
     try:
         if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
             yield from map(_sweep_file, files)
@@ -694,8 +796,8 @@ def _sweep_files(
 
 def _sweep_file(path: str) -> tuple[dict[tuple[Any, ...], FlowGroup], SourceStats, list[Reject]]:
     assert _FORKED is not None
-    iocs, keep_rejects, span = _FORKED
+    iocs, keep_rejects, span, window = _FORKED
     part = SourceStats()
     rejects: list[Reject] = []
-    groups = sweep_python([path], iocs, part, rejects.append if keep_rejects else None, span=span)
+    groups = sweep_python([path], iocs, part, rejects.append if keep_rejects else None, span=span, window=window)
     return groups, part, rejects

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from minerwatch.alerting.alerts import iso as alert_iso
+from minerwatch.timewindow import TimeWindow
 
 Evidence = Literal["flow", "dns", "finding"]
 EntityType = Literal["instance", "eni", "address", "resource", "account"]
@@ -245,7 +246,11 @@ class SourceStats:
     """GuardDuty: AWS sample findings left out."""
     first: datetime | None = None
     last: datetime | None = None
-    """Earliest and latest record time read (flow start and end, DNS query time), when the sweep tracks them."""
+    """Earliest and latest record time read (flow start and end, DNS query time), when the sweep tracks them;
+    with a time window, of the records inside it."""
+    outside_window: int | None = None
+    """With a time window (``--since``/``--until``): records read whose event time lies outside it, which count
+    toward nothing (not rejects); None without a window."""
 
     def covers(self, first: datetime | None, last: datetime | None) -> None:
         """Widen the time span of the records read to include ``first``..``last``."""
@@ -253,6 +258,10 @@ class SourceStats:
             self.first = first
         if last is not None and (self.last is None or last > self.last):
             self.last = last
+
+    def outside(self, count: int) -> None:
+        """Count ``count`` more records outside the time window."""
+        self.outside_window = (self.outside_window or 0) + count
 
     def reject(self, reason: str) -> None:
         self.rejected += 1
@@ -273,6 +282,8 @@ class SourceStats:
             out["engine"] = self.engine
         if self.skipped:
             out["skipped_samples"] = self.skipped
+        if self.outside_window is not None:
+            out["outside_window"] = self.outside_window
         if self.first is not None:
             out["first"], out["last"] = iso(self.first), iso(self.last)
         return out
@@ -289,13 +300,15 @@ class HuntStats:
     entities: int = 0
     seconds: float = 0.0
     rejects_file: str | None = None
+    window: TimeWindow | None = None
+    """The ``--since``/``--until`` window the hunt counted records in, if any."""
 
     def sources(self) -> dict[str, SourceStats]:
         pairs = (("flow", self.flow), ("dns", self.dns), ("findings", self.findings), ("cloudtrail", self.cloudtrail))
         return {name: s for name, s in pairs if s is not None}
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "sources": {name: s.to_json() for name, s in self.sources().items()},
             "mapped_interfaces": self.mapped_interfaces,
             "mapped_addresses": self.mapped_addresses,
@@ -303,6 +316,9 @@ class HuntStats:
             "seconds": self.seconds,
             "rejects_file": self.rejects_file,
         }
+        if self.window:
+            out["window"] = {"since": iso(self.window.since), "until": iso(self.window.until)}
+        return out
 
 
 @dataclass

@@ -5,7 +5,9 @@ with a header, Parquet, rejects with file and line), keeps the records whose add
 (exact addresses, the network ranges of :func:`~minerwatch.hunt.flows.network_ranges`, ports — all passed as
 literal values, never as SQL text), and folds them per (account, interface, instance, region, source, destination,
 matched ports) in the cluster. Only the groups come back to the driver, where :func:`~minerwatch.hunt.flows.classify`
-gives the exact verdict as for the other engines.
+gives the exact verdict as for the other engines. A time window is the other engines' predicate: the record's start,
+else end, in the window's whole-second bounds (:meth:`~minerwatch.timewindow.TimeWindow.seconds`); its day folders
+are pruned by the reader's listing.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from minerwatch.enrich.iocs import IocSet
 from minerwatch.hunt.flows import FlowGroup, exact_addresses, network_ranges
 from minerwatch.hunt.model import SourceStats
 from minerwatch.sources.records import ReadStats, Reject
+from minerwatch.timewindow import TimeWindow
 
 _KEYS = ("account_id", "interface_id", "instance_id", "region", "srcaddr", "dstaddr")
 
@@ -28,8 +31,10 @@ def sweep_spark(
     iocs: IocSet,
     stats: SourceStats,
     on_reject: Callable[[Reject], None] | None = None,
+    window: TimeWindow | None = None,
 ) -> dict[tuple[Any, ...], FlowGroup]:
-    """Hit groups computed in Spark. Records, files and rejects are added to ``stats``."""
+    """Hit groups computed in Spark. Records, files and rejects (and with ``window``, the records outside it)
+    are added to ``stats``."""
     from functools import reduce
 
     from pyspark.sql import functions as F
@@ -42,9 +47,22 @@ def sweep_spark(
             on_reject(rej)
 
     read = ReadStats()
-    inp = read_input(spark, VPCFLOW, list(paths), on_reject=reject, stats=read)
+    window = window if window else None
+    inp = read_input(spark, VPCFLOW, list(paths), on_reject=reject, stats=read,
+                     since=window.since if window else None, until=window.until if window else None)
     try:
         df = spark.table(inp.view)
+        if window is not None:
+            seconds = F.coalesce(F.col("start"), F.col("end"))
+            lo, hi = window.seconds()
+            inside = F.lit(True)
+            if lo is not None:
+                inside = inside & (seconds >= F.lit(lo))
+            if hi is not None:
+                inside = inside & (seconds < F.lit(hi))
+            inside = F.coalesce(inside, F.lit(False))  # no time: in no window
+            stats.outside(df.where(~inside).count())
+            df = df.where(inside)
         ports = sorted(iocs.ports)
         ips = exact_addresses(iocs)
         networks = network_ranges(iocs)

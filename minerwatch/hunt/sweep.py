@@ -5,6 +5,13 @@ Order of work: findings and CloudTrail first (they only add to the instance map,
 own matches), then Resolver queries (matches, and the addresses instances used), then flow logs — so every
 ENI and address seen anywhere can be tied to its instance when the entities are built at the end.
 
+With ``HuntOptions.window`` (``--since``/``--until``), only records whose event time lies in ``[since, until)``
+count, for every source and engine: flow records by their start (else end), Resolver queries by
+``query_timestamp``, findings by ``updatedAt`` (else ``createdAt``, as ``detect`` reads them), CloudTrail events by
+``eventTime`` — each table's ``eventdate``. The others add to no entity and tie no ENI or address to an instance;
+they are counted per source (``SourceStats.outside_window``), not rejected. Export-layout day folders that cannot
+hold a record of the window are not read (:class:`~minerwatch.sources.inputs.WindowedPath`).
+
 Rejected records are counted per source and, with ``HuntOptions.rejects``, written as JSON Lines with file,
 line and reason. A hunt never stops on a bad record; a path that does not exist is an
 :class:`~minerwatch.errors.InputError` before anything is read.
@@ -14,12 +21,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any, Literal
 
 import orjson
 
+from minerwatch.catalog.tables import CLOUDTRAIL
 from minerwatch.enrich.iocs import IocSet, merge
 from minerwatch.errors import InputError
 from minerwatch.hunt.dns import DnsGroup, resolved_iocs, sweep_dns
@@ -30,6 +38,7 @@ from minerwatch.hunt.model import Entity, EntityType, HuntResult, HuntStats, Sou
 from minerwatch.sources import inputs
 from minerwatch.sources.cloudtrail import read_cloudtrail
 from minerwatch.sources.records import ReadStats, Reject
+from minerwatch.timewindow import TimeWindow
 
 Engine = Literal["auto", "duckdb", "python", "spark"]
 _TYPE_ORDER = {"instance": 0, "eni": 1, "address": 2, "resource": 3, "account": 4}
@@ -61,6 +70,8 @@ class HuntOptions:
     spark: Any | None = None
     """With engine ``spark``: the session to use; else one is made from ``spark_options`` for the sweep."""
     spark_options: Any | None = None
+    window: TimeWindow | None = None
+    """Only records whose event time lies in ``[since, until)`` count (see the module docstring)."""
 
 
 class _Rejects:
@@ -96,7 +107,13 @@ def hunt(iocs: IocSet, options: HuntOptions) -> HuntResult:
     inputs.check_paths([*options.findings, *options.cloudtrail, *options.dns, *options.flow])
     if [*options.findings, *options.cloudtrail, *options.dns, *options.flow].count("-") > 1:
         raise InputError("stdin ('-') can feed one source only")
-    stats = HuntStats()
+    window = options.window if options.window else None
+    if window is not None:  # day folders outside the window are not read (the records' times still decide)
+        options = replace(options, **{
+            name: inputs.windowed_paths(getattr(options, name), window)
+            for name in ("flow", "dns", "findings", "cloudtrail")
+        })
+    stats = HuntStats(window=window)
     imap = InstanceMap()
     rejects = _Rejects(options.rejects)
     found: list[FindingHit] = []
@@ -105,31 +122,33 @@ def hunt(iocs: IocSet, options: HuntOptions) -> HuntResult:
     effective = iocs
     try:
         if options.findings:
-            stats.findings = SourceStats(paths=list(options.findings))
+            stats.findings = _source_stats(options.findings, window)
             found = sweep_findings(
                 options.findings, iocs, stats.findings, imap, rejects.sink("findings"), options.include_samples,
-                options.s3_client,
+                options.s3_client, window,
             )
         if options.cloudtrail:
-            stats.cloudtrail = SourceStats(paths=list(options.cloudtrail))
+            stats.cloudtrail = _source_stats(options.cloudtrail, window)
             _read_cloudtrail(options.cloudtrail, stats.cloudtrail, imap, rejects.sink("cloudtrail"), options)
         if options.dns:
-            stats.dns = SourceStats(paths=list(options.dns))
-            dns_groups = sweep_dns(options.dns, iocs, stats.dns, imap, rejects.sink("dns"), options.s3_client)
+            stats.dns = _source_stats(options.dns, window)
+            dns_groups = sweep_dns(
+                options.dns, iocs, stats.dns, imap, rejects.sink("dns"), options.s3_client, window
+            )
             if options.resolved_ips:
                 effective = merge(iocs, resolved_iocs(dns_groups))
         if options.flow:
-            stats.flow = SourceStats(paths=list(options.flow))
+            stats.flow = _source_stats(options.flow, window)
             if options.engine == "spark":
                 flow_groups = _sweep_spark(options, effective, stats.flow, rejects.sink("flow")).values()
             elif options.engine == "auto":
                 flow_groups = sweep_local(
                     options.flow, effective, stats.flow, rejects.sink("flow"), options.s3_client, options.threads,
-                    options.span,
+                    options.span, window,
                 ).values()
             else:
                 sweep = sweep_duckdb if options.engine == "duckdb" else sweep_python
-                kwargs: dict[str, Any] = {"s3_client": options.s3_client}
+                kwargs: dict[str, Any] = {"s3_client": options.s3_client, "window": window}
                 if options.engine == "duckdb":
                     kwargs["threads"] = options.threads
                     kwargs["span"] = options.span
@@ -165,9 +184,17 @@ def _sweep_spark(
     from minerwatch.hunt.spark_flows import sweep_spark
 
     if options.spark is not None:
-        return sweep_spark(options.spark, options.flow, iocs, stats, on_reject)
+        return sweep_spark(options.spark, options.flow, iocs, stats, on_reject, options.window)
     with spark_session(options.spark_options) as spark:
-        return sweep_spark(spark, options.flow, iocs, stats, on_reject)
+        return sweep_spark(spark, options.flow, iocs, stats, on_reject, options.window)
+
+
+def _source_stats(paths: Sequence[str], window: TimeWindow | None) -> SourceStats:
+    """A source's statistics; with a window, its count of records outside it starts at 0."""
+    stats = SourceStats(paths=[str(p) for p in paths])
+    if window is not None:
+        stats.outside(0)
+    return stats
 
 
 def _read_cloudtrail(
@@ -187,9 +214,13 @@ def _read_cloudtrail(
     def wanted(line: bytes) -> bool:
         return b"RunInstances" in line or b"AttachNetworkInterface" in line
 
+    window = options.window if options.window else None
     records = read_cloudtrail(list(paths), on_reject=reject, stats=read, prefilter=wanted, s3_client=options.s3_client)
     for record in records:
         if record.flat["eventname"] in ("RunInstances", "AttachNetworkInterface"):
+            if window is not None and not window.holds(record.flat[CLOUDTRAIL.time_column]):
+                stats.outside(1)  # of the events read: the prefilter leaves the others unparsed
+                continue
             stats.matched += 1
             imap.add_cloudtrail(record.doc, record.flat.get("accountid"))
     stats.files += read.files

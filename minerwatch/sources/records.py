@@ -49,4 +49,6 @@ class ReadStats:
     prefiltered: int = 0
     """Lines skipped before parsing because they lack every literal the query requires."""
     bytes_read: int = 0
+    outside_window: int = 0
+    """Records read whose event time lies outside the reader's time window (when it takes one): not yielded."""
     reasons: dict[str, int] = field(default_factory=dict)

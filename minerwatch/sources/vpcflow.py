@@ -48,6 +48,7 @@ from minerwatch.catalog.tables import VPCFLOW, ColType
 from minerwatch.errors import InputError
 from minerwatch.sources import inputs
 from minerwatch.sources.records import ReadStats, Record, Reject
+from minerwatch.timewindow import TimeWindow
 
 try:  # RE2 runs the run-shape check as a DFA, about ten times faster than re on flow text
     import re2 as _shape_re
@@ -269,6 +270,7 @@ def read_vpcflow(
     on_span: Callable[[int | None, int | None], None] | None = None,
     s3_client: Any | None = None,
     max_line_bytes: int = MAX_LINE_BYTES,
+    window: TimeWindow | None = None,
 ) -> Iterator[Record]:
     """Canonical flow records from ``paths`` (files, folders, ``-``, ``s3://bucket/prefix``), in order.
 
@@ -282,13 +284,29 @@ def read_vpcflow(
     speed, and only the lines holding a hit are read; the others are counted (``stats.prefiltered``) and their
     earliest ``start`` and latest ``end`` go to ``on_span``. Anything else (headers, blank or malformed lines,
     CloudWatch export lines) is read line by line as without it, so records and rejects are unchanged.
+
+    ``window``: only records whose ``eventdate`` (``start``, else ``end``) lies in it are yielded; the others
+    are counted in ``stats.outside_window`` (lines ``prefilter`` skips are not judged). With ``candidates``, a
+    run's lines outside it are judged on their time column alone and ``on_span`` sees only the lines inside it.
+    Export-layout day folders are pruned by the paths themselves (:class:`~minerwatch.sources.inputs.WindowedPath`).
     """
     paths = [os.fspath(p) for p in paths]
     inputs.check_paths(paths)
-    blocks = _BlockFilter(candidates, on_span) if candidates is not None else None
-    return _Reader(inputs.RejectSink(on_reject, stats), stats, prefilter, max_line_bytes, blocks).run(
+    window = window if window else None
+    blocks = _BlockFilter(candidates, on_span, window, stats) if candidates is not None else None
+    records = _Reader(inputs.RejectSink(on_reject, stats), stats, prefilter, max_line_bytes, blocks).run(
         paths, s3_client
     )
+    return records if window is None else _within(records, window, stats)
+
+
+def _within(records: Iterator[Record], window: TimeWindow, stats: ReadStats) -> Iterator[Record]:
+    holds = window.holds
+    for record in records:
+        if holds(record.flat["eventdate"]):
+            yield record
+        else:
+            stats.outside_window += 1
 
 
 _FIELD = rb"[!-~]+"  # printable ASCII without the space: what text.split() keeps as one field
@@ -337,9 +355,14 @@ class _BlockFilter:
         self,
         candidates: Callable[[bytes], Iterable[int]],
         on_span: Callable[[int | None, int | None], None] | None,
+        window: TimeWindow | None = None,
+        stats: ReadStats | None = None,
     ) -> None:
         self.candidates = candidates
         self.on_span = on_span
+        self.window = window.seconds() if window else None
+        """``[lo, hi)`` in whole seconds (either may be None), or None: no window."""
+        self.stats = stats
         self._shapes: dict[Layout, Any] = {}
         """The run shape of each layout: an RE2 pattern, or an ``re`` one without RE2."""
 
@@ -368,7 +391,18 @@ class _BlockFilter:
         return stop if special is None else special.start()
 
     def lines(self, data: bytes, start: int, end: int, layout: Layout, max_line: int) -> list[tuple[int, int]]:
-        """(offset, end) of each candidate line of the qualifying run ``data[start:end]``."""
+        """(offset, end) of each candidate line of the qualifying run ``data[start:end]`` (inside the window)."""
+        inside: list[bool] | None = None
+        # Every line has exactly the layout's fields, single-spaced: a column is a slice of the split.
+        fields = data[start:end].split() if self.window is not None or self.on_span is not None else []
+        if self.window is not None:
+            verdict = self._inside(fields, layout, self.window)
+            if verdict is False:  # no line of the run is in the window: no search, no span
+                assert self.stats is not None
+                self.stats.outside_window += data.count(b"\n", start, end)
+                return []
+            if verdict is not True:
+                inside = verdict
         found: list[tuple[int, int]] = []
         last = -1
         rfind, find = data.rfind, data.find
@@ -379,15 +413,54 @@ class _BlockFilter:
             head = rfind(b"\n", start, at) + 1 or start
             last = find(b"\n", at, end)
             found.append((head, last))
+        if inside is not None:  # the run straddles a bound: only its lines inside go on
+            assert self.stats is not None
+            self.stats.outside_window += inside.count(False)
+            kept: list[tuple[int, int]] = []
+            index, pos = 0, start
+            for head, tail in found:
+                index += data.count(b"\n", pos, head)
+                pos = head
+                if inside[index]:
+                    kept.append((head, tail))
+            found = kept
         if self.on_span is not None and (layout.start is not None or layout.end is not None):
-            # Every line has exactly the layout's fields, single-spaced: a column is a slice of the split.
-            fields = data[start:end].split()
             width = len(layout.names)
+            starts = fields[layout.start :: width] if layout.start is not None else None
+            ends = fields[layout.end :: width] if layout.end is not None else None
+            if inside is not None:
+                starts = [v for v, ok in zip(starts, inside, strict=True) if ok] if starts is not None else None
+                ends = [v for v, ok in zip(ends, inside, strict=True) if ok] if ends is not None else None
             self.on_span(
-                _extreme(min, fields[layout.start :: width]) if layout.start is not None else None,
-                _extreme(max, fields[layout.end :: width]) if layout.end is not None else None,
+                _extreme(min, starts) if starts is not None else None,
+                _extreme(max, ends) if ends is not None else None,
             )
         return found
+
+    @staticmethod
+    def _inside(fields: list[bytes], layout: Layout, window: tuple[int | None, int | None]) -> bool | list[bool]:
+        """Whether the run's lines lie in ``window`` by their event time (``start``, else ``end``, as the reader's
+        ``eventdate``): True or False for all of them, else one flag per line."""
+        lo, hi = window
+        width = len(layout.names)
+        count = len(fields) // width
+        starts = fields[layout.start :: width] if layout.start is not None else None
+        ends = fields[layout.end :: width] if layout.end is not None else None
+        if starts is not None and b"-" not in starts:
+            times: list[int | None] = list(map(int, starts))
+        elif starts is None and ends is None:
+            return False  # no time at all: in no window
+        else:
+            starts = starts or [b"-"] * count
+            ends = ends or [b"-"] * count
+            times = [int(s) if s != b"-" else None if e == b"-" else int(e) for s, e in zip(starts, ends, strict=True)]
+        if None not in times:
+            first, latest = min(times), max(times)  # type: ignore[type-var]
+            if (lo is None or first >= lo) and (hi is None or latest < hi):  # type: ignore[operator]
+                return True
+            if (lo is not None and latest < lo) or (hi is not None and first >= hi):  # type: ignore[operator]
+                return False
+        return [t is not None and (lo is None or t >= lo) and (hi is None or t < hi) for t in times]
 
 
 class _Reader:
