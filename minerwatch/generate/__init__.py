@@ -7,8 +7,9 @@ large JSON Lines file for benchmarks.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from minerwatch.lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from minerwatch.generate.fast import write_jsonl_fast
@@ -29,10 +30,7 @@ _HOME = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _HOME:
-        return getattr(importlib.import_module(f"minerwatch.generate.{_HOME[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _HOME)
 
 
 __all__ = [

@@ -16,10 +16,11 @@ Typical live use::
 
 from __future__ import annotations
 
-import importlib
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from minerwatch.lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from minerwatch.notify.config import NotifyConfig, load_config, parse_config
@@ -64,10 +65,7 @@ _HOME = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _HOME:
-        return getattr(importlib.import_module(f"minerwatch.notify.{_HOME[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _HOME)
 
 
 __all__ = [
