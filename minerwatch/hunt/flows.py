@@ -42,7 +42,7 @@ from typing import Any
 from minerwatch.enrich.iocs import IocHit, IocSet
 from minerwatch.errors import InputError
 from minerwatch.hunt.model import SourceStats
-from minerwatch.sources.inputs import WindowedPath
+from minerwatch.sources.inputs import folder_files
 from minerwatch.sources.records import ReadStats, Reject
 from minerwatch.sources.vpcflow import read_vpcflow, vpcflow_duckdb_relation
 from minerwatch.timewindow import TimeWindow
@@ -491,12 +491,6 @@ def tally_sql(columns: set[str], window: TimeWindow | None) -> tuple[str, dict[s
     return query.sql(dialect="duckdb"), params
 
 
-def _keep(path: str) -> Callable[[str], bool]:
-    """Which entries of a folder the readers walk: the export-layout day folders of a window only
-    (:class:`~minerwatch.sources.inputs.WindowedPath`), else every one."""
-    return path.keep if isinstance(path, WindowedPath) else lambda _name: True
-
-
 def _local_files(paths: Sequence[str]) -> tuple[list[str], list[str]]:
     """(local files in order, other inputs: stdin and S3). Folders are walked as the readers walk them."""
     local: list[str] = []
@@ -506,15 +500,7 @@ def _local_files(paths: Sequence[str]) -> tuple[list[str], list[str]]:
         if p == "-" or p.startswith("s3://"):
             other.append(p)
         elif os.path.isdir(p):
-            keep = _keep(p)
-            for dirpath, dirnames, filenames in os.walk(p):
-                dirnames[:] = sorted(
-                    d for d in dirnames if not d.startswith(".") and keep(os.path.join(dirpath, d) + os.sep)
-                )
-                local.extend(
-                    f for f in (os.path.join(dirpath, n) for n in sorted(filenames) if not n.startswith("."))
-                    if keep(f)
-                )
+            local.extend(folder_files(p))
         elif os.path.exists(p):
             local.append(p)
         else:
@@ -747,17 +733,7 @@ def _plan_local(paths: Sequence[str]) -> tuple[list[str], list[str], list[str]] 
         if p == "-" or p.startswith("s3://"):
             other.append(p)
         elif os.path.isdir(p):
-            # The reader's walk (minerwatch.sources.inputs): sorted, hidden entries skipped, links to folders
-            # not followed, day folders outside a window pruned.
-            keep = _keep(p)
-            for dirpath, dirnames, filenames in os.walk(p, onerror=broken.append):
-                dirnames[:] = sorted(
-                    d for d in dirnames if not d.startswith(".") and keep(os.path.join(dirpath, d) + os.sep)
-                )
-                files.extend(
-                    f for f in (os.path.join(dirpath, n) for n in sorted(filenames) if not n.startswith("."))
-                    if keep(f)
-                )
+            files.extend(folder_files(p, onerror=broken.append))  # the reader's own walk
         else:
             files.append(p)
     if broken:

@@ -421,6 +421,24 @@ def _is_regular(path: str) -> bool:
         return True  # let open() report the error
 
 
+def folder_files(
+    top: str, keep: Callable[[str], bool] | None = None, onerror: Callable[[OSError], None] | None = None
+) -> Iterator[str]:
+    """The files below ``top`` in the order the readers read them. Symbolic links to folders are not followed (no
+    cycles); hidden entries (.git, .DS_Store) are skipped; ``keep`` (default: a :class:`WindowedPath`'s own)
+    prunes folders (given with a trailing separator) and files."""
+    if keep is None:
+        keep = top.keep if isinstance(top, WindowedPath) else _keep_all
+    for dirpath, dirnames, filenames in os.walk(top, onerror=onerror):
+        dirnames[:] = sorted(
+            d for d in dirnames if not d.startswith(".") and keep(os.path.join(dirpath, d) + os.sep)
+        )
+        for name in sorted(filenames):
+            path = os.path.join(dirpath, name)
+            if not name.startswith(".") and keep(path):
+                yield path
+
+
 def _iter_dir(
     top: str, reject: RejectSink, stats: ReadStats, keep: Callable[[str], bool] = _keep_all
 ) -> Iterator[Input]:
@@ -429,29 +447,19 @@ def _iter_dir(
             raise InputError(f"cannot read folder {top}: {exc.strerror or exc}", file=top) from exc
         reject(exc.filename or top, None, "unreadable folder", f"unreadable folder: {exc.strerror or exc}")
 
-    # Symbolic links to folders are not followed (no cycles); hidden entries (.git, .DS_Store) are skipped.
-    for dirpath, dirnames, filenames in os.walk(top, onerror=onerror):
-        dirnames[:] = sorted(
-            d for d in dirnames if not d.startswith(".") and keep(os.path.join(dirpath, d) + os.sep)
-        )
-        for name in sorted(filenames):
-            if name.startswith("."):
+    for path in folder_files(top, keep, onerror):
+        try:
+            st = os.stat(path)
+            if not stat.S_ISREG(st.st_mode):
+                # Opening a FIFO or device found in a folder could block forever.
+                reject(path, None, "not a regular file", "not a regular file: skipped")
                 continue
-            path = os.path.join(dirpath, name)
-            if not keep(path):
-                continue
-            try:
-                st = os.stat(path)
-                if not stat.S_ISREG(st.st_mode):
-                    # Opening a FIFO or device found in a folder could block forever.
-                    reject(path, None, "not a regular file", "not a regular file: skipped")
-                    continue
-                f = open(path, "rb", buffering=0)  # closed by _file_chunks
-            except OSError as exc:
-                reject(path, None, "unreadable file", f"unreadable file: {exc.strerror or exc}")
-                continue
-            stats.files += 1
-            yield Input(path, _file_chunks(f, stats))
+            f = open(path, "rb", buffering=0)  # closed by _file_chunks
+        except OSError as exc:
+            reject(path, None, "unreadable file", f"unreadable file: {exc.strerror or exc}")
+            continue
+        stats.files += 1
+        yield Input(path, _file_chunks(f, stats))
 
 
 # --------------------------------------------------------------------------------------------- S3
