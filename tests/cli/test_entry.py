@@ -171,6 +171,13 @@ def test_help_and_usage_errors_are_the_same_as_with_the_real_rich_modules():
         assert deferred.stdout or deferred.stderr
 
 
+def _printed_by(code: str) -> list[str]:
+    """The words a fresh interpreter prints running ``code`` (which must succeed)."""
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    return res.stdout.split()
+
+
 def test_the_deferred_rich_classes_are_the_real_ones_when_used():
     code = (
         "import sys\n"
@@ -184,9 +191,7 @@ def test_the_deferred_rich_classes_are_the_real_ones_when_used():
         "print(type(md) is rich.markdown.Markdown, type(tb) is rich.traceback.Traceback,\n"
         "      isinstance(md, ru.Markdown), 'rich.markdown' in sys.modules)"
     )
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert res.returncode == 0, res.stderr
-    assert res.stdout.split() == ["True", "True", "True", "True"]
+    assert _printed_by(code) == ["True", "True", "True", "True"]
 
 
 def test_a_typer_that_imports_other_names_gets_the_real_modules():
@@ -199,6 +204,4 @@ def test_a_typer_that_imports_other_names_gets_the_real_modules():
         "import typer.rich_utils as ru, rich.markdown\n"
         "print(ru.Markdown is rich.markdown.Markdown, isinstance(sys.modules['rich.markdown'], lazy._StandIn))"
     )
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert res.returncode == 0, res.stderr
-    assert res.stdout.split() == ["True", "False"]
+    assert _printed_by(code) == ["True", "False"]
