@@ -13,10 +13,10 @@ import heapq
 import itertools
 import multiprocessing
 import os
-import pickle
 import sqlite3
 import tempfile
 import time
+from array import array
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -423,38 +423,55 @@ def _plan_split(paths: list[str], options: DetectOptions) -> tuple[list[str], li
     return split, [p for p in paths if p not in split]
 
 
-_Key = tuple[datetime, str, int, int]
-"""A spilled row's sort key (eventdate, finding id) and its place (offset, size) in the spill file."""
-_INDEX_BATCH = 4096
+_KEY_ROWS = 256
+"""Sort keys a range worker inserts at once."""
+_INDEX_ROWS = 4096
+"""Places of rows read back from a range's index at once."""
 
 
-def _sort_key(m: _Match | _Key) -> tuple[datetime, str]:
-    return (m[0], m[1]) if isinstance(m, tuple) else (m.eventdate, m.finding_id)
+def _sort_key(m: _Match) -> tuple[datetime, str]:
+    return (m.eventdate, m.finding_id)
 
 
 def _scan_range(part: tuple[str, int, int, str]) -> tuple[list[Reject], ReadStats]:
-    """Read one byte range; its matched rows go to the spill file ``part[3]`` as they come, then their sort keys
-    and places, sorted, to ``part[3] + ".idx"``: neither the worker nor the parent holds the rows of a range."""
+    """Read one byte range; its matched rows go to the spill file ``part[3]`` as they come, their sort keys to a
+    SQLite table beside it, and their places, in (eventdate, id) order, to ``part[3] + ".idx"``. Neither the worker
+    nor the parent holds the rows or the keys of a range: memory stays flat however many rows match (keys held as
+    Python objects among the parsed findings' debris kept whole allocator arenas alive)."""
     assert _FORKED is not None
     det, prefilter = _FORKED
     path, start, end, spill = part
     stats, rejects = ReadStats(), []
-    keys: list[_Key] = []
+    keys: list[tuple[str, str, int, int]] = []
     records = read_guardduty_range(path, start, end, on_reject=rejects.append, stats=stats, prefilter=prefilter)
     offset = 0
-    with open(spill, "wb") as out:
-        for record in records:
-            m = det.match(record)
-            if m is None:
-                continue
-            blob = _pack(m)[2]
-            out.write(blob)
-            keys.append((m.eventdate, m.finding_id, offset, len(blob)))
-            offset += len(blob)
-    keys.sort(key=_sort_key)  # stable: equal keys keep the order of the file
-    with open(spill + ".idx", "wb") as out:
-        for at in range(0, len(keys), _INDEX_BATCH):
-            pickle.dump(keys[at : at + _INDEX_BATCH], out, protocol=pickle.HIGHEST_PROTOCOL)
+    db = sqlite3.connect(spill + ".keys", isolation_level=None)
+    try:
+        db.execute("PRAGMA journal_mode=OFF")
+        db.execute("PRAGMA synchronous=OFF")
+        db.execute("BEGIN")
+        db.execute("CREATE TABLE k (t TEXT, id TEXT, off INTEGER, size INTEGER)")
+        with open(spill, "wb") as out:
+            for record in records:
+                m = det.match(record)
+                if m is None:
+                    continue
+                t, fid, blob = _pack(m)
+                out.write(blob)
+                keys.append((t, fid, offset, len(blob)))
+                offset += len(blob)
+                if len(keys) >= _KEY_ROWS:
+                    db.executemany("INSERT INTO k VALUES (?, ?, ?, ?)", keys)
+                    keys.clear()
+        db.executemany("INSERT INTO k VALUES (?, ?, ?, ?)", keys)
+        # Text of fixed width sorts like the instants, and SQLite compares text as UTF-8 bytes, which orders like
+        # Python's str; the offset keeps equal keys in the order of the file, as a stable sort would.
+        places = db.execute("SELECT off, size FROM k ORDER BY t, id, off")
+        with open(spill + ".idx", "wb") as out:
+            while batch := places.fetchmany(_INDEX_ROWS):
+                array("q", itertools.chain.from_iterable(batch)).tofile(out)
+    finally:
+        db.close()
     return rejects, stats
 
 
@@ -463,13 +480,11 @@ def _spilled_run(spill: str, files: contextlib.ExitStack) -> Iterator[_Match]:
     fd = os.open(spill, os.O_RDONLY)
     files.callback(os.close, fd)
     index = files.enter_context(open(spill + ".idx", "rb"))
-    while True:
-        try:
-            keys: list[_Key] = pickle.load(index)
-        except EOFError:
-            return
-        for _, _, offset, size in keys:
-            yield _unpack(os.pread(fd, size, offset))
+    while chunk := index.read(_INDEX_ROWS * 16):
+        places = array("q")
+        places.frombytes(chunk)
+        for at in range(0, len(places), 2):
+            yield _unpack(os.pread(fd, places[at + 1], places[at]))
 
 
 def _scan_parallel(

@@ -35,8 +35,11 @@ class Throttler:
     header: dict[str, Any]
     run_id: int
     count: int = 1
-    max_cached_keys: int = 50_000
-    """Keys whose alerts stay in memory between flushes; beyond this the cache is dropped after a flush."""
+    max_cached_keys: int = 256
+    max_cached_alerts: int = 512
+    """Keys whose alerts stay in memory between flushes: the most recently placed ones, at most this many keys and
+    (but for the newest key) alerts. A flush drops the others: the store holds them and a key seen again is read
+    back, so memory grows neither with the number of keys nor with the history of each."""
     _alerts: dict[str, list[Alert]] = field(default_factory=dict)
     """Per key, its alerts ordered by first_seen (kept ordered by construction, never re-sorted)."""
     _starts: dict[str, list[datetime]] = field(default_factory=dict)
@@ -63,8 +66,10 @@ class Throttler:
                 del self._starts[key_json]
 
     def _key_alerts(self, key_json: str) -> tuple[list[Alert], list[datetime]]:
-        alerts = self._alerts.get(key_json)
-        if alerts is None:
+        alerts = self._alerts.pop(key_json, None)
+        if alerts is not None:
+            self._alerts[key_json] = alerts  # the most recently placed key last: flush keeps the newest
+        else:
             loaded = self.store.alerts_for_key(self.rule_id, key_json)
             alerts = [a for a, _ in loaded]
             self._created_run.update({a.alert_id: run for a, run in loaded})
@@ -122,9 +127,13 @@ class Throttler:
         """Write changed alerts to the store (inside the caller's transaction); return their records."""
         records = [self.store.save_alert(a, kj, self._created_run[a.alert_id]) for a, kj in self.dirty.values()]
         self.dirty.clear()
-        if len(self._alerts) > self.max_cached_keys:
-            # Everything is in the store now; a long-running watch reloads a key's alerts when it sees the key again.
-            self._alerts.clear()
-            self._starts.clear()
-            self._created_run.clear()
+        # Everything is in the store now; a key dropped here is read back when it is seen again.
+        cached = sum(map(len, self._alerts.values()))
+        for key_json in list(self._alerts)[:-1]:  # least recently placed first
+            if len(self._alerts) <= self.max_cached_keys and cached <= self.max_cached_alerts:
+                break
+            for alert in self._alerts.pop(key_json):
+                self._created_run.pop(alert.alert_id, None)
+                cached -= 1
+            del self._starts[key_json]
         return records

@@ -1027,6 +1027,12 @@ def line_aligned_ranges(path: str, parts: int) -> list[tuple[int, int]]:
     return [(a, b) for a, b in zip(cuts, cuts[1:], strict=False) if b > a]
 
 
+RANGE_BLOCK_SIZE = 2 * 1024 * 1024
+"""Bytes per read of a byte range. Smaller than BLOCK_SIZE: a worker holds a few blocks at a time (read ahead,
+in hand, carried over), and the allocator reuses blocks of this size rather than growing its heap in 8 MiB steps,
+so a worker's memory does not depend on how long its range is."""
+
+
 def range_chunks(path: str, start: int, end: int, stats: ReadStats) -> Iterator[bytes]:
     """Blocks of bytes [start, end) of a plain (not gzip) file, read ahead by a helper thread."""
 
@@ -1036,7 +1042,7 @@ def range_chunks(path: str, start: int, end: int, stats: ReadStats) -> Iterator[
             left = end - start
             while left > 0:
                 try:
-                    block = f.read(min(BLOCK_SIZE, left))
+                    block = f.read(min(RANGE_BLOCK_SIZE, left))
                 except OSError as exc:
                     raise SourceError("read error", str(exc)) from exc
                 if not block:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import orjson
 
-from minerwatch.alerting.detect import DetectOptions, detect
+from minerwatch.alerting import detect as detect_module
+from minerwatch.alerting.detect import DetectOptions, Detector, detect
 from minerwatch.alerting.state import StateStore
+from minerwatch.compile.prefilter import make_prefilter
 from minerwatch.generate.findings import generate_findings
 from minerwatch.rules.loader import load_rule
 from minerwatch.rules.shipped import DEFAULT_RULE
+from minerwatch.sources import inputs
 
 
 def test_parallel_ranges_equal_a_sequential_read(tmp_path):
@@ -79,3 +84,29 @@ def test_parallel_ranges_keep_the_order_of_equal_keys(tmp_path):
     assert seq[0]["duplicates"] >= 10 and b'"i-5' in seq[1]
     for workers in (2, 3, 5):
         assert run(f"par{workers}", workers) == seq
+
+
+def test_a_range_worker_holds_nothing_per_matched_row(tmp_path, monkeypatch):
+    """A worker's memory does not grow with the rows its range matches: rows go to the spill file and their sort
+    keys to SQLite as they come (on a 4 GiB input, keys held as Python objects made the worker 10 % larger)."""
+    monkeypatch.setattr(inputs, "RANGE_BLOCK_SIZE", 64 * 1024)  # small reads: the blocks in hand are no noise
+    rule = load_rule(DEFAULT_RULE)
+    det = Detector(rule, DetectOptions(state=str(tmp_path / "s.db")), [])
+    monkeypatch.setattr(detect_module, "_FORKED", (det, make_prefilter(det.query)))
+
+    def peak(n: int) -> int:
+        data = tmp_path / f"{n}.jsonl"
+        data.write_bytes(b"".join(orjson.dumps(f) + b"\n" for f in generate_findings(n, seed=3, crypto_ratio=1.0)))
+        spill = str(tmp_path / f"part-{n}")
+        tracemalloc.start()
+        try:
+            _, stats = detect_module._scan_range((str(data), 0, data.stat().st_size, spill))
+            top = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert stats.records_read == n and stats.accepted > 0.9 * n
+        return top
+
+    # Both past the bounded caches of time conversions (4,096 entries each), which fill up first.
+    small, large = peak(4500), peak(9000)
+    assert large - small < 4500 * 100, (small, large)  # a key tuple per row alone is ~250 B

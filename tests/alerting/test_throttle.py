@@ -4,6 +4,7 @@ import random
 import sqlite3
 from datetime import UTC, datetime, timedelta
 
+import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -158,15 +159,21 @@ def test_dropping_the_cache_after_a_flush_changes_nothing(tmp_path):
     th.flush()
     whole.commit()
 
-    small = StateStore(tmp_path / "small.db")
-    th2 = Throttler(small, "r", W, {"rule_name": "r"}, 1, max_cached_keys=2)
-    for i in range(0, len(rows), 10):
-        _feed(th2, rows[i : i + 10])
-        small.begin()
-        th2.flush()
-        small.commit()
-    assert th2._alerts == {}  # dropped after the last flush, yet nothing was lost
-    assert _alerts(small) == _alerts(whole)
+    for limits in ({"max_cached_keys": 2}, {"max_cached_alerts": 3}):
+        small = StateStore(tmp_path / f"small-{len(limits)}-{next(iter(limits))}.db")
+        th2 = Throttler(small, "r", W, {"rule_name": "r"}, 1, **limits)
+        for i in range(0, len(rows), 10):
+            _feed(th2, rows[i : i + 10])
+            small.begin()
+            th2.flush()
+            small.commit()
+            cached = {k: len(v) for k, v in th2._alerts.items()}
+            newest = orjson.dumps({"accountid": "1", "instance_id": rows[i + 9][0]}).decode()
+            assert list(cached)[-1] == newest  # the key placed last is kept
+            assert len(cached) <= limits.get("max_cached_keys", 256)
+            assert sum(cached.values()) - cached[newest] <= limits.get("max_cached_alerts", 512)
+            assert set(th2._created_run) == {a.alert_id for v in th2._alerts.values() for a in v}
+        assert _alerts(small) == _alerts(whole)  # keys dropped were read back when they came again: nothing lost
 
 
 def test_an_alert_moved_back_does_not_share_its_id_with_a_later_one(tmp_path):

@@ -122,7 +122,7 @@ def test_blank_line_floods_cost_bounded_memory_and_linear_work(
 def test_the_byte_range_reader_skips_floods_in_runs(
     tmp_path: Path, real_lines: list[bytes], monkeypatch: pytest.MonkeyPatch, prefilter: Any
 ) -> None:
-    monkeypatch.setattr(inputs, "BLOCK_SIZE", READ)
+    monkeypatch.setattr(inputs, "RANGE_BLOCK_SIZE", READ)
     good = b"\n".join(real_lines) + b"\n"
     data = _floods(good)["middle"]
     path = tmp_path / "f.jsonl"
