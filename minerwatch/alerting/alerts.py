@@ -50,16 +50,20 @@ def parse_iso(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 
+_SCALARS = frozenset((str, int, float, bool, type(None)))
+
+
 def jsonable(value: Any) -> Any:
     """Row values as JSON: timestamps become ISO strings; everything else is already JSON."""
     kind = type(value)
-    # Exact types first: rows are mostly strings and numbers, and this runs for every value of every saved alert.
-    if kind is str or kind is int or kind is float or value is None or kind is bool:
+    # Exact types first: rows are mostly strings and numbers, and this runs for every value of every saved alert
+    # (scalars inside containers are kept without a call each).
+    if kind in _SCALARS:
         return value
     if kind is dict:
-        return {k: jsonable(v) for k, v in value.items()}
+        return {k: v if type(v) in _SCALARS else jsonable(v) for k, v in value.items()}
     if kind is list:
-        return [jsonable(v) for v in value]
+        return [v if type(v) in _SCALARS else jsonable(v) for v in value]
     if isinstance(value, datetime):
         return iso(value)
     if isinstance(value, dict):

@@ -393,31 +393,39 @@ class StateStore:
         ).fetchall()
         return [(_alert(r[:3]), r[3]) for r in rows]
 
-    def save_alert(self, alert: Alert, key_json: str, run_id: int) -> dict[str, Any]:
-        record = alert.to_json()
-        latest_time, latest_id = (iso(alert.latest[0]), alert.latest[1]) if alert.latest else (None, None)
-        self.db.execute(
+    def save_alerts(self, alerts: Iterable[tuple[Alert, str, int]]) -> list[dict[str, Any]]:
+        """Insert or update each ``(alert, key_json, created_run)``, in one statement; give their records."""
+        records: list[dict[str, Any]] = []
+        rows = []
+        for alert, key_json, run_id in alerts:
+            record = alert.to_json()
+            latest_time, latest_id = (iso(alert.latest[0]), alert.latest[1]) if alert.latest else (None, None)
+            records.append(record)
+            rows.append(
+                (
+                    alert.alert_id,
+                    alert.rule_id,
+                    key_json,
+                    record["first_seen"],
+                    record["last_seen"],
+                    alert.status,
+                    run_id,
+                    latest_time,
+                    latest_id,
+                    orjson.dumps(record).decode(),
+                    time.time(),
+                )
+            )
+        self.db.executemany(
             "INSERT INTO alerts (alert_id, rule_id, key_json, first_seen, last_seen, status, created_run, "
             "latest_time, latest_id, record, updated_wall) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (alert_id) DO UPDATE SET "
             "first_seen=excluded.first_seen, last_seen=excluded.last_seen, status=excluded.status, "
             "latest_time=excluded.latest_time, latest_id=excluded.latest_id, record=excluded.record, "
             "updated_wall=excluded.updated_wall",
-            (
-                alert.alert_id,
-                alert.rule_id,
-                key_json,
-                record["first_seen"],
-                record["last_seen"],
-                alert.status,
-                run_id,
-                latest_time,
-                latest_id,
-                orjson.dumps(record).decode(),
-                time.time(),
-            ),
+            rows,
         )
-        return record
+        return records
 
     def get_alert(self, alert_id: str) -> dict[str, Any] | None:
         """The alert ``alert_id`` or the only one whose id starts with it (``None`` when none does); raises

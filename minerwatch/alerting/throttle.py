@@ -125,7 +125,7 @@ class Throttler:
 
     def flush(self) -> list[dict[str, Any]]:
         """Write changed alerts to the store (inside the caller's transaction); return their records."""
-        records = [self.store.save_alert(a, kj, self._created_run[a.alert_id]) for a, kj in self.dirty.values()]
+        records = self.store.save_alerts((a, kj, self._created_run[a.alert_id]) for a, kj in self.dirty.values())
         self.dirty.clear()
         # Everything is in the store now; a key dropped here is read back when it is seen again.
         cached = sum(map(len, self._alerts.values()))
