@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -103,6 +104,19 @@ DRAIN_TIMEOUT = typer.Option(
     help="Seconds to keep delivering notifications (retries included) before exiting at the end of the input; "
     "what is not delivered by then stays queued for `watch` or `outbox deliver`.",
 )
+
+
+def _committed(state: Path, alert_ids: list[str]) -> Iterator[dict[str, Any]]:
+    """The records of ``alert_ids`` as the store holds them, in that order, read one batch at a time."""
+    if not alert_ids:
+        return
+    from minerwatch.alerting.state import StateStore
+
+    store = StateStore(str(state), read_only=True)
+    try:
+        yield from store.alert_records(alert_ids)
+    finally:
+        store.close()
 
 
 def _notify_config(config: Path | None) -> Any:
@@ -230,7 +244,7 @@ def detect_cmd(
             check_org_paths(inputs, org=False)
     except MinerWatchError as exc:
         fail(exc)
-    emitted: list[dict[str, Any]] = []
+    emitted: dict[str, None] = {}  # ids only, in the order they were first committed: the store holds the records
 
     def on_alert(record: dict[str, Any]) -> None:
         if org_results is not None:
@@ -239,7 +253,7 @@ def detect_cmd(
             sys.stdout.write(_alert_line(record, fmt) + "\n")
             sys.stdout.flush()
         else:
-            emitted.append(record)
+            emitted[record["alert_id"]] = None
 
     options = DetectOptions(
         state=str(state),
@@ -281,9 +295,9 @@ def detect_cmd(
             stats = detect(loaded, windowed_paths(inputs, window), options)
     except MinerWatchError as exc:
         fail(exc)
-    latest = list({r["alert_id"]: r for r in emitted}.values())
+    latest = _committed(state, list(emitted))
     if fmt == "table":
-        out.print(_alerts_table(latest))
+        out.print(_alerts_table(list(latest)))
     else:
         for r in latest:
             print(_alert_line(r, fmt))
