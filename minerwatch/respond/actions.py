@@ -121,6 +121,10 @@ class Action:
     def checks(self, inv: Inventory, ctx: Context) -> list[ApiCall]:
         return []
 
+    def stores(self, inv: Inventory, ctx: Context) -> list[str]:
+        """Evidence files the step writes (each followed by manifest.json), besides the evidence step's own."""
+        return []
+
     def notes(self, inv: Inventory, ctx: Context) -> list[str]:
         return []
 
@@ -571,6 +575,9 @@ class LiveForensics(Action):
             for name, _, _ in FORENSICS
         ]
 
+    def stores(self, inv: Inventory, ctx: Context) -> list[str]:
+        return [] if self.skip_reason(inv, ctx) else [file for _, file, _ in FORENSICS]
+
     def notes(self, inv: Inventory, ctx: Context) -> list[str]:
         if self.skip_reason(inv, ctx):
             return []  # the plan says why it is skipped
@@ -755,6 +762,9 @@ class NaclDeny(Action):
 
     def checks(self, inv: Inventory, ctx: Context) -> list[ApiCall]:
         return [network_acls_call(inv.subnets, inv.region)]
+
+    def stores(self, inv: Inventory, ctx: Context) -> list[str]:
+        return [NACL_EVIDENCE]
 
     def notes(self, inv: Inventory, ctx: Context) -> list[str]:
         _, left = self.plan_entries(inv, ctx)
@@ -1112,6 +1122,9 @@ class ResetCredentials(Action):
 
     def checks(self, inv: Inventory, ctx: Context) -> list[ApiCall]:
         return [c for u in self._users(inv) for c in user_reads(u.user_name)]
+
+    def stores(self, inv: Inventory, ctx: Context) -> list[str]:
+        return [CREDENTIALS_FILE]
 
     def notes(self, inv: Inventory, ctx: Context) -> list[str]:
         out = [f"{u.user_name}: {u.why}" for u in self._users(inv)]

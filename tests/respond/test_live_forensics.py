@@ -161,6 +161,18 @@ def _manifest(incident: Incident) -> dict[str, dict[str, Any]]:
     return {f["name"]: f for f in doc["files"]}
 
 
+def test_the_s3_dry_run_lists_the_forensics_uploads(incident: Incident, ssm: tuple[Response, Stubber]) -> None:
+    response, stub = ssm
+    options = Options(evidence_root="s3://ir-evidence/cases", actor="ir-oncall", ssm_deadline=60.0)
+    on_s3 = Response(response.store, response.alert, response.rule, response.aws, options)
+    _describe(stub, incident, _info(incident.instance_id))
+    step = on_s3.plan().step("live-forensics")
+    assert step is not None and [c.operation for c in step.calls][:4] == ["SendCommand"] * 4
+    puts = [c.params["Key"] for c in step.calls if c.operation == "PutObject"]
+    names = [file for _, file, _ in FORENSICS] + [MANIFEST]
+    assert puts == [f"cases/{incident.alert_id}/{name}" for name in names]
+
+
 def test_the_manifest_lists_the_forensics_files_and_verification_checks_them(
     incident: Incident, ssm: tuple[Response, Stubber]
 ) -> None:

@@ -190,6 +190,19 @@ def test_the_manifest_in_s3_lists_the_acl_evidence(incident: Incident) -> None:
     assert not (incident.evidence / incident.alert_id).exists()
 
 
+def test_the_s3_dry_run_lists_the_acl_evidence_uploads(incident: Incident) -> None:
+    """With S3 evidence the step's writes include its evidence file and the manifest, before the ACL change."""
+    _enrich(incident)
+    plan = json.loads(respond(incident, "--json", "--evidence", "s3://ir-evidence/cases").stdout)
+    calls = _step(plan, "steps")["calls"]
+    puts = [(c["operation"], c["params"]["Bucket"], c["params"]["Key"]) for c in calls if c["service"] == "s3"]
+    prefix = f"cases/{incident.alert_id}/"
+    assert puts == [("PutObject", "ir-evidence", prefix + name) for name in (NACL_EVIDENCE, MANIFEST)]
+    assert [c["operation"] for c in calls][:4] == ["CreateNetworkAclEntry"] * 4
+    local = json.loads(respond(incident, "--json").stdout)
+    assert all(c["service"] != "s3" for c in _step(local, "steps")["calls"])  # files on disk are no API call
+
+
 def test_no_pool_address_leaves_a_manual_item(incident: Incident) -> None:
     step = _step(json.loads(respond(incident, "--json").stdout), "steps")
     assert step["kind"] == "manual" and "no mining-pool address" in step["notes"][0]

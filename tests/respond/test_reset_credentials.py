@@ -85,6 +85,9 @@ def test_reset_credentials_dry_run_execute_rollback(incident: Incident) -> None:
     ]
     assert any("cannot be restored" in n for n in step["notes"])
     assert _state("backdoor") == ENABLED  # the dry run changed nothing
+    on_s3 = _step(json.loads(respond(incident, "--json", "--evidence", "s3://ir-evidence/c").stdout), "steps")
+    keys = [c["params"]["Key"] for c in on_s3["calls"] if c["operation"] == "PutObject"]
+    assert keys == [f"c/{incident.alert_id}/{CREDENTIALS_FILE}", f"c/{incident.alert_id}/{MANIFEST}"]
 
     waiting = json.loads(respond(incident, "--execute", "--keep-running", "--json").stdout)
     assert _step(waiting, "results")["status"] == "awaiting-approval" and _state("backdoor") == ENABLED
