@@ -232,3 +232,28 @@ def test_a_store_from_before_change_tracking_is_migrated(tmp_path):
     _feed(th, [("i-1", T0, "a")])
     _commit(th)
     assert store.db.execute("SELECT change_seq FROM alerts").fetchone()[0] == 1
+
+
+def test_a_store_whose_seen_key_leads_with_the_finding_id_is_migrated(tmp_path):
+    """Stores made before the delivery time led the key of ``seen``: the same deliveries, under the new key."""
+    path = tmp_path / "old.db"
+    StateStore(path).close()
+    db = sqlite3.connect(path)
+    db.executescript(
+        "DROP TABLE seen; CREATE TABLE seen (rule_id TEXT NOT NULL, finding_id TEXT NOT NULL, "
+        "updated_at TEXT NOT NULL, PRIMARY KEY (rule_id, finding_id, updated_at)) WITHOUT ROWID;"
+        "INSERT INTO seen VALUES ('r', 'f-old', '2026-03-01T00:00:00Z'), ('r', 'f-two', '2026-03-02T00:00:00Z')"
+    )
+    db.close()
+    store = StateStore(path)
+    key = [(c[1], c[5]) for c in store.db.execute("PRAGMA table_info(seen)")]
+    assert key == [("rule_id", 1), ("updated_at", 2), ("finding_id", 3)]
+    assert store.db.execute("PRAGMA quick_check").fetchall() == [("ok",)]
+    assert store.seen("r", "f-old", "2026-03-01T00:00:00Z") and store.seen("r", "f-two", "2026-03-02T00:00:00Z")
+    store.begin()
+    assert store.mark_seen_many("r", [("f-old", "2026-03-01T00:00:00Z"), ("f-new", "2026-03-01T00:00:00Z")]) == {
+        ("f-new", "2026-03-01T00:00:00Z")
+    }
+    store.commit()
+    store.close()
+    assert StateStore(path).db.execute("SELECT count(*) FROM seen").fetchone()[0] == 3  # opened again: kept as is
