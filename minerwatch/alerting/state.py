@@ -32,17 +32,31 @@ SCHEMA_VERSION = 1
 BUSY_TIMEOUT = 60.0
 """Seconds a statement waits for another writer's transaction (each holds the lock for one batch at most)."""
 
+# Deliveries are keyed by time first: a batch run writes them in time order, so its inserts go to the last few pages
+# of the table. Led by the (random) finding id they went to a different page each, and each commit wrote as many
+# pages as it marked deliveries (at 20 % crypto findings, half of a run's time). Columns in key order: SQLite
+# 3.40's quick_check misreads a WITHOUT ROWID table whose key is in another order (NULL values reported).
 _SEEN = """
 CREATE TABLE IF NOT EXISTS seen (
     rule_id TEXT NOT NULL, updated_at TEXT NOT NULL, finding_id TEXT NOT NULL,
     PRIMARY KEY (rule_id, updated_at, finding_id)
 ) WITHOUT ROWID;
 """
-# The delivery time leads the key: a batch run marks deliveries in time order, so its inserts go to the last few
-# pages of the table. Led by the (random) finding id they went to a different page each, and each commit wrote as
-# many pages as it marked deliveries (at 20 % crypto findings, half of a run's time). Columns in key order: SQLite
-# 3.40's quick_check misreads a WITHOUT ROWID table whose key is in another order (NULL values reported).
-_SEEN_KEY = ["rule_id", "updated_at", "finding_id"]
+_SUPPRESSIONS = """
+CREATE TABLE IF NOT EXISTS suppressions (
+    rule_id TEXT NOT NULL, updated_at TEXT NOT NULL, finding_id TEXT NOT NULL,
+    eventdate TEXT NOT NULL, reason TEXT NOT NULL, source TEXT, key_json TEXT,
+    PRIMARY KEY (rule_id, updated_at, finding_id)
+) WITHOUT ROWID;
+"""
+_REKEYED = {
+    "seen": (_SEEN, ["rule_id", "updated_at", "finding_id"]),
+    "suppressions": (
+        _SUPPRESSIONS,
+        ["rule_id", "updated_at", "finding_id", "eventdate", "reason", "source", "key_json"],
+    ),
+}
+"""Tables whose key once led with the finding id: their definition and columns now."""
 
 _SCHEMA = (
     """
@@ -65,12 +79,9 @@ CREATE TABLE IF NOT EXISTS alerts (
     change_seq INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS alerts_by_key ON alerts (rule_id, key_json, first_seen);
-CREATE TABLE IF NOT EXISTS suppressions (
-    rule_id TEXT NOT NULL, finding_id TEXT NOT NULL, updated_at TEXT NOT NULL,
-    eventdate TEXT NOT NULL, reason TEXT NOT NULL, source TEXT, key_json TEXT,
-    PRIMARY KEY (rule_id, finding_id, updated_at)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS out_pending (
+"""
+    + _SUPPRESSIONS
+    + """CREATE TABLE IF NOT EXISTS out_pending (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, out_path TEXT NOT NULL, line TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS runs (
@@ -251,16 +262,14 @@ class StateStore:
             if self.db.execute("SELECT 1 FROM meta WHERE name='schema_version'").fetchone() is None:
                 self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             self._check_version()
-            columns = self.db.execute("PRAGMA table_info(seen)").fetchall()
-            if [c[1] for c in columns] != _SEEN_KEY or [c[5] for c in columns] != [1, 2, 3]:
-                # A store made before the key led with the delivery time: the same rows under the new key.
-                self.db.execute("ALTER TABLE seen RENAME TO seen_before")
-                self.db.execute(_SEEN)
-                self.db.execute(
-                    "INSERT INTO seen (rule_id, updated_at, finding_id) "
-                    "SELECT rule_id, updated_at, finding_id FROM seen_before"
-                )
-                self.db.execute("DROP TABLE seen_before")
+            for table, (create, columns) in _REKEYED.items():
+                if [c[1] for c in self.db.execute(f"PRAGMA table_info({table})")] != columns:
+                    # A store made before the key led with the delivery time: the same rows under the new key.
+                    names = ", ".join(columns)
+                    self.db.execute(f"ALTER TABLE {table} RENAME TO {table}_before")
+                    self.db.execute(create)
+                    self.db.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {table}_before")
+                    self.db.execute(f"DROP TABLE {table}_before")
             if not any(c[1] == "change_seq" for c in self.db.execute("PRAGMA table_info(alerts)")):
                 self.db.execute("ALTER TABLE alerts ADD COLUMN change_seq INTEGER NOT NULL DEFAULT 0")
             for statement in _statements(_CHANGE_TRACKING):
@@ -396,7 +405,8 @@ class StateStore:
         key: dict[str, Any],
     ) -> None:
         self.db.execute(
-            "INSERT OR IGNORE INTO suppressions VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR IGNORE INTO suppressions (rule_id, finding_id, updated_at, eventdate, reason, source, key_json) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
             (rule_id, finding_id, updated_at, iso(eventdate), reason, source, orjson.dumps(key).decode()),
         )
 

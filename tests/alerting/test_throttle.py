@@ -234,21 +234,32 @@ def test_a_store_from_before_change_tracking_is_migrated(tmp_path):
     assert store.db.execute("SELECT change_seq FROM alerts").fetchone()[0] == 1
 
 
-def test_a_store_whose_seen_key_leads_with_the_finding_id_is_migrated(tmp_path):
-    """Stores made before the delivery time led the key of ``seen``: the same deliveries, under the new key."""
+def test_a_store_whose_delivery_keys_lead_with_the_finding_id_is_migrated(tmp_path):
+    """Stores made before the delivery time led the key of ``seen`` and ``suppressions``: the same rows, under the
+    new key."""
     path = tmp_path / "old.db"
     StateStore(path).close()
     db = sqlite3.connect(path)
     db.executescript(
         "DROP TABLE seen; CREATE TABLE seen (rule_id TEXT NOT NULL, finding_id TEXT NOT NULL, "
         "updated_at TEXT NOT NULL, PRIMARY KEY (rule_id, finding_id, updated_at)) WITHOUT ROWID;"
-        "INSERT INTO seen VALUES ('r', 'f-old', '2026-03-01T00:00:00Z'), ('r', 'f-two', '2026-03-02T00:00:00Z')"
+        "INSERT INTO seen VALUES ('r', 'f-old', '2026-03-01T00:00:00Z'), ('r', 'f-two', '2026-03-02T00:00:00Z');"
+        "DROP TABLE suppressions; CREATE TABLE suppressions (rule_id TEXT NOT NULL, finding_id TEXT NOT NULL, "
+        "updated_at TEXT NOT NULL, eventdate TEXT NOT NULL, reason TEXT NOT NULL, source TEXT, key_json TEXT, "
+        "PRIMARY KEY (rule_id, finding_id, updated_at)) WITHOUT ROWID;"
+        "INSERT INTO suppressions VALUES ('r', 'f-sup', '2026-03-01T00:00:00Z', '2026-03-01T00:00:00Z', 'ok', "
+        "'allow.yaml:3', '{\"instance_id\":\"i-1\"}')"
     )
     db.close()
     store = StateStore(path)
-    key = [(c[1], c[5]) for c in store.db.execute("PRAGMA table_info(seen)")]
-    assert key == [("rule_id", 1), ("updated_at", 2), ("finding_id", 3)]
+    for table in ("seen", "suppressions"):
+        key = [(c[1], c[5]) for c in store.db.execute(f"PRAGMA table_info({table})") if c[5]]
+        assert key == [("rule_id", 1), ("updated_at", 2), ("finding_id", 3)]
     assert store.db.execute("PRAGMA quick_check").fetchall() == [("ok",)]
+    assert store.suppressions("r") == [
+        {"rule_id": "r", "finding_id": "f-sup", "updated_at": "2026-03-01T00:00:00Z",
+         "eventdate": "2026-03-01T00:00:00Z", "reason": "ok", "source": "allow.yaml:3", "key": {"instance_id": "i-1"}}
+    ]  # fmt: skip
     assert store.seen("r", "f-old", "2026-03-01T00:00:00Z") and store.seen("r", "f-two", "2026-03-02T00:00:00Z")
     store.begin()
     assert store.mark_seen_many("r", [("f-old", "2026-03-01T00:00:00Z"), ("f-new", "2026-03-01T00:00:00Z")]) == {
