@@ -3,6 +3,7 @@ from __future__ import annotations
 import random
 import sqlite3
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import orjson
 from hypothesis import given, settings
@@ -217,17 +218,22 @@ def test_two_connections_see_each_others_alerts(tmp_path):
                             ("i-1", T0 + timedelta(minutes=20), "c"), ("i-9", T0, "z")])  # fmt: skip
 
 
-def test_a_store_from_before_change_tracking_is_migrated(tmp_path):
-    path = tmp_path / "old.db"
+def _older_store(path: Path, script: str) -> StateStore:
+    """A store as an earlier version left it (``script`` undoes what came since), opened again for writing."""
     StateStore(path).close()
     db = sqlite3.connect(path)
-    db.executescript(
+    db.executescript(script)
+    db.close()
+    return StateStore(path)
+
+
+def test_a_store_from_before_change_tracking_is_migrated(tmp_path):
+    store = _older_store(
+        tmp_path / "old.db",
         "DROP TRIGGER alerts_changed_ins; DROP TRIGGER alerts_changed_upd; DROP TRIGGER alerts_changed_del;"
         "DROP INDEX alerts_by_change; ALTER TABLE alerts DROP COLUMN change_seq;"
-        "DELETE FROM meta WHERE name LIKE 'alerts_%'"
+        "DELETE FROM meta WHERE name LIKE 'alerts_%'",
     )
-    db.close()
-    store = StateStore(path)
     th = _throttler(store)
     _feed(th, [("i-1", T0, "a")])
     _commit(th)
@@ -238,9 +244,8 @@ def test_a_store_whose_delivery_keys_lead_with_the_finding_id_is_migrated(tmp_pa
     """Stores made before the delivery time led the key of ``seen`` and ``suppressions``: the same rows, under the
     new key."""
     path = tmp_path / "old.db"
-    StateStore(path).close()
-    db = sqlite3.connect(path)
-    db.executescript(
+    store = _older_store(
+        path,
         "DROP TABLE seen; CREATE TABLE seen (rule_id TEXT NOT NULL, finding_id TEXT NOT NULL, "
         "updated_at TEXT NOT NULL, PRIMARY KEY (rule_id, finding_id, updated_at)) WITHOUT ROWID;"
         "INSERT INTO seen VALUES ('r', 'f-old', '2026-03-01T00:00:00Z'), ('r', 'f-two', '2026-03-02T00:00:00Z');"
@@ -248,10 +253,8 @@ def test_a_store_whose_delivery_keys_lead_with_the_finding_id_is_migrated(tmp_pa
         "updated_at TEXT NOT NULL, eventdate TEXT NOT NULL, reason TEXT NOT NULL, source TEXT, key_json TEXT, "
         "PRIMARY KEY (rule_id, finding_id, updated_at)) WITHOUT ROWID;"
         "INSERT INTO suppressions VALUES ('r', 'f-sup', '2026-03-01T00:00:00Z', '2026-03-01T00:00:00Z', 'ok', "
-        "'allow.yaml:3', '{\"instance_id\":\"i-1\"}')"
+        "'allow.yaml:3', '{\"instance_id\":\"i-1\"}')",
     )
-    db.close()
-    store = StateStore(path)
     for table in ("seen", "suppressions"):
         key = [(c[1], c[5]) for c in store.db.execute(f"PRAGMA table_info({table})") if c[5]]
         assert key == [("rule_id", 1), ("updated_at", 2), ("finding_id", 3)]
