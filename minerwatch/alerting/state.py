@@ -423,14 +423,22 @@ class StateStore:
         return rows
 
     # -- alerts ---------------------------------------------------------------------------------------
-    def alerts_for_key(self, rule_id: str, key_json: str) -> list[tuple[Alert, int]]:
-        """The key's alerts by first_seen, each with the run that created it."""
+    def alert_starts(self, rule_id: str, key_json: str) -> list[tuple[str, datetime, int]]:
+        """``(alert_id, first_seen, created_run)`` of the key's alerts, by first_seen (records not read)."""
         rows = self.db.execute(
-            "SELECT record, latest_time, latest_id, created_run FROM alerts WHERE rule_id=? AND key_json=? "
-            "ORDER BY first_seen",
+            "SELECT alert_id, first_seen, created_run FROM alerts WHERE rule_id=? AND key_json=? ORDER BY first_seen",
             (rule_id, key_json),
         ).fetchall()
-        return [(_alert(r[:3]), r[3]) for r in rows]
+        return [(alert_id, parse_iso(first_seen), run) for alert_id, first_seen, run in rows]
+
+    def load_alert(self, alert_id: str) -> Alert:
+        """The alert ``alert_id`` as an :class:`Alert` (it must exist)."""
+        row = self.db.execute(
+            "SELECT record, latest_time, latest_id FROM alerts WHERE alert_id=?", (alert_id,)
+        ).fetchone()
+        if row is None:
+            raise StateError(f"alert {alert_id} is not in the store", file=self.path)
+        return _alert(row)
 
     def save_alerts(self, alerts: Iterable[tuple[Alert, str, int]]) -> list[dict[str, Any]]:
         """Insert or update each ``(alert, key_json, created_run)``, in one statement; give their records."""

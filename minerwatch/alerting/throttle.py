@@ -27,6 +27,14 @@ from minerwatch.alerting.alerts import Alert, make_alert_id
 from minerwatch.alerting.state import StateStore
 
 
+@dataclass(slots=True)
+class _Stored:
+    """An alert of a cached key that is not in memory: read from the store when a row joins it."""
+
+    alert_id: str
+    first_seen: datetime
+
+
 @dataclass
 class Throttler:
     store: StateStore
@@ -37,11 +45,14 @@ class Throttler:
     count: int = 1
     max_cached_keys: int = 256
     max_cached_alerts: int = 512
-    """Keys whose alerts stay in memory between flushes: the most recently placed ones, at most this many keys and
-    (but for the newest key) alerts. A flush drops the others: the store holds them and a key seen again is read
-    back, so memory grows neither with the number of keys nor with the history of each."""
-    _alerts: dict[str, list[Alert]] = field(default_factory=dict)
+    """Between flushes memory holds the keys most recently placed, at most ``max_cached_keys``, with each alert's
+    id and start; of those alerts at most ``max_cached_alerts`` whole (the newest key's all). A flush forgets the
+    rest: the store holds it, and it is read back when a row needs it. Memory grows neither with the number of keys
+    nor with each key's history, and a key with a long history is not read whole again each time it returns."""
+    _alerts: dict[str, list[Alert | _Stored]] = field(default_factory=dict)
     """Per key, its alerts ordered by first_seen (kept ordered by construction, never re-sorted)."""
+    _held: int = 0
+    """Whole alerts (not :class:`_Stored`) in ``_alerts``."""
     _starts: dict[str, list[datetime]] = field(default_factory=dict)
     """Per key, the first_seen of each alert, parallel to ``_alerts``, for bisection."""
     _created_run: dict[str, int] = field(default_factory=dict)
@@ -60,22 +71,37 @@ class Throttler:
             self._starts.clear()
             self._created_run.clear()
             self.dirty.clear()
+            self._held = 0
             return
         for rule_id, key_json in changed:
-            if rule_id == self.rule_id and self._alerts.pop(key_json, None) is not None:
-                del self._starts[key_json]
+            if rule_id == self.rule_id and key_json in self._alerts:
+                self._drop(key_json)
 
-    def _key_alerts(self, key_json: str) -> tuple[list[Alert], list[datetime]]:
+    def _key_alerts(self, key_json: str) -> tuple[list[Alert | _Stored], list[datetime]]:
         alerts = self._alerts.pop(key_json, None)
         if alerts is not None:
             self._alerts[key_json] = alerts  # the most recently placed key last: flush keeps the newest
         else:
-            loaded = self.store.alerts_for_key(self.rule_id, key_json)
-            alerts = [a for a, _ in loaded]
-            self._created_run.update({a.alert_id: run for a, run in loaded})
+            loaded = self.store.alert_starts(self.rule_id, key_json)
+            alerts = [_Stored(alert_id, first) for alert_id, first, _ in loaded]
+            self._created_run.update({alert_id: run for alert_id, _, run in loaded})
             self._alerts[key_json] = alerts
-            self._starts[key_json] = [a.first_seen for a in alerts]
+            self._starts[key_json] = [first for _, first, _ in loaded]
         return alerts, self._starts[key_json]
+
+    def _whole(self, alerts: list[Alert | _Stored], at: int) -> Alert:
+        alert = alerts[at]
+        if type(alert) is _Stored:
+            alert = alerts[at] = self.store.load_alert(alert.alert_id)
+            self._held += 1
+        return alert  # type: ignore[return-value]
+
+    def _drop(self, key_json: str) -> None:
+        """Forget a key: its alerts are read back from the store if it comes again."""
+        for alert in self._alerts.pop(key_json):
+            self._created_run.pop(alert.alert_id, None)
+            self._held -= type(alert) is Alert
+        del self._starts[key_json]
 
     def place(
         self, key: dict[str, Any], eventdate: datetime, finding_id: str, row: dict[str, Any], groups: dict[str, Any]
@@ -90,16 +116,17 @@ class Throttler:
             holding += 1
         target: Alert | None = None
         if holding and holding >= self.count:
-            target = alerts[idx - 1]
+            target = self._whole(alerts, idx - 1)
         elif not holding and idx < len(alerts) and starts[idx] < eventdate + self.window:
             # A late row: the next alert starts less than one window after it, so it moves back to the row.
             # Order is kept: the previous alert starts at least one window before the row.
-            target = alerts[idx]
+            target = self._whole(alerts, idx)
             starts[idx] = eventdate
         if target is None:
             target = self._open(key, eventdate)
             alerts.insert(idx, target)
             starts.insert(idx, eventdate)
+            self._held += 1
         target.add(eventdate, finding_id, row, groups)
         created_here = self._created_run.get(target.alert_id) == self.run_id
         if target.status in ("new", "updated"):  # a person's acknowledged / closed stays (even mid-run)
@@ -127,13 +154,16 @@ class Throttler:
         """Write changed alerts to the store (inside the caller's transaction); return their records."""
         records = self.store.save_alerts((a, kj, self._created_run[a.alert_id]) for a, kj in self.dirty.values())
         self.dirty.clear()
-        # Everything is in the store now; a key dropped here is read back when it is seen again.
-        cached = sum(map(len, self._alerts.values()))
-        for key_json in list(self._alerts)[:-1]:  # least recently placed first
-            if len(self._alerts) <= self.max_cached_keys and cached <= self.max_cached_alerts:
-                break
-            for alert in self._alerts.pop(key_json):
-                self._created_run.pop(alert.alert_id, None)
-                cached -= 1
-            del self._starts[key_json]
+        # Everything is in the store now: what is forgotten here is read back when a row needs it.
+        if len(self._alerts) > self.max_cached_keys:
+            for key_json in list(self._alerts)[: len(self._alerts) - self.max_cached_keys]:  # least recent first
+                self._drop(key_json)
+        if self._held > self.max_cached_alerts:
+            for alerts in list(self._alerts.values())[:-1]:
+                for at, alert in enumerate(alerts):
+                    if type(alert) is Alert:
+                        alerts[at] = _Stored(alert.alert_id, alert.first_seen)
+                        self._held -= 1
+                if self._held <= self.max_cached_alerts:
+                    break
         return records

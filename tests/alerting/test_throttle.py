@@ -9,6 +9,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from minerwatch.alerting.alerts import Alert
 from minerwatch.alerting.state import StateStore
 from minerwatch.alerting.throttle import Throttler
 
@@ -168,13 +169,14 @@ def test_dropping_the_cache_after_a_flush_changes_nothing(tmp_path):
             small.begin()
             th2.flush()
             small.commit()
-            cached = {k: len(v) for k, v in th2._alerts.items()}
+            cached = {k: sum(type(a) is Alert for a in v) for k, v in th2._alerts.items()}  # whole alerts
             newest = orjson.dumps({"accountid": "1", "instance_id": rows[i + 9][0]}).decode()
             assert list(cached)[-1] == newest  # the key placed last is kept
             assert len(cached) <= limits.get("max_cached_keys", 256)
             assert sum(cached.values()) - cached[newest] <= limits.get("max_cached_alerts", 512)
             assert set(th2._created_run) == {a.alert_id for v in th2._alerts.values() for a in v}
-        assert _alerts(small) == _alerts(whole)  # keys dropped were read back when they came again: nothing lost
+            assert th2._held == sum(cached.values())
+        assert _alerts(small) == _alerts(whole)  # what was forgotten was read back when needed: nothing lost
 
 
 def test_an_alert_moved_back_does_not_share_its_id_with_a_later_one(tmp_path):
@@ -271,3 +273,29 @@ def test_a_store_whose_delivery_keys_lead_with_the_finding_id_is_migrated(tmp_pa
     store.commit()
     store.close()
     assert StateStore(path).db.execute("SELECT count(*) FROM seen").fetchone()[0] == 3  # opened again: kept as is
+
+
+def test_a_key_with_a_long_history_is_not_read_whole_again(tmp_path):
+    """Alerts forgotten between flushes are kept as id and start: a key that returns is not read again, and an
+    alert is read back only when a row joins it."""
+    rows = [(f"i-{k}", T0 + timedelta(hours=3 * n), f"f{n}-{k}") for n in range(40) for k in ("big", 1, 2, 3)]
+    rows.append(("i-big", T0 + timedelta(minutes=30), "late"))  # joins the key's first alert, long forgotten
+    whole = StateStore(tmp_path / "whole.db")
+    th = _throttler(whole)
+    _feed(th, rows)
+    _commit(th)
+
+    small = StateStore(tmp_path / "small.db")
+    th2 = Throttler(small, "r", W, {"rule_name": "r"}, 1, max_cached_alerts=5)
+    calls = {"alert_starts": 0, "load_alert": 0}
+    for name in calls:
+        def counted(*args, _name=name, _real=getattr(small, name)):
+            calls[_name] += 1
+            return _real(*args)
+        setattr(small, name, counted)
+    for i in range(0, len(rows), 8):
+        _feed(th2, rows[i : i + 8])
+        _commit(th2)
+        assert th2._held <= 5 + 40  # the newest key may hold all of its own
+    assert calls == {"alert_starts": 4, "load_alert": 1}
+    assert _alerts(small) == _alerts(whole)
