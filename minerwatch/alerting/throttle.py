@@ -9,9 +9,9 @@ alert; rows that arrive in (eventdate, id) order reduce to "open an alert when n
 With a throttle count N > 1, up to N alerts may start within any window; a row joins the latest window holding it
 once N windows hold it.
 
-Rows are placed inside the store's write transaction. The throttler caches each key's alerts between transactions;
-the store tells it which keys another writer changed meanwhile (``StateStore.on_foreign_changes``) and those are
-read again, so concurrent writers on one store keep the invariants.
+Rows are placed inside the store's write transaction. The throttler caches recent keys' alerts between transactions
+(within bounds: see ``Throttler.max_cached_keys``); the store tells it which keys another writer changed meanwhile
+(``StateStore.on_foreign_changes``) and those are read again, so concurrent writers on one store keep the invariants.
 """
 
 from __future__ import annotations
