@@ -29,10 +29,10 @@ from minerwatch.alerting.state import StateStore
 
 @dataclass(slots=True)
 class _Stored:
-    """An alert of a cached key that is not in memory: read from the store when a row joins it."""
+    """An alert of a cached key that is not in memory: read from the store when a row joins it (its start is in
+    the key's ``_starts``)."""
 
     alert_id: str
-    first_seen: datetime
 
 
 @dataclass
@@ -83,7 +83,7 @@ class Throttler:
             self._alerts[key_json] = alerts  # the most recently placed key last: flush keeps the newest
         else:
             loaded = self.store.alert_starts(self.rule_id, key_json)
-            alerts = [_Stored(alert_id, first) for alert_id, first, _ in loaded]
+            alerts = [_Stored(alert_id) for alert_id, _, _ in loaded]
             self._created_run.update({alert_id: run for alert_id, _, run in loaded})
             self._alerts[key_json] = alerts
             self._starts[key_json] = [first for _, first, _ in loaded]
@@ -162,7 +162,7 @@ class Throttler:
             for alerts in list(self._alerts.values())[:-1]:
                 for at, alert in enumerate(alerts):
                     if type(alert) is Alert:
-                        alerts[at] = _Stored(alert.alert_id, alert.first_seen)
+                        alerts[at] = _Stored(alert.alert_id)
                         self._held -= 1
                 if self._held <= self.max_cached_alerts:
                     break
