@@ -242,13 +242,9 @@ class Detector:
         self._pending_rows += 1
 
     def commit(self) -> None:
-        records = self.throttler.flush()
-        if records:
-            self.store.begin()
-            if self.opts.out:
-                self.store.queue_out(self.opts.out, [orjson.dumps(r).decode() for r in records])
-            if self.opts.in_transaction:
-                self.opts.in_transaction(self.store, records)
+        records = self.throttler.flush(self.opts.out)
+        if records and self.opts.in_transaction:
+            self.opts.in_transaction(self.store, records)
         self.store.commit()
         self._pending_rows = 0
         self._flush_out_backlog()

@@ -440,14 +440,17 @@ class StateStore:
             raise StateError(f"alert {alert_id} is not in the store", file=self.path)
         return _alert(row)
 
-    def save_alerts(self, alerts: Iterable[tuple[Alert, str, int]]) -> list[dict[str, Any]]:
-        """Insert or update each ``(alert, key_json, created_run)``, in one statement; give their records."""
+    def save_alerts(self, alerts: Iterable[tuple[Alert, str, int]], out: str | None = None) -> list[dict[str, Any]]:
+        """Insert or update each ``(alert, key_json, created_run)``, in one statement; give their records. With
+        ``out``, their JSON lines (the text stored) are queued for that file in the same transaction."""
         records: list[dict[str, Any]] = []
+        lines: list[str] = []
         rows = []
         for alert, key_json, run_id in alerts:
             record = alert.to_json()
             latest_time, latest_id = (iso(alert.latest[0]), alert.latest[1]) if alert.latest else (None, None)
             records.append(record)
+            lines.append(orjson.dumps(record).decode())
             rows.append(
                 (
                     alert.alert_id,
@@ -459,7 +462,7 @@ class StateStore:
                     run_id,
                     latest_time,
                     latest_id,
-                    orjson.dumps(record).decode(),
+                    lines[-1],
                     time.time(),
                 )
             )
@@ -472,6 +475,8 @@ class StateStore:
             "updated_wall=excluded.updated_wall",
             rows,
         )
+        if out and lines:
+            self.queue_out(out, lines)
         return records
 
     def get_alert(self, alert_id: str) -> dict[str, Any] | None:

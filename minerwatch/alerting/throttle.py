@@ -150,9 +150,12 @@ class Throttler:
         self._created_run[alert_id] = self.run_id
         return alert
 
-    def flush(self) -> list[dict[str, Any]]:
-        """Write changed alerts to the store (inside the caller's transaction); return their records."""
-        records = self.store.save_alerts((a, kj, self._created_run[a.alert_id]) for a, kj in self.dirty.values())
+    def flush(self, out: str | None = None) -> list[dict[str, Any]]:
+        """Write changed alerts to the store (inside the caller's transaction), with ``out`` queueing their lines
+        for that file; return their records."""
+        records = self.store.save_alerts(
+            ((a, kj, self._created_run[a.alert_id]) for a, kj in self.dirty.values()), out
+        )
         self.dirty.clear()
         # Everything is in the store now: what is forgotten here is read back when a row needs it.
         if len(self._alerts) > self.max_cached_keys:

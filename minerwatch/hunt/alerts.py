@@ -128,9 +128,7 @@ def open_alerts(
             groups = {name: row.get(name) for name in GROUP_COLUMNS}
             throttler.place(key, eventdate, hit_id, row, groups)
             stats.rows += 1
-        records = throttler.flush()
-        if out and records:
-            store.queue_out(out, [orjson.dumps(r).decode() for r in records])
+        throttler.flush(out)
         store.commit()
         if out:
             _flush_out(store, out)
