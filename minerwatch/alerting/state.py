@@ -49,14 +49,9 @@ CREATE TABLE IF NOT EXISTS suppressions (
     PRIMARY KEY (rule_id, updated_at, finding_id)
 ) WITHOUT ROWID;
 """
-_REKEYED = {
-    "seen": (_SEEN, ["rule_id", "updated_at", "finding_id"]),
-    "suppressions": (
-        _SUPPRESSIONS,
-        ["rule_id", "updated_at", "finding_id", "eventdate", "reason", "source", "key_json"],
-    ),
-}
-"""Tables whose key once led with the finding id: their definition and columns now."""
+_REKEYED = {"seen": _SEEN, "suppressions": _SUPPRESSIONS}
+"""Tables whose key once led with the finding id, and their definition now."""
+_DELIVERY_KEY = ["rule_id", "updated_at", "finding_id"]
 
 _SCHEMA = (
     """
@@ -262,8 +257,9 @@ class StateStore:
             if self.db.execute("SELECT 1 FROM meta WHERE name='schema_version'").fetchone() is None:
                 self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             self._check_version()
-            for table, (create, columns) in _REKEYED.items():
-                if [c[1] for c in self.db.execute(f"PRAGMA table_info({table})")] != columns:
+            for table, create in _REKEYED.items():
+                columns = [c[1] for c in self.db.execute(f"PRAGMA table_info({table})")]
+                if columns[:3] != _DELIVERY_KEY:
                     # A store made before the key led with the delivery time: the same rows under the new key.
                     names = ", ".join(columns)
                     self.db.execute(f"ALTER TABLE {table} RENAME TO {table}_before")
