@@ -149,12 +149,17 @@ def put_call(loc: Location, name: str, body: bytes | str) -> ApiCall:
     return ApiCall("s3", "PutObject", params)
 
 
+def planned_uploads(loc: Location, names: Iterable[str]) -> list[ApiCall]:
+    """The S3 uploads of the evidence files ``names`` and then of the manifest, as a plan shows them (``<name>``
+    for the body); none for a local folder."""
+    if not loc.is_s3:
+        return []
+    return [put_call(loc, n, f"<{n}>") for n in (*names, MANIFEST)]
+
+
 def planned_calls(inv: Inventory, loc: Location) -> list[ApiCall]:
-    calls = [c for _, reads in evidence_reads(inv) for c in reads]
-    if loc.is_s3:
-        names = [n for n, _ in evidence_reads(inv)] + [ALERT_FILE, MANIFEST]
-        calls += [put_call(loc, n, f"<{n}>") for n in names]
-    return calls
+    reads = evidence_reads(inv)
+    return [c for _, calls in reads for c in calls] + planned_uploads(loc, [*(n for n, _ in reads), ALERT_FILE])
 
 
 def _decoded(raw: bytes) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from minerwatch.respond.actions import (
     rollback_calls,
 )
 from minerwatch.respond.discover import TEMPORARY_KEY_PREFIX, CreatedUser, Inventory, KeyCandidate, discover
-from minerwatch.respond.evidence import MANIFEST, location, put_call, sha256
+from minerwatch.respond.evidence import location, planned_uploads, sha256
 from minerwatch.respond.plan import ApiCall, Plan, Step, skeleton
 from minerwatch.rules.model import Rule
 
@@ -401,9 +401,9 @@ class Response:
         step.checks = action.checks(inv, ctx)
         step.notes += action.notes(inv, ctx)
         changes = bool(step.calls)
-        if ctx.evidence.is_s3 and (stored := action.stores(inv, ctx)):
+        if stored := action.stores(inv, ctx):
             # Uploaded before the change it records: a dry run shows every write, these included.
-            step.calls += [put_call(ctx.evidence, name, f"<{name}>") for name in (*stored, MANIFEST)]
+            step.calls += planned_uploads(ctx.evidence, stored)
         if status == J.DONE:
             step.notes.insert(0, "already done: it will not run again")
         elif skip := action.skip_reason(inv, ctx):
