@@ -379,6 +379,11 @@ def _keep_all(_name: str) -> bool:
     return True
 
 
+def _keep_of(path: str) -> Callable[[str], bool]:
+    """Which entries below ``path`` are read: a :class:`WindowedPath`'s day folders, else all."""
+    return path.keep if isinstance(path, WindowedPath) else _keep_all
+
+
 def iter_inputs(
     paths: Sequence[str], reject: RejectSink, stats: ReadStats, *, s3_client: Any | None = None
 ) -> Iterator[Input]:
@@ -388,7 +393,7 @@ def iter_inputs(
     bound to an account by ``--org`` (``org.AccountPath``) is opened with that account's clients."""
     client = s3_client
     for path in paths:
-        keep = path.keep if isinstance(path, WindowedPath) else _keep_all
+        keep = _keep_of(path)
         bound = getattr(path, "inputs", None)
         if bound is not None:  # read with one account's credentials (minerwatch.sources.org)
             yield from bound(reject, stats)
@@ -427,8 +432,7 @@ def folder_files(
     """The files below ``top`` in the order the readers read them. Symbolic links to folders are not followed (no
     cycles); hidden entries (.git, .DS_Store) are skipped; ``keep`` (default: a :class:`WindowedPath`'s own)
     prunes folders (given with a trailing separator) and files."""
-    if keep is None:
-        keep = top.keep if isinstance(top, WindowedPath) else _keep_all
+    keep = keep or _keep_of(top)
     for dirpath, dirnames, filenames in os.walk(top, onerror=onerror):
         dirnames[:] = sorted(
             d for d in dirnames if not d.startswith(".") and keep(os.path.join(dirpath, d) + os.sep)
