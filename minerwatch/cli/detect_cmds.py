@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from collections.abc import Iterator
@@ -106,15 +107,15 @@ DRAIN_TIMEOUT = typer.Option(
 )
 
 
-def _committed(state: Path, alert_ids: list[str]) -> Iterator[dict[str, Any]]:
-    """The records of ``alert_ids`` as the store holds them, in that order, read one batch at a time."""
+def _committed(state: Path, alert_ids: list[str]) -> Iterator[str]:
+    """The records of ``alert_ids`` as the store holds them (JSON text), in that order, read one batch at a time."""
     if not alert_ids:
         return
     from minerwatch.alerting.state import StateStore
 
     store = StateStore(str(state), read_only=True)
     try:
-        yield from store.alert_records(alert_ids)
+        yield from store.alert_texts(alert_ids)
     finally:
         store.close()
 
@@ -227,7 +228,7 @@ def detect_cmd(
         from minerwatch.compile.window import window_text
 
         try:
-            loaded = loaded.model_copy(update={"query": window_text(loaded.query, window)})
+            loaded = dataclasses.replace(loaded, query=window_text(loaded.query, window))
         except MinerWatchError as exc:
             fail(exc)
     org_results: list[Any] | None = None
@@ -296,11 +297,17 @@ def detect_cmd(
     except MinerWatchError as exc:
         fail(exc)
     latest = _committed(state, list(emitted))
-    if fmt == "table":
-        out.print(_alerts_table(list(latest)))
+    if fmt == "jsonl":
+        sys.stdout.writelines(text + "\n" for text in latest)  # the stored line is the record's JSON Lines form
     else:
-        for r in latest:
-            print(_alert_line(r, fmt))
+        import orjson
+
+        records = map(orjson.loads, latest)
+        if fmt == "table":
+            out.print(_alerts_table(list(records)))
+        else:
+            for r in records:
+                print(_alert_line(r, fmt))
     _print_summary(stats)
     if notify is not None:
         from minerwatch.cli.notify_cmds import deliver_queued

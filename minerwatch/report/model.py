@@ -22,6 +22,7 @@ and logs are kept as they are; escaping is the renderers' job.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -430,7 +431,7 @@ def _rule_json(rule: Rule | None, alert: dict[str, Any]) -> dict[str, Any]:
         "severity": rule.severity,
         "priority": rule.priority,
         "description": rule.description,
-        "mitre": rule.mitre.model_dump(mode="json"),
+        "mitre": dataclasses.asdict(rule.mitre),
     }
 
 

@@ -18,6 +18,7 @@ throttling line the rule gets 1 alert per accountid per hour, with a warning.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import re
 import unicodedata
@@ -559,7 +560,7 @@ def parse_rule(text: str, path: str | None = None) -> Rule:
         ctx.error("rule document has no '## ... Query' section with a fenced query", title_line)
     if alert is None:
         ctx.warn("no '## Alert Configuration' section; using 1 alert per account per hour", None)
-        alert = AlertConfig(throttle=DEFAULT_THROTTLE.model_copy())
+        alert = AlertConfig(throttle=dataclasses.replace(DEFAULT_THROTTLE))
     if severity is None:
         if alert.severity is None:
             ctx.error("rule document has no '## Severity' section and no alert severity", title_line)

@@ -3,6 +3,7 @@ malformed lines, duplicate deliveries, AWS sample findings, an allowlist, and a 
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 from pathlib import Path
 from typing import Any
@@ -78,7 +79,7 @@ def _run(engine: str, rule: Any, paths: list[str], tmp: Path, allow: Path | None
                          rejects=str(tmp / f"{engine}{tag}-rejects.jsonl"), workers=1)
     window = window or TimeWindow()
     if window:  # as the detect command does with --since/--until
-        rule = rule.model_copy(update={"query": window_text(rule.query, window)})
+        rule = dataclasses.replace(rule, query=window_text(rule.query, window))
     if engine == "spark":
         stats = detect_spark(rule, paths, opts, spark=spark, since=window.since, until=window.until)
     elif engine == "duckdb":
