@@ -35,7 +35,7 @@ _NO_BUNDLED_HELP = "Leave out the bundled mining-pool domains and default stratu
 
 
 def _load_set(rule: Path | None, ioc_files: list[Path] | None, use_bundled: bool) -> IocSet:
-    # Start-up: the IOC sets need the rule model (pydantic, YAML), which `--help` does not.
+    # Start-up: the IOC sets need the rule model and its parsers (Markdown, YAML), which `--help` does not.
     from minerwatch.enrich.iocs import bundled, from_rule, load_ioc_file, merge
     from minerwatch.rules.loader import load_rule
 

@@ -25,7 +25,7 @@ def rules_show(
     as_json: bool = typer.Option(False, "--json", help="Print the whole rule model as JSON."),
 ) -> None:
     """Load a rule document and show its model: metadata, query, alert configuration, IOCs, playbook."""
-    # Start-up: the rule model (pydantic, YAML) is loaded by the command, not by `--help`.
+    # Start-up: the rule model and its parsers (Markdown, YAML) are loaded by the command, not by `--help`.
     from minerwatch.rules.loader import load_rule
 
     try:

@@ -1,7 +1,7 @@
 """Rule documents (Markdown) to a typed ``Rule`` model; see ``loader`` for the mapping.
 
 The names below are loaded on first use (PEP 562), so that importing a submodule such as
-``minerwatch.rules.shipped`` does not load the pydantic model and the YAML parser.
+``minerwatch.rules.shipped`` does not load the rule model, the Markdown parser and the YAML parser.
 """
 
 from __future__ import annotations
