@@ -8,8 +8,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
-from rich.console import Console
-from rich.text import Text
 
 from minerwatch.cli import lazy_help
 from minerwatch.errors import MinerWatchError
@@ -17,6 +15,9 @@ from minerwatch.errors import MinerWatchError
 lazy_help.install()  # before typer renders any help or usage error
 
 if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.text import Text
+
     from minerwatch.alerting.state import StateStore
 
 app = typer.Typer(
@@ -27,9 +28,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
-# Pipes and CI logs get wide tables instead of rich's 80-column default.
-
 
 def _print_version(value: bool) -> None:
     if value:
@@ -52,8 +50,27 @@ def _group(
 DEFAULT_STATE = ".minerwatch/state.db"
 """The state store every command uses unless --state says otherwise."""
 
-out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 180)
-err = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 180)
+
+class _LazyConsole:
+    """A rich Console made on first use. Importing rich costs each command line about 40 ms, which one that
+    prints only plain lines (``detect`` writing JSON Lines) need not pay."""
+
+    def __init__(self, stderr: bool = False) -> None:
+        self._stderr = stderr
+        self._console: Console | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            stream = sys.stderr if self._stderr else sys.stdout
+            # Pipes and CI logs get wide lines instead of rich's 80-column default.
+            self._console = Console(stderr=self._stderr, soft_wrap=True, width=None if stream.isatty() else 180)
+        return getattr(self._console, name)
+
+
+out: Console = _LazyConsole()  # type: ignore[assignment]
+err: Console = _LazyConsole(stderr=True)  # type: ignore[assignment]
 
 
 def inert(value: Any, *, multiline: bool = False) -> str:
@@ -77,6 +94,8 @@ def _escape(ch: str) -> str:
 
 def cell(value: Any, style: str = "", *, multiline: bool = False) -> Text:
     """A table cell (or printable) of data: :func:`inert` text, never read as Rich markup."""
+    from rich.text import Text
+
     return Text(inert(value, multiline=multiline), style=style)
 
 

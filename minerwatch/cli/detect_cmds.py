@@ -76,26 +76,25 @@ def _alerts_table(records: list[dict[str, Any]]) -> Table:
 
 
 def _print_summary(stats: DetectStats) -> None:
+    """The run's figures on stderr, as plain lines: rich is not loaded for them, and reasons from the input are
+    printed as they are (Rich would turn ``:name:`` into an emoji)."""
     s = stats
-    err.print(
+    lines = [
         f"records read {s.records_read:,} (files {s.files}), findings {s.findings:,}, prefiltered {s.prefiltered:,}, "
         f"duplicates {s.duplicates:,}, rejected {s.rejected:,}, matched {s.matched:,}, suppressed {s.suppressed:,}, "
-        f"alerts new {s.alerts_new:,} / updated {s.alerts_updated:,}  ({s.seconds:.2f} s)",
-        highlight=False,
+        f"alerts new {s.alerts_new:,} / updated {s.alerts_updated:,}  ({s.seconds:.2f} s)"
+    ]
+    lines += (f"  suppressed {n:,}: {inert(reason)}" for reason, n in sorted(s.suppressed_by_reason.items()))
+    lines += (
+        f"  allowlist entry at line {e['line']} expired {e['expires']} and no longer applies: {inert(e['reason'])}"
+        for e in s.expired_allowlist_entries
     )
-    for reason, n in sorted(s.suppressed_by_reason.items()):
-        err.print(f"  suppressed {n:,}: {inert(reason)}", highlight=False, markup=False)
-    for e in s.expired_allowlist_entries:
-        err.print(
-            f"  allowlist entry at line {e['line']} expired {e['expires']} and no longer applies: {inert(e['reason'])}",
-            highlight=False,
-            markup=False,
-        )
     if s.rejected:
-        err.print(f"  rejects written to {inert(s.rejects_file)}: " + ", ".join(
-            f"{inert(r)} ×{n}" for r, n in sorted(s.reject_reasons.items())), highlight=False, markup=False)
+        lines.append(f"  rejects written to {inert(s.rejects_file)}: " + ", ".join(
+            f"{inert(r)} ×{n}" for r, n in sorted(s.reject_reasons.items())))
     elif s.rejects_file:
-        err.print(f"  no rejects (rejects file: {inert(s.rejects_file)})", highlight=False, markup=False)
+        lines.append(f"  no rejects (rejects file: {inert(s.rejects_file)})")
+    sys.stderr.write("".join(line + "\n" for line in lines))
 
 
 DRAIN_TIMEOUT = typer.Option(
@@ -223,7 +222,7 @@ def detect_cmd(
         fail(exc)
     if not quiet:
         for warning in lint_rule(loaded).warnings:
-            err.print(warning.text, highlight=False, markup=False)
+            print(warning.text, file=sys.stderr)  # plain, like the summary
     if window:
         from minerwatch.compile.window import window_text
 

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.text import Text
 
 from minerwatch.aws import DEFAULT_ROLE, DEFAULT_SESSION
 from minerwatch.cli.app import err, out
@@ -58,6 +57,7 @@ def print_accounts(
 ) -> None:
     """One row per account: name, status and what came of it (``outcome(value)`` → text, good?) or why not."""
     from rich.table import Table  # only --org prints one; a detect run need not load it
+    from rich.text import Text
 
     table = Table("account", "name", "status", "result")
     for column in table.columns:

@@ -132,7 +132,7 @@ def test_rules_package_names_load_on_first_use():
 def test_detect_over_a_local_file_loads_only_what_it_runs(tmp_path):
     # The fixed cost of every detect run: no AWS SDK for local files, no DuckDB for the stream engine, no
     # notification settings or commands without a configuration, no help renderer, no pydantic (the rule model
-    # is plain dataclasses).
+    # is plain dataclasses), no rich (the run prints plain lines).
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
     argv = ["detect", str(empty), "--state", str(tmp_path / "s.db")]
@@ -140,7 +140,7 @@ def test_detect_over_a_local_file_loads_only_what_it_runs(tmp_path):
     unneeded = {
         "boto3", "botocore", "urllib3", "duckdb", "sqlglot", "pyspark", "jinja2", "fastapi", "multiprocessing.pool",
         "minerwatch.aws.session", "minerwatch.alerting.sql_detect", "minerwatch.notify.config",
-        "minerwatch.notify.outbox", "minerwatch.cli.notify_cmds", "typer.rich_utils", "rich.table", "pydantic",
+        "minerwatch.notify.outbox", "minerwatch.cli.notify_cmds", "typer.rich_utils", "rich.console", "pydantic",
         *(HELP_RENDERER_UNUSED - {"markdown_it"}),  # markdown-it reads the rule document
     }
     assert not unneeded & loaded, sorted(unneeded & loaded)

@@ -65,3 +65,16 @@ def test_query_table_is_inert(hostile):
     data, _ = hostile
     out = _run("query", 'from cloud.aws.guardduty select type, title', str(data), "--format", "table")
     _assert_inert(out)
+
+
+def test_detect_summary_prints_reasons_as_written(hostile, tmp_path):
+    # The summary quotes the allowlist's reasons: printed as plain text, so neither Rich markup nor an emoji code
+    # (":fire:") changes them, and control characters are escaped.
+    data, _ = hostile
+    account = orjson.loads(data.read_bytes())["accountId"]
+    allow = tmp_path / "allow.yaml"
+    allow.write_text(json.dumps([{"reason": "ok :fire: [bold]x[/bold] \x1b[2J", "accountid": account}]))
+    res = runner.invoke(app, ["detect", str(data), "--state", str(tmp_path / "s.db"), "--allowlist", str(allow)])
+    assert res.exit_code == 0, res.output
+    assert "  suppressed 1: ok :fire: [bold]x[/bold] \\x1b[2J\n" in res.stderr
+    assert "\x1b" not in res.stderr
