@@ -73,6 +73,12 @@ out: Console = _LazyConsole()  # type: ignore[assignment]
 err: Console = _LazyConsole(stderr=True)  # type: ignore[assignment]
 
 
+def note(*lines: str) -> None:
+    """Plain lines on stderr, as written: a run's summary needs no rich (nor its start-up), and Rich would read
+    ``[...]`` in a path as markup and ``:name:`` in a reason as an emoji."""
+    sys.stderr.write("".join(line + "\n" for line in lines))
+
+
 def inert(value: Any, *, multiline: bool = False) -> str:
     """Data (finding text, log fields, server replies) as text that cannot drive a terminal: control and format
     characters (ESC and so CSI/OSC sequences, C1, bidi overrides; newlines too unless ``multiline``) are shown as

@@ -14,7 +14,7 @@ import typer
 import minerwatch.cli.spark_opts as spark_opts
 import minerwatch.cli.window_opts as window_opts
 from minerwatch.cli import org_out
-from minerwatch.cli.app import DEFAULT_STATE, alert_or_fail, app, cell, err, fail, inert, out
+from minerwatch.cli.app import DEFAULT_STATE, alert_or_fail, app, cell, err, fail, inert, note, out
 from minerwatch.errors import MinerWatchError
 from minerwatch.rules.shipped import DEFAULT_RULE, SAMPLES_DIR, shipped_rules
 
@@ -76,8 +76,6 @@ def _alerts_table(records: list[dict[str, Any]]) -> Table:
 
 
 def _print_summary(stats: DetectStats) -> None:
-    """The run's figures on stderr, as plain lines: rich is not loaded for them, and reasons from the input are
-    printed as they are (Rich would turn ``:name:`` into an emoji)."""
     s = stats
     lines = [
         f"records read {s.records_read:,} (files {s.files}), findings {s.findings:,}, prefiltered {s.prefiltered:,}, "
@@ -94,7 +92,7 @@ def _print_summary(stats: DetectStats) -> None:
             f"{inert(r)} ×{n}" for r, n in sorted(s.reject_reasons.items())))
     elif s.rejects_file:
         lines.append(f"  no rejects (rejects file: {inert(s.rejects_file)})")
-    sys.stderr.write("".join(line + "\n" for line in lines))
+    note(*lines)
 
 
 DRAIN_TIMEOUT = typer.Option(
@@ -222,7 +220,7 @@ def detect_cmd(
         fail(exc)
     if not quiet:
         for warning in lint_rule(loaded).warnings:
-            print(warning.text, file=sys.stderr)  # plain, like the summary
+            note(warning.text)
     if window:
         from minerwatch.compile.window import window_text
 
@@ -325,7 +323,7 @@ def detect_cmd(
     if org_results is not None:
         org_out.exit_if_account_failed(org_results)
     if strict and stats.rejected:
-        err.print(f"--strict: {stats.rejected} record(s) rejected", highlight=False)
+        note(f"--strict: {stats.rejected} record(s) rejected")
         raise typer.Exit(1)
 
 

@@ -12,7 +12,7 @@ import typer
 
 import minerwatch.cli.window_opts as window_opts
 from minerwatch.cli import org_out
-from minerwatch.cli.app import DEFAULT_STATE, app, cell, err, fail, inert, out
+from minerwatch.cli.app import DEFAULT_STATE, app, cell, fail, inert, note, out
 from minerwatch.cli.spark_opts import SPARK_CONF, SPARK_MASTER, SPARK_REMOTE, spark_options
 from minerwatch.errors import MinerWatchError
 
@@ -210,7 +210,7 @@ def _record_sweep(result: HuntResult, state: Path) -> None:
 
     fleet = [s for s in (result.stats.flow, result.stats.dns) if s is not None and s.first is not None]
     if not fleet:
-        err.print(f"hunt not noted in {state}: no flow or DNS record with a time was read", highlight=False)
+        note(f"hunt not noted in {state}: no flow or DNS record with a time was read")
         return
     first = min(s.first for s in fleet if s.first is not None)
     last = max(s.last for s in fleet if s.last is not None)
@@ -219,8 +219,7 @@ def _record_sweep(result: HuntResult, state: Path) -> None:
         record_hunt(store, first, last, {"entities": len(result.entities), "stats": result.stats.to_json()})
     finally:
         store.close()
-    err.print(f"hunt noted in {state}: flow and DNS records from {_iso(first)} to {_iso(last)}", highlight=False,
-              markup=False)
+    note(f"hunt noted in {state}: flow and DNS records from {_iso(first)} to {_iso(last)}")
 
 
 def _write(result: HuntResult, fmt: HuntFormat, out_file: Path | None) -> None:
@@ -283,21 +282,15 @@ def _summary(result: HuntResult) -> None:
         outside = "" if s.outside_window is None else f", {s.outside_window:,} outside the window"
         parts.append(f"{name}: {records} records in {s.files} files{engine}, {s.matched:,} matched, "
                      f"{s.rejected:,} rejected{outside}")
-    err.print(
-        f"{len(result.entities)} entities matched; " + "; ".join(parts) + f"  ({result.stats.seconds:.2f} s)",
-        highlight=False,
-        markup=False,
-    )
+    note(f"{len(result.entities)} entities matched; " + "; ".join(parts) + f"  ({result.stats.seconds:.2f} s)")
     if result.stats.rejects_file:
         rejected = sum(s.rejected for s in result.stats.sources().values())
         done = "rejects written to" if rejected else "no rejects; rejects file"
-        err.print(f"  {done} {result.stats.rejects_file}", highlight=False, markup=False)
+        note(f"  {done} {result.stats.rejects_file}")
 
 
 def _alert_summary(stats: HuntAlertStats, state: Path) -> None:
-    err.print(
+    note(
         f"alerts: {stats.alerts_new} new, {stats.alerts_updated} updated from {stats.rows} hit rows "
-        f"({stats.duplicates} already in {state})",
-        highlight=False,
-        markup=False,
+        f"({stats.duplicates} already in {state})"
     )

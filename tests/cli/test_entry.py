@@ -161,6 +161,16 @@ def _run_entry(argv: list[str], before: str = "") -> subprocess.CompletedProcess
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
 
 
+def test_hunt_over_a_local_flow_file_prints_its_summary_without_rich(tmp_path):
+    # The summary lines are plain: a hunt that writes JSON pays neither rich's import nor its console.
+    flows = Path(__file__).resolve().parents[1] / "data" / "real" / "vpcflow"
+    sample = next(flows.glob("open-telemetry-*valid_vpc_flow_log.log"))
+    argv = ["hunt", "--flow", str(sample), "--format", "json", "--out", str(tmp_path / "hits.json")]
+    loaded = _modules_loaded_by(argv, cwd=tmp_path)
+    assert "minerwatch.hunt.sweep" in loaded  # it did run
+    assert not {"rich", "rich.console", "typer.rich_utils"} & loaded, sorted(m for m in loaded if "rich" in m)
+
+
 def test_help_and_usage_errors_are_the_same_as_with_the_real_rich_modules():
     # Loading typer.rich_utils first (with rich.markdown and rich.traceback) turns the deferral off: the pages must
     # not change, only when those modules load.
