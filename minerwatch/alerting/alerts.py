@@ -103,14 +103,17 @@ class Alert:
     event_count: int = 0
     finding_ids: set[str] = field(default_factory=set)
     groups: dict[str, Group] = field(default_factory=dict)
-    fields: dict[str, Any] = field(default_factory=dict)
+    fields: dict[str, Any] | bytes = field(default_factory=dict)
+    """The latest row, or its JSON text (a row read back from a detect run's spill file: parsed when saved)."""
     latest: tuple[datetime, str] | None = None
     """(eventdate, finding id) of the row ``fields`` came from."""
     status: str = "new"
     header: dict[str, Any] = field(default_factory=dict)
     """rule_name, severity, priority, mitre — copied from the rule when the alert is created."""
 
-    def add(self, eventdate: datetime, finding_id: str, row: dict[str, Any], group_values: dict[str, Any]) -> None:
+    def add(
+        self, eventdate: datetime, finding_id: str, row: dict[str, Any] | bytes, group_values: dict[str, Any]
+    ) -> None:
         self.event_count += 1
         self.finding_ids.add(finding_id)
         self.first_seen = min(self.first_seen, eventdate)
@@ -151,7 +154,7 @@ class Alert:
                 }
                 for g in groups
             ],
-            "fields": jsonable(self.fields),
+            "fields": orjson.loads(self.fields) if type(self.fields) is bytes else jsonable(self.fields),
             "status": self.status,
         }
 

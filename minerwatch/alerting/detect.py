@@ -98,8 +98,13 @@ class _Match:
     finding_id: str
     updated_at: str
     sample: bool
-    row: dict[str, Any]
-
+    row: dict[str, Any] | bytes
+    """The projected row, or (read back from a spill file) its JSON text, parsed only where it is needed: as the
+    latest row of an alert being saved, or for an allowlist."""
+    key: dict[str, Any] | None = None
+    """The throttle key's values, when read back from a spill file with the row left as text."""
+    groups: dict[str, Any] | None = None
+    """The group-by values, likewise."""
 
 
 Match = _Match
@@ -226,20 +231,52 @@ class Detector:
     def _place(self, m: _Match) -> None:
         """A new delivery, marked seen in the open transaction: suppressed, or placed in its alert."""
         self.stats.matched += 1  # distinct deliveries only; repeats are counted as duplicates
-        key = {name: _lookup(m.row, name) for name in self.throttle_key}
+        key = m.key if m.key is not None else self._columns(m.row, self.throttle_key)
         reason = source = None
         if m.sample and not self.opts.include_samples:
             reason, source = SAMPLE_REASON, "service.additionalInfo.sample"
-        elif self.opts.allowlist is not None and (entry := self.opts.allowlist.check(m.row)) is not None:
+        elif self.opts.allowlist is not None and (entry := self.opts.allowlist.check(_row(m.row))) is not None:
             reason, source = entry.reason, f"{self.opts.allowlist.path}:{entry.line}"
         if reason is not None:
             self.stats.suppressed += 1
             self.stats.suppressed_by_reason[reason] = self.stats.suppressed_by_reason.get(reason, 0) + 1
             self.store.add_suppression(self.rule.id, m.finding_id, m.updated_at, m.eventdate, reason, source, key)
         else:
-            groups = {name: _lookup(m.row, name) for name in self.group_names}
+            groups = m.groups if m.groups is not None else self._columns(m.row, self.group_names)
             self.throttler.place(key, m.eventdate, m.finding_id, m.row, groups)
         self._pending_rows += 1
+
+    @staticmethod
+    def _columns(row: dict[str, Any] | bytes, names: list[str]) -> dict[str, Any]:
+        row = _row(row)
+        return {name: _lookup(row, name) for name in names}
+
+    # -- spill files: matched rows sorted on disk ----------------------------------------------------------
+    def pack(self, m: _Match) -> tuple[str, str, bytes]:
+        """``(sort time, finding id, blob)`` of a matched row for a spill file. The blob is a JSON line of the
+        row's delivery, throttle key and group values, then the row's JSON, which the ordered apply leaves as text:
+        of the rows an alert gathers between two saves, only the latest is ever parsed."""
+        # Fixed-width UTC text (microseconds, no offset) sorts like the timestamps themselves. JSON, not pickle: a
+        # slotted dataclass pickles through Python-level code, about twenty times slower for these rows.
+        t = m.eventdate.astimezone(UTC).isoformat(timespec="microseconds")[:-6]
+        key = m.key if m.key is not None else self._columns(m.row, self.throttle_key)
+        groups = m.groups if m.groups is not None else self._columns(m.row, self.group_names)
+        head = orjson.dumps([t, m.finding_id, m.updated_at, m.sample, list(key.values()), list(groups.values())])
+        row = m.row if type(m.row) is bytes else orjson.dumps(m.row)
+        return t, m.finding_id, head + b"\n" + row  # type: ignore[operator]
+
+    def unpack(self, blob: bytes) -> _Match:
+        head, _, row = blob.partition(b"\n")  # JSON text holds no raw newline
+        t, fid, upd, sample, key, groups = orjson.loads(head)
+        return _Match(
+            datetime.fromisoformat(t).replace(tzinfo=UTC),
+            fid,
+            upd,
+            sample,
+            row,
+            dict(zip(self.throttle_key, key, strict=True)),
+            dict(zip(self.group_names, groups, strict=True)),
+        )
 
     def commit(self) -> None:
         records = self.throttler.flush(self.opts.out)
@@ -320,7 +357,11 @@ def _drop_torn_tail(fh: Any) -> None:
     fh.truncate(0)
 
 
-def _sorted_matches(matches: Iterable[_Match]) -> Iterator[_Match]:
+def _row(row: dict[str, Any] | bytes) -> dict[str, Any]:
+    return orjson.loads(row) if type(row) is bytes else row  # type: ignore[return-value]
+
+
+def _sorted_matches(det: Detector, matches: Iterable[_Match]) -> Iterator[_Match]:
     """Matched rows in (eventdate, id) order; beyond SPILL_ROWS they are sorted in a temporary SQLite file."""
     buf: list[_Match] = []
     spill: sqlite3.Connection | None = None
@@ -332,33 +373,21 @@ def _sorted_matches(matches: Iterable[_Match]) -> Iterator[_Match]:
                 tmpdir = tempfile.TemporaryDirectory(prefix="minerwatch-sort-")
                 spill = sqlite3.connect(os.path.join(tmpdir.name, "sort.db"))
                 spill.execute("CREATE TABLE m (t TEXT, id TEXT, blob BLOB)")
-            spill.executemany("INSERT INTO m VALUES (?, ?, ?)", [_pack(x) for x in buf])
+            spill.executemany("INSERT INTO m VALUES (?, ?, ?)", [det.pack(x) for x in buf])
             buf.clear()
     if spill is None:
         buf.sort(key=lambda x: (x.eventdate, x.finding_id))
         yield from buf
         return
     try:
-        spill.executemany("INSERT INTO m VALUES (?, ?, ?)", [_pack(x) for x in buf])
+        spill.executemany("INSERT INTO m VALUES (?, ?, ?)", [det.pack(x) for x in buf])
         buf.clear()
         for (blob,) in spill.execute("SELECT blob FROM m ORDER BY t, id"):
-            yield _unpack(blob)
+            yield det.unpack(blob)
     finally:
         spill.close()
         if tmpdir is not None:
             tmpdir.cleanup()
-
-
-def _pack(m: _Match) -> tuple[str, str, bytes]:
-    # Fixed-width UTC text (microseconds, no offset) sorts like the timestamps themselves. JSON, not pickle: a
-    # slotted dataclass pickles through Python-level code, about twenty times slower for these rows.
-    t = m.eventdate.astimezone(UTC).isoformat(timespec="microseconds")[:-6]
-    return t, m.finding_id, orjson.dumps([t, m.finding_id, m.updated_at, m.sample, m.row])
-
-
-def _unpack(blob: bytes) -> _Match:
-    t, fid, upd, sample, row = orjson.loads(blob)
-    return _Match(datetime.fromisoformat(t).replace(tzinfo=UTC), fid, upd, sample, row)
 
 
 def detect(rule: Rule, paths: list[str], options: DetectOptions) -> DetectStats:
@@ -385,7 +414,7 @@ def detect(rule: Rule, paths: list[str], options: DetectOptions) -> DetectStats:
                 records = read_guardduty(rest, on_reject=det.reject, stats=read, prefilter=prefilter) if rest else ()
                 matches = (m for r in records if (m := det.match(r)) is not None)
                 # Each run is sorted; merging takes equal keys from earlier runs first, as one stable sort would.
-                det.apply_all(heapq.merge(*runs, _sorted_matches(matches), key=_sort_key))
+                det.apply_all(heapq.merge(*runs, _sorted_matches(det, matches), key=_sort_key))
         return det.finish(read, started)
     except BaseException as exc:
         try:
@@ -452,7 +481,7 @@ def _scan_range(part: tuple[str, int, int, str]) -> tuple[list[Reject], ReadStat
                 m = det.match(record)
                 if m is None:
                     continue
-                t, fid, blob = _pack(m)
+                t, fid, blob = det.pack(m)
                 out.write(blob)
                 keys.append((t, fid, offset, len(blob)))
                 offset += len(blob)
@@ -471,7 +500,7 @@ def _scan_range(part: tuple[str, int, int, str]) -> tuple[list[Reject], ReadStat
     return rejects, stats
 
 
-def _spilled_run(spill: str, files: contextlib.ExitStack) -> Iterator[_Match]:
+def _spilled_run(det: Detector, spill: str, files: contextlib.ExitStack) -> Iterator[_Match]:
     """The rows of one range in (eventdate, id) order, read back one at a time from its spill files."""
     fd = os.open(spill, os.O_RDONLY)
     files.callback(os.close, fd)
@@ -480,7 +509,7 @@ def _spilled_run(spill: str, files: contextlib.ExitStack) -> Iterator[_Match]:
         places = array("q")
         places.frombytes(chunk)
         for at in range(0, len(places), 2):
-            yield _unpack(os.pread(fd, places[at + 1], places[at]))
+            yield det.unpack(os.pread(fd, places[at + 1], places[at]))
 
 
 def _scan_parallel(
@@ -506,7 +535,7 @@ def _scan_parallel(
         offset = count_newlines(path, 0, start) if start and rejects else 0
         for rej in rejects:
             det.reject(Reject(rej.file, None if rej.line is None else rej.line + offset, rej.reason, rej.excerpt))
-        runs.append(_spilled_run(spill, files))
+        runs.append(_spilled_run(det, spill, files))
         read.records_read += stats.records_read
         read.accepted += stats.accepted
         read.rejected += stats.rejected

@@ -104,8 +104,14 @@ class Throttler:
         del self._starts[key_json]
 
     def place(
-        self, key: dict[str, Any], eventdate: datetime, finding_id: str, row: dict[str, Any], groups: dict[str, Any]
+        self,
+        key: dict[str, Any],
+        eventdate: datetime,
+        finding_id: str,
+        row: dict[str, Any] | bytes,
+        groups: dict[str, Any],
     ) -> Alert:
+        """Place one row (or its JSON text, see :attr:`Alert.fields`) in its key's alert."""
         if not self.store.in_transaction:
             raise RuntimeError("rows are placed inside a state store transaction (StateStore.begin)")
         key_json = orjson.dumps(key).decode()  # key values come from JSON rows: no conversion needed

@@ -110,3 +110,47 @@ def test_a_range_worker_holds_nothing_per_matched_row(tmp_path, monkeypatch):
     # Both past the bounded caches of time conversions (4,096 entries each), which fill up first.
     small, large = peak(4500), peak(9000)
     assert large - small < 4500 * 100, (small, large)  # a key tuple per row alone is ~250 B
+
+
+def test_rows_spilled_to_disk_equal_rows_kept_in_memory(tmp_path, monkeypatch):
+    # Rows read back from a spill file (a range worker's, or the sequential sort's beyond SPILL_ROWS) keep their
+    # JSON as text until it is needed: as an alert's latest row, or for the allowlist. Whichever way the rows
+    # travel, the alerts, the suppressions and the --out lines are the same.
+    from minerwatch.alerting.allowlist import load_allowlist
+
+    findings = list(generate_findings(2000, seed=11, crypto_ratio=0.2))
+    crypto = [f for f in findings if "CryptoCurrency" in f["type"]]
+    for f in crypto[::7]:  # AWS sample findings: suppressed unless asked for
+        f["service"]["additionalInfo"] = {"sample": True}
+    data = tmp_path / "f.jsonl"
+    data.write_bytes(b"".join(orjson.dumps(f) + b"\n" for f in findings))
+    allow = tmp_path / "allow.yaml"
+    allowed = sorted({f["accountId"] for f in crypto})[:2]
+    allow.write_text(f'- reason: "research accounts"\n  accountid: {orjson.dumps(allowed).decode()}\n')
+    rule = load_rule(DEFAULT_RULE)
+
+    def run(name: str, workers: int) -> tuple[dict, bytes, bytes, bytes]:
+        opts = DetectOptions(
+            state=str(tmp_path / f"{name}.db"),
+            out=str(tmp_path / f"{name}.out.jsonl"),
+            allowlist=load_allowlist(allow),
+            workers=workers,
+            parallel_min_bytes=1,
+        )
+        stats = detect(rule, [str(data)], opts).to_json()
+        stats.pop("seconds")
+        stats.pop("rejects_file")
+        store = StateStore(opts.state)
+        return (
+            stats,
+            (tmp_path / f"{name}.out.jsonl").read_bytes(),
+            orjson.dumps(store.list_alerts()),
+            orjson.dumps(store.suppressions()),
+        )
+
+    memory = run("memory", 1)
+    assert memory[0]["suppressed_by_reason"].keys() == {"research accounts", "aws-sample-finding"}
+    assert memory[0]["alerts_new"] > 5
+    assert run("ranges", 2) == memory
+    monkeypatch.setattr(detect_module, "SPILL_ROWS", 7)
+    assert run("sorted-on-disk", 1) == memory
