@@ -269,7 +269,7 @@ class Detector:
         head, _, row = blob.partition(b"\n")  # JSON text holds no raw newline
         t, fid, upd, sample, key, groups = orjson.loads(head)
         return _Match(
-            datetime.fromisoformat(t).replace(tzinfo=UTC),
+            datetime.fromisoformat(t + "+00:00"),  # UTC itself, and several times cheaper than a replace()
             fid,
             upd,
             sample,
