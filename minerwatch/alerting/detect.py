@@ -101,10 +101,10 @@ class _Match:
     row: dict[str, Any] | bytes
     """The projected row, or (read back from a spill file) its JSON text, parsed only where it is needed: as the
     latest row of an alert being saved, or for an allowlist."""
-    key: dict[str, Any] | None = None
-    """The throttle key's values, when read back from a spill file with the row left as text."""
-    groups: dict[str, Any] | None = None
-    """The group-by values, likewise."""
+    key: dict[str, Any]
+    """The row's throttle key values."""
+    groups: dict[str, Any]
+    """The row's group-by values."""
 
 
 Match = _Match
@@ -176,7 +176,15 @@ class Detector:
             return None
         row = jsonable_row(self.compiled.project(record))
         doc = record.doc
-        return _Match(record.flat["eventdate"], str(doc.get("id")), _delivery_time(doc), record.sample, row)
+        return self.matched(record.flat["eventdate"], str(doc.get("id")), _delivery_time(doc), record.sample, row)
+
+    def matched(
+        self, eventdate: datetime, finding_id: str, updated_at: str, sample: bool, row: dict[str, Any]
+    ) -> _Match:
+        """A matched row with its throttle key and group values (a projected row, as JSON)."""
+        key = {name: _lookup(row, name) for name in self.throttle_key}
+        groups = {name: _lookup(row, name) for name in self.group_names}
+        return _Match(eventdate, finding_id, updated_at, sample, row, key, groups)
 
     # -- effects -------------------------------------------------------------------------------------
     def apply(self, m: _Match) -> None:
@@ -231,25 +239,20 @@ class Detector:
     def _place(self, m: _Match) -> None:
         """A new delivery, marked seen in the open transaction: suppressed, or placed in its alert."""
         self.stats.matched += 1  # distinct deliveries only; repeats are counted as duplicates
-        key = m.key if m.key is not None else self._columns(m.row, self.throttle_key)
         reason = source = None
         if m.sample and not self.opts.include_samples:
             reason, source = SAMPLE_REASON, "service.additionalInfo.sample"
-        elif self.opts.allowlist is not None and (entry := self.opts.allowlist.check(_row(m.row))) is not None:
-            reason, source = entry.reason, f"{self.opts.allowlist.path}:{entry.line}"
+        elif self.opts.allowlist is not None:
+            row = orjson.loads(m.row) if type(m.row) is bytes else m.row
+            if (entry := self.opts.allowlist.check(row)) is not None:  # type: ignore[arg-type]
+                reason, source = entry.reason, f"{self.opts.allowlist.path}:{entry.line}"
         if reason is not None:
             self.stats.suppressed += 1
             self.stats.suppressed_by_reason[reason] = self.stats.suppressed_by_reason.get(reason, 0) + 1
-            self.store.add_suppression(self.rule.id, m.finding_id, m.updated_at, m.eventdate, reason, source, key)
+            self.store.add_suppression(self.rule.id, m.finding_id, m.updated_at, m.eventdate, reason, source, m.key)
         else:
-            groups = m.groups if m.groups is not None else self._columns(m.row, self.group_names)
-            self.throttler.place(key, m.eventdate, m.finding_id, m.row, groups)
+            self.throttler.place(m.key, m.eventdate, m.finding_id, m.row, m.groups)
         self._pending_rows += 1
-
-    @staticmethod
-    def _columns(row: dict[str, Any] | bytes, names: list[str]) -> dict[str, Any]:
-        row = _row(row)
-        return {name: _lookup(row, name) for name in names}
 
     # -- spill files: matched rows sorted on disk ----------------------------------------------------------
     def pack(self, m: _Match) -> tuple[str, str, bytes]:
@@ -259,9 +262,7 @@ class Detector:
         # Fixed-width UTC text (microseconds, no offset) sorts like the timestamps themselves. JSON, not pickle: a
         # slotted dataclass pickles through Python-level code, about twenty times slower for these rows.
         t = m.eventdate.astimezone(UTC).isoformat(timespec="microseconds")[:-6]
-        key = m.key if m.key is not None else self._columns(m.row, self.throttle_key)
-        groups = m.groups if m.groups is not None else self._columns(m.row, self.group_names)
-        head = orjson.dumps([t, m.finding_id, m.updated_at, m.sample, list(key.values()), list(groups.values())])
+        head = orjson.dumps([t, m.finding_id, m.updated_at, m.sample, list(m.key.values()), list(m.groups.values())])
         row = m.row if type(m.row) is bytes else orjson.dumps(m.row)
         return t, m.finding_id, head + b"\n" + row  # type: ignore[operator]
 
@@ -355,10 +356,6 @@ def _drop_torn_tail(fh: Any) -> None:
                 return
             pos -= step
     fh.truncate(0)
-
-
-def _row(row: dict[str, Any] | bytes) -> dict[str, Any]:
-    return orjson.loads(row) if type(row) is bytes else row  # type: ignore[return-value]
 
 
 def _sorted_matches(det: Detector, matches: Iterable[_Match]) -> Iterator[_Match]:

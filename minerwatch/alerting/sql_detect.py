@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from minerwatch.alerting.alerts import jsonable_row
-from minerwatch.alerting.detect import DetectOptions, Detector, DetectStats, Match, _delivery_time
+from minerwatch.alerting.detect import DetectOptions, Detector, DetectStats, _delivery_time
 from minerwatch.catalog.tables import ColType
 from minerwatch.compile.binder import bind
 from minerwatch.compile.prefilter import make_prefilter
@@ -49,7 +49,7 @@ def _feed(det: Detector, plan: SqlPlan, rows: Iterable[tuple[Any, ...]]) -> None
         row = convert(r[:width])
         t, fid, upd, sample = r[width : width + 4]
         t = t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
-        det.apply(Match(t, fid, upd, bool(sample), jsonable_row(row)))
+        det.apply(det.matched(t, fid, upd, bool(sample), jsonable_row(row)))
         det.stats.duplicates += r[-1] - 1
 
 
