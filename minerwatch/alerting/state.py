@@ -490,10 +490,6 @@ class StateStore:
             row = (rows[0][1],) if rows else None
         return orjson.loads(row[0]) if row else None
 
-    def alert_records(self, alert_ids: Sequence[str]) -> Iterator[dict[str, Any]]:
-        """The records of ``alert_ids`` (exact ids), in that order; ids not in the store are left out."""
-        return map(orjson.loads, self.alert_texts(alert_ids))
-
     def alert_texts(self, alert_ids: Sequence[str]) -> Iterator[str]:
         """The records of ``alert_ids`` as the JSON text stored (one line each), in that order; ids not in the
         store are left out."""
