@@ -13,7 +13,7 @@ import orjson
 import typer
 from rich.table import Table
 
-from minerwatch.cli.app import DEFAULT_STATE, app, cell, err, fail, out
+from minerwatch.cli.app import DEFAULT_STATE, app, cell, err, fail, note, out
 from minerwatch.errors import MinerWatchError
 
 if TYPE_CHECKING:
@@ -112,8 +112,7 @@ def outbox_list(
             )
         out.print(rows_table)
     parked = sum(c["parked"] for c in counts.values())
-    err.print(f"{parked} parked row(s)" + ("; `minerwatch outbox retry` sends them again" if parked else ""),
-              highlight=False, markup=False)
+    note(f"{parked} parked row(s)" + ("; `minerwatch outbox retry` sends them again" if parked else ""))
 
 
 def _print_stats(stats: Any) -> None:
@@ -126,7 +125,7 @@ def _print_stats(stats: Any) -> None:
             markup=False,
         )
         for e in lane.errors:
-            err.print(f"  {e}", highlight=False, markup=False)
+            note(f"  {e}")
 
 
 @outbox_app.command("retry")
@@ -300,8 +299,8 @@ def set_status_and_notify(state: Path, alert_id: str, status: str, config: Path 
 def report_delivery(stats: DeliveryStats, waiting: int) -> None:
     """Per-destination results and one line: sent, and what stays queued for the dispatcher."""
     _print_stats(stats)
-    note = f", {waiting} queued (see `minerwatch outbox list`)" if waiting else ""
-    err.print(f"notifications: {stats.delivered} sent{note}", highlight=False, markup=False)
+    queued = f", {waiting} queued (see `minerwatch outbox list`)" if waiting else ""
+    note(f"notifications: {stats.delivered} sent{queued}")
 
 
 def notify_config(path: Path | None) -> NotifyConfig | None:

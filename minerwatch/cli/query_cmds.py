@@ -14,7 +14,7 @@ import orjson
 import typer
 from rich.table import Table
 
-from minerwatch.cli.app import app, cell, err, fail, out
+from minerwatch.cli.app import app, cell, err, fail, note, out
 from minerwatch.cli.spark_opts import SPARK_CONF, SPARK_MASTER, SPARK_REMOTE, spark_options
 from minerwatch.cli.window_opts import SINCE, UNTIL, time_window
 from minerwatch.errors import MinerWatchError
@@ -180,11 +180,9 @@ def query_cmd(
     else:
         out.print(result)
     if stats.rejected:
-        err.print(f"{stats.rejected:,} input records rejected:", highlight=False)
-        for r in rejects[:20]:
-            err.print(f"  {r.file}:{r.line}: {r.reason}", highlight=False, markup=False)
+        note(f"{stats.rejected:,} input records rejected:", *(f"  {r.file}:{r.line}: {r.reason}" for r in rejects[:20]))
         if len(rejects) > 20:
-            err.print(f"  … and {len(rejects) - 20:,} more", highlight=False)
+            note(f"  … and {len(rejects) - 20:,} more")
     if fmt is Format.table:
         err.print(f"{len(rows):,} rows", highlight=False)
 
@@ -272,5 +270,5 @@ def sql_cmd(
     else:
         out.print(result)
     if stats.rejected:
-        err.print(f"{stats.rejected:,} input records rejected (first: {rejects[0].file}:{rejects[0].line}: "
-                  f"{rejects[0].reason})", highlight=False, markup=False)
+        note(f"{stats.rejected:,} input records rejected (first: {rejects[0].file}:{rejects[0].line}: "
+             f"{rejects[0].reason})")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from minerwatch.cli.app import DEFAULT_STATE, alert_or_fail, app, err, fail, inert
+from minerwatch.cli.app import DEFAULT_STATE, alert_or_fail, app, fail, inert, note
 from minerwatch.errors import MinerWatchError
 
 
@@ -72,8 +72,6 @@ def report_cmd(
             out_file.write_text(text, encoding="utf-8")
         except OSError as exc:
             fail(f"{out_file}: cannot write the report: {exc.strerror or exc}")
-        err.print(
-            f"wrote {fmt.value} report of {report['report']['alert_id']} to {out_file}", highlight=False, markup=False
-        )
+        note(f"wrote {fmt.value} report of {report['report']['alert_id']} to {out_file}")
     for w in report["warnings"]:
-        err.print(f"note: {inert(w)}", highlight=False, markup=False)
+        note(f"note: {inert(w)}")

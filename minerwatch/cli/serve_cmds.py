@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import typer
 from rich.table import Table
 
-from minerwatch.cli.app import DEFAULT_STATE, app, err, fail, out
+from minerwatch.cli.app import DEFAULT_STATE, app, fail, note, out
 from minerwatch.errors import MinerWatchError
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ def users_add(
         fail(exc.message)
     finally:
         store.close()
-    err.print(f"user {name} ({role}) {'updated' if update else 'added'}", highlight=False, markup=False)
+    note(f"user {name} ({role}) {'updated' if update else 'added'}")
 
 
 def auth_actor() -> str:
@@ -102,7 +102,7 @@ def users_disable(name: str, state: Path = _STATE) -> None:
     store.close()
     if not found:
         fail(f"no user {name!r}", 1)
-    err.print(f"user {name} disabled", highlight=False, markup=False)
+    note(f"user {name} disabled")
 
 
 @users_app.command("token")
