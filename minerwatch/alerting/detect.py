@@ -240,10 +240,12 @@ class Detector:
         """A new delivery, marked seen in the open transaction: suppressed, or placed in its alert."""
         self.stats.matched += 1  # distinct deliveries only; repeats are counted as duplicates
         reason = source = None
+        row = m.row
         if m.sample and not self.opts.include_samples:
             reason, source = SAMPLE_REASON, "service.additionalInfo.sample"
         elif self.opts.allowlist is not None:
-            row = orjson.loads(m.row) if type(m.row) is bytes else m.row
+            if type(row) is bytes:
+                row = orjson.loads(row)  # parsed once: the alert keeps it
             if (entry := self.opts.allowlist.check(row)) is not None:  # type: ignore[arg-type]
                 reason, source = entry.reason, f"{self.opts.allowlist.path}:{entry.line}"
         if reason is not None:
@@ -251,7 +253,7 @@ class Detector:
             self.stats.suppressed_by_reason[reason] = self.stats.suppressed_by_reason.get(reason, 0) + 1
             self.store.add_suppression(self.rule.id, m.finding_id, m.updated_at, m.eventdate, reason, source, m.key)
         else:
-            self.throttler.place(m.key, m.eventdate, m.finding_id, m.row, m.groups)
+            self.throttler.place(m.key, m.eventdate, m.finding_id, row, m.groups)
         self._pending_rows += 1
 
     # -- spill files: matched rows sorted on disk ----------------------------------------------------------
