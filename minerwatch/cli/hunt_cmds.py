@@ -130,6 +130,7 @@ def hunt_cmd(
     if not (flow or dns or findings):
         fail("nothing to hunt in: give --flow, --dns or --findings")
     window = window_opts.time_window(since, until)
+    from minerwatch.allocator import keep_freed_buffers
     from minerwatch.enrich.iocs import bundled, from_rule, load_ioc_file, merge
     from minerwatch.hunt.sweep import HuntOptions, hunt
     from minerwatch.rules.loader import load_rule
@@ -172,6 +173,7 @@ def hunt_cmd(
             spark_options=spark_options(spark_master, spark_remote, spark_conf) if engine is HuntEngine.spark
             else None,
         )
+        keep_freed_buffers()  # before the sweep forks its workers
         result = hunt(iocs, options)
     except MinerWatchError as exc:
         fail(exc)
