@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import tracemalloc
+from pathlib import Path
 
 import orjson
 
@@ -112,12 +114,8 @@ def test_a_range_worker_holds_nothing_per_matched_row(tmp_path, monkeypatch):
     assert large - small < 4500 * 100, (small, large)  # a key tuple per row alone is ~250 B
 
 
-def test_rows_spilled_to_disk_equal_rows_kept_in_memory(tmp_path, monkeypatch):
-    # Rows read back from a spill file (a range worker's, or the sequential sort's beyond SPILL_ROWS) keep their
-    # JSON as text until it is needed: as an alert's latest row, or for the allowlist. Whichever way the rows
-    # travel, the alerts, the suppressions and the --out lines are the same.
-    from minerwatch.alerting.allowlist import load_allowlist
-
+def _findings_and_allowlist(tmp_path: Path) -> tuple[Path, Path]:
+    """2,000 findings, 20 % crypto, some of them AWS samples; an allowlist for two of their accounts."""
     findings = list(generate_findings(2000, seed=11, crypto_ratio=0.2))
     crypto = [f for f in findings if "CryptoCurrency" in f["type"]]
     for f in crypto[::7]:  # AWS sample findings: suppressed unless asked for
@@ -127,6 +125,16 @@ def test_rows_spilled_to_disk_equal_rows_kept_in_memory(tmp_path, monkeypatch):
     allow = tmp_path / "allow.yaml"
     allowed = sorted({f["accountId"] for f in crypto})[:2]
     allow.write_text(f'- reason: "research accounts"\n  accountid: {orjson.dumps(allowed).decode()}\n')
+    return data, allow
+
+
+def test_rows_spilled_to_disk_equal_rows_kept_in_memory(tmp_path, monkeypatch):
+    # Rows read back from a spill file (a range worker's, or the sequential sort's beyond SPILL_ROWS) keep their
+    # JSON as text until it is needed: as an alert's latest row, or for the allowlist. Whichever way the rows
+    # travel, the alerts, the suppressions and the --out lines are the same.
+    from minerwatch.alerting.allowlist import load_allowlist
+
+    data, allow = _findings_and_allowlist(tmp_path)
     rule = load_rule(DEFAULT_RULE)
 
     def run(name: str, workers: int) -> tuple[dict, bytes, bytes, bytes]:
@@ -154,3 +162,34 @@ def test_rows_spilled_to_disk_equal_rows_kept_in_memory(tmp_path, monkeypatch):
     assert run("ranges", 2) == memory
     monkeypatch.setattr(detect_module, "SPILL_ROWS", 7)
     assert run("sorted-on-disk", 1) == memory
+
+
+def test_the_apply_leaves_no_garbage_for_the_paused_collector(tmp_path, monkeypatch):
+    """The cyclic collector is paused while a batch run applies its rows. That is only safe while the apply makes no
+    reference cycles: every one made while paused would stay in memory until the run ends."""
+    from minerwatch.alerting.allowlist import load_allowlist
+
+    data, allow = _findings_and_allowlist(tmp_path)
+    apply_chunks = Detector._apply_chunks
+    found: list[int] = []
+
+    def checked(self, it):
+        assert not gc.isenabled()
+        apply_chunks(self, it)
+        found.append(gc.collect())  # unreachable objects: cycles made by the apply
+
+    monkeypatch.setattr(Detector, "_apply_chunks", checked)
+    monkeypatch.setattr(detect_module, "SPILL_ROWS", 7)  # rows read back from the sort's spill file too
+    for workers in (1, 2):
+        gc.collect()
+        opts = DetectOptions(
+            state=str(tmp_path / f"{workers}.db"),
+            out=str(tmp_path / f"{workers}.out.jsonl"),
+            allowlist=load_allowlist(allow),
+            workers=workers,
+            parallel_min_bytes=1,
+        )
+        stats = detect(load_rule(DEFAULT_RULE), [str(data)], opts)
+        assert stats.alerts_new > 5 and stats.suppressed > 0
+        assert gc.isenabled()
+    assert found == [0, 0]
