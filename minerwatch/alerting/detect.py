@@ -37,7 +37,7 @@ from minerwatch.lang.ast import to_text
 from minerwatch.lang.parser import parse_query
 from minerwatch.rules.model import Rule
 from minerwatch.sources.guardduty import is_plain_json_lines, read_guardduty, read_guardduty_range
-from minerwatch.sources.inputs import count_newlines, line_aligned_ranges
+from minerwatch.sources.inputs import count_newlines, line_aligned_ranges, worker_initializer
 from minerwatch.sources.records import ReadStats, Record, Reject
 
 SAMPLE_REASON = "aws-sample-finding"
@@ -535,7 +535,9 @@ def _scan_parallel(
     parts = [(p, a, b, os.path.join(spill_dir, f"part-{i}")) for i, (p, a, b) in enumerate(ranges)]
     _FORKED = (det, prefilter)
     try:
-        with multiprocessing.get_context("fork").Pool(min(workers, len(parts))) as pool:
+        processes = min(workers, len(parts))
+        ctx = multiprocessing.get_context("fork")
+        with ctx.Pool(processes, initializer=worker_initializer(processes)) as pool:
             results = pool.map(_scan_range, parts, chunksize=1)
     finally:
         _FORKED = None
