@@ -253,6 +253,11 @@ def _file_chunks(f: BinaryIO, stats: ReadStats) -> Iterator[bytes]:
 
 _AHEAD = 2
 """Blocks read ahead of the consumer (each at most BLOCK_SIZE)."""
+_HANDOFF = 2 * 1024 * 1024
+"""A regular file's decompressed pieces (gzip gives one per input step) are joined up to this size before they
+are handed over: fewer hand-offs between the threads, and longer runs for the consumer's searches."""
+_END = object()
+
 _read_ahead = True
 """Whether regular files and byte ranges are read (and inflated) by a helper thread: see :func:`no_read_ahead`."""
 
@@ -270,10 +275,6 @@ def worker_initializer(workers: int) -> Callable[[], None] | None:
     """The ``initializer`` of a pool of ``workers`` processes that read files: :func:`no_read_ahead` when they leave
     no core free, else None."""
     return no_read_ahead if workers >= (os.cpu_count() or 1) else None
-_HANDOFF = 2 * 1024 * 1024
-"""A regular file's decompressed pieces (gzip gives one per input step) are joined up to this size before they
-are handed over: fewer hand-offs between the threads, and longer runs for the consumer's searches."""
-_END = object()
 
 
 def _joined(blocks: Iterator[bytes], size: int) -> Iterator[bytes]:
