@@ -128,23 +128,29 @@ def _findings_and_allowlist(tmp_path: Path) -> tuple[Path, Path]:
     return data, allow
 
 
+def _options(tmp_path: Path, name: str, allow: Path, workers: int) -> DetectOptions:
+    """A state store and --out file named ``name``, the allowlist ``allow``, and ``workers`` range workers for any
+    file (no minimum size)."""
+    from minerwatch.alerting.allowlist import load_allowlist
+
+    return DetectOptions(
+        state=str(tmp_path / f"{name}.db"),
+        out=str(tmp_path / f"{name}.out.jsonl"),
+        allowlist=load_allowlist(allow),
+        workers=workers,
+        parallel_min_bytes=1,
+    )
+
+
 def test_rows_spilled_to_disk_equal_rows_kept_in_memory(tmp_path, monkeypatch):
     # Rows read back from a spill file (a range worker's, or the sequential sort's beyond SPILL_ROWS) keep their
     # JSON as text until it is needed: as an alert's latest row, or for the allowlist. Whichever way the rows
     # travel, the alerts, the suppressions and the --out lines are the same.
-    from minerwatch.alerting.allowlist import load_allowlist
-
     data, allow = _findings_and_allowlist(tmp_path)
     rule = load_rule(DEFAULT_RULE)
 
     def run(name: str, workers: int) -> tuple[dict, bytes, bytes, bytes]:
-        opts = DetectOptions(
-            state=str(tmp_path / f"{name}.db"),
-            out=str(tmp_path / f"{name}.out.jsonl"),
-            allowlist=load_allowlist(allow),
-            workers=workers,
-            parallel_min_bytes=1,
-        )
+        opts = _options(tmp_path, name, allow, workers)
         stats = detect(rule, [str(data)], opts).to_json()
         stats.pop("seconds")
         stats.pop("rejects_file")
@@ -167,8 +173,6 @@ def test_rows_spilled_to_disk_equal_rows_kept_in_memory(tmp_path, monkeypatch):
 def test_the_apply_leaves_no_garbage_for_the_paused_collector(tmp_path, monkeypatch):
     """The cyclic collector is paused while a batch run applies its rows. That is only safe while the apply makes no
     reference cycles: every one made while paused would stay in memory until the run ends."""
-    from minerwatch.alerting.allowlist import load_allowlist
-
     data, allow = _findings_and_allowlist(tmp_path)
     apply_chunks = Detector._apply_chunks
     found: list[int] = []
@@ -182,14 +186,7 @@ def test_the_apply_leaves_no_garbage_for_the_paused_collector(tmp_path, monkeypa
     monkeypatch.setattr(detect_module, "SPILL_ROWS", 7)  # rows read back from the sort's spill file too
     for workers in (1, 2):
         gc.collect()
-        opts = DetectOptions(
-            state=str(tmp_path / f"{workers}.db"),
-            out=str(tmp_path / f"{workers}.out.jsonl"),
-            allowlist=load_allowlist(allow),
-            workers=workers,
-            parallel_min_bytes=1,
-        )
-        stats = detect(load_rule(DEFAULT_RULE), [str(data)], opts)
+        stats = detect(load_rule(DEFAULT_RULE), [str(data)], _options(tmp_path, str(workers), allow, workers))
         assert stats.alerts_new > 5 and stats.suppressed > 0
         assert gc.isenabled()
     assert found == [0, 0]
