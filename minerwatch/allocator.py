@@ -23,7 +23,7 @@ TRIM_THRESHOLD = 256 * 1024 * 1024
 
 def keep_freed_buffers() -> bool:
     """Ask glibc's allocator to reuse freed large buffers instead of returning them to the kernel. Forked workers
-    inherit the setting. False (and nothing changed) where the C library is not glibc or refuses the values."""
+    inherit the setting. False where the C library is not glibc (nothing is changed) or refuses a value."""
     if not sys.platform.startswith("linux"):
         return False
     import ctypes
