@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 import minerwatch.allocator
+import minerwatch.hunt.sweep
 from minerwatch.cli.all_commands import app
 from minerwatch.generate.flows import write_flow_files
 
@@ -58,7 +59,7 @@ def test_freed_buffers_are_reused(tmp_path: Path) -> None:
 
 def test_hunt_sets_it_before_sweeping(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
-    real_hunt = __import__("minerwatch.hunt.sweep", fromlist=["hunt"]).hunt
+    real_hunt = minerwatch.hunt.sweep.hunt
 
     def keep() -> bool:
         calls.append("allocator")
@@ -69,7 +70,7 @@ def test_hunt_sets_it_before_sweeping(tmp_path: Path, monkeypatch: pytest.Monkey
         return real_hunt(*args, **kwargs)
 
     monkeypatch.setattr(minerwatch.allocator, "keep_freed_buffers", keep)
-    monkeypatch.setattr("minerwatch.hunt.sweep.hunt", hunt)
+    monkeypatch.setattr(minerwatch.hunt.sweep, "hunt", hunt)
     write_flow_files(tmp_path / "flow", 1_000, 1, seed=3, processes=1)
     result = CliRunner().invoke(
         app, ["hunt", "--flow", str(tmp_path / "flow"), "--format", "json", "--state", str(tmp_path / "s.db")]
