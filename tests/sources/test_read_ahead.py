@@ -1,9 +1,11 @@
 """Files are read ahead by a helper thread, except in worker processes that leave no core free for it: the range
-workers of ``detect`` and the file workers of the flow sweep, when there are as many as cores."""
+workers of ``detect`` and the file workers of the flow sweep, when there are as many as cores. There a byte range
+that must come from the disk is still read ahead; one the page cache holds is not."""
 
 from __future__ import annotations
 
 import gzip
+import os
 import threading
 from pathlib import Path
 
@@ -29,7 +31,7 @@ def _helper_threads_while_reading(path: Path) -> set[str]:
     return names
 
 
-def test_no_read_ahead_reads_in_the_consumers_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_files_are_read_in_the_consumers_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(inputs, "_read_ahead", True)  # restored after the test, whatever it sets
     # Blocks of 4 KiB: the helper is still filling its queue while the first blocks are read.
     monkeypatch.setattr(inputs, "BLOCK_SIZE", 4096)
@@ -38,14 +40,58 @@ def test_no_read_ahead_reads_in_the_consumers_thread(tmp_path: Path, monkeypatch
     line = b"2 111 eni-1 10.0.0.1 10.0.0.2 1 2 6 1 40 1700000000 1700000060 ACCEPT OK\n"
     path.write_bytes(gzip.compress(line * 2000))
     assert "minerwatch-read-ahead" in _helper_threads_while_reading(path)
-    inputs.no_read_ahead()
+    inputs.read_ahead_from_disk_only()
     assert "minerwatch-read-ahead" not in _helper_threads_while_reading(path)
+
+
+def _evicted(path: Path) -> Path:
+    """``path`` with its pages dropped from the page cache (it is written back first, so they can be)."""
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
+        os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+        try:
+            os.preadv(f.fileno(), [bytearray(1)], 0, os.RWF_NOWAIT)
+        except BlockingIOError:
+            return path  # the first page is gone: reading it would wait for the disk
+    pytest.skip("this file system keeps the file in memory")
+
+
+def _helper_threads_while_reading_range(path: Path) -> set[str]:
+    names: set[str] = set()
+    for _block in inputs.range_chunks(str(path), 0, path.stat().st_size, ReadStats()):
+        names |= {t.name for t in threading.enumerate() if t is not threading.current_thread()}
+    return names
+
+
+def test_a_range_is_read_ahead_only_when_it_must_come_from_the_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(inputs, "_read_ahead", True)
+    monkeypatch.setattr(inputs, "RANGE_BLOCK_SIZE", 4096)
+    path = tmp_path / "f.jsonl"
+    path.write_bytes(b'{"id": "x"}\n' * 20_000)
+    inputs.read_ahead_from_disk_only()
+    assert "minerwatch-read-ahead" not in _helper_threads_while_reading_range(path)  # just written: in memory
+    assert "minerwatch-read-ahead" in _helper_threads_while_reading_range(_evicted(path))
+
+
+def test_the_cache_probe_sees_pages_leave_and_come_back(tmp_path: Path) -> None:
+    path = tmp_path / "f.bin"
+    path.write_bytes(os.urandom(1 << 20))
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        assert inputs._cached(f.fileno(), 0, size)
+        _evicted(path)
+        assert not inputs._cached(f.fileno(), 0, size)
+        f.read()  # read back in
+        assert inputs._cached(f.fileno(), 0, size)
+        assert inputs._cached(f.fileno(), size, size)  # an empty range has nothing to wait for
 
 
 def test_workers_turn_it_off_only_when_they_fill_every_core(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(inputs.os, "cpu_count", lambda: 4)
-    assert inputs.worker_initializer(4) is inputs.no_read_ahead
-    assert inputs.worker_initializer(8) is inputs.no_read_ahead
+    assert inputs.worker_initializer(4) is inputs.read_ahead_from_disk_only
+    assert inputs.worker_initializer(8) is inputs.read_ahead_from_disk_only
     assert inputs.worker_initializer(2) is None  # two cores are free: the helper threads run there
 
 
