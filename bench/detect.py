@@ -14,7 +14,7 @@ duckdb-auto   the same query with ``read_json`` detecting the schema itself (opt
 python        a per-record loop: ``orjson.loads`` each line, the same filter and projection, ``orjson.dumps``
 grep          ``grep -c CryptoCurrency FILE``: one literal search over the file, the floor (optional: ``--arms``)
 
-Usage: ``python bench/detect.py [--size-mb 1024 | --quick] [--arms detect,duckdb,python] [--repeat N]``
+Usage: ``python bench/detect.py [--size-mb 1024 | --quick] [--arms detect,duckdb,python] [--repeat N] [--cold]``
 """
 
 from __future__ import annotations
@@ -39,6 +39,10 @@ DATA_DIR = ROOT / "bench" / "data"
 RESULTS = ROOT / "bench" / "RESULTS.md"
 MINERWATCH = ROOT / ".venv" / "bin" / "minerwatch"
 MIB = 1024 * 1024
+READ_FROM = {
+    False: "read from the page cache",
+    True: "read from the disk (the file was dropped from the page cache before every run: --cold)",
+}
 MAX_OBJECT = 16 * MIB  # read_json's maximum_object_size: far above any finding (a few KB)
 
 B = "CryptoCurrency:EC2/BitcoinTool.B"
@@ -277,6 +281,18 @@ def warm_cache(path: Path) -> None:
             pass
 
 
+def evict(path: Path) -> None:
+    """Drop the input's pages from the page cache (``--cold``): the arm then reads it from the disk. Only this file
+    is evicted (no root needed), so the arms' programs and libraries still start from memory."""
+    with open(path, "rb") as f:
+        os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+        try:
+            os.preadv(f.fileno(), [bytearray(1)], 0, os.RWF_NOWAIT)
+        except BlockingIOError:
+            return
+    raise SystemExit(f"--cold: {path} stays in the page cache on this file system; cannot measure a cold read")
+
+
 def compile_package() -> None:
     """Byte-compile the package, as installing a wheel does: a checkout run under PYTHONDONTWRITEBYTECODE=1
     would otherwise compile every module it imports on each start, and the arm would measure that."""
@@ -381,6 +397,12 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         help="extra argument for `minerwatch detect` (repeatable)",
     )
+    ap.add_argument(
+        "--cold",
+        action="store_true",
+        help="drop the input file from the page cache before every run (posix_fadvise), so each arm reads it from "
+        "the disk; default: every arm reads it from the page cache",
+    )
     ap.add_argument("--no-results", action="store_true", help="do not append to bench/RESULTS.md")
     ap.add_argument("--run-arm", nargs=3, metavar=("ARM", "FILE", "OUTDIR"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -393,7 +415,8 @@ def main(argv: list[str] | None = None) -> int:
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]
     path, meta = ensure_data(size_mb, args.seed, args.data_dir, args.crypto)
     size_bytes, lines = path.stat().st_size, int(meta["lines"])
-    warm_cache(path)
+    if not args.cold:
+        warm_cache(path)
     compile_package()
     # Other work on the machine skews a 2-core benchmark: record how busy it was.
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
@@ -439,6 +462,8 @@ def main(argv: list[str] | None = None) -> int:
                         str(run_dir),
                     ]
                 print(f"running {arm} ({i + 1}/{args.repeat}) ...", flush=True)
+                if args.cold:
+                    evict(path)
                 m = measure(arm, cmd, run_dir)
                 if arm == "detect" and m.ok:
                     m.matched = detect_matched(run_dir)
@@ -461,7 +486,7 @@ def main(argv: list[str] | None = None) -> int:
             f"Command: `{cmdline}`",
             "",
             f"Input: `{path.name}`, {size_bytes:,} bytes, {lines:,} findings, {meta['crypto_lines']:,} "
-            f"crypto ({meta['crypto_lines'] / max(lines, 1):.1%}); read from the page cache. DuckDB arm: "
+            f"crypto ({meta['crypto_lines'] / max(lines, 1):.1%}); {READ_FROM[args.cold]}. DuckDB arm: "
             "`read_json` with "
             "declared columns (see bench/README.md). MB = MiB; wall time includes process start.",
             "",
