@@ -48,32 +48,33 @@ def lower_first(key: str) -> str:
 def finding_shape() -> ShapeNode:
     """The ``Finding`` shape of the installed botocore GuardDuty model, compiled once (about a third of a second).
     Used for the spelling of query paths here and for PascalCase ⇄ camelCase in ``sources.botocore_shapes``."""
-    shapes: dict[str, Any] = _service_model()["shapes"]
-    nodes: dict[str, ShapeNode] = {}
+    return _build("Finding", _service_model()["shapes"], {})
 
-    def build(name: str) -> ShapeNode:
-        # Shapes are recursive in places (e.g. Kubernetes details); memoise before descending.
-        if name in nodes:
-            return nodes[name]
-        spec = shapes.get(name, {})
-        kind = spec.get("type")
-        node = ShapeNode(kind if kind in (_STRUCT, _LIST, _MAP) else _SCALAR)
-        nodes[name] = node
-        if node.kind == _STRUCT:
-            for member, mspec in spec.get("members", {}).items():
-                wire = mspec.get("locationName") or lower_first(member)
-                child = build(mspec["shape"])
-                node.members.setdefault(wire.lower(), (wire, child))
-                node.members.setdefault(member.lower(), (wire, child))
-                node.to_wire[member] = node.to_wire[wire] = (wire, child)
-                node.to_member[wire] = node.to_member[member] = (member, child)
-        elif node.kind == _LIST:
-            node.child = build(spec["member"]["shape"])
-        elif node.kind == _MAP:
-            node.child = build(spec["value"]["shape"])
-        return node
 
-    return build("Finding")
+def _build(name: str, shapes: dict[str, Any], nodes: dict[str, ShapeNode]) -> ShapeNode:
+    """The node of shape ``name`` and those below it, each built once into ``nodes``. A plain function, not a
+    closure over the model: a closure that calls itself is a reference cycle, which would keep the whole parsed
+    model (about 1,400 dicts) until the cyclic collector runs, and a batch run pauses it (``alerting.detect``)."""
+    # Shapes are recursive in places (e.g. Kubernetes details); memoise before descending.
+    if name in nodes:
+        return nodes[name]
+    spec = shapes.get(name, {})
+    kind = spec.get("type")
+    node = ShapeNode(kind if kind in (_STRUCT, _LIST, _MAP) else _SCALAR)
+    nodes[name] = node
+    if node.kind == _STRUCT:
+        for member, mspec in spec.get("members", {}).items():
+            wire = mspec.get("locationName") or lower_first(member)
+            child = _build(mspec["shape"], shapes, nodes)
+            node.members.setdefault(wire.lower(), (wire, child))
+            node.members.setdefault(member.lower(), (wire, child))
+            node.to_wire[member] = node.to_wire[wire] = (wire, child)
+            node.to_member[wire] = node.to_member[member] = (member, child)
+    elif node.kind == _LIST:
+        node.child = _build(spec["member"]["shape"], shapes, nodes)
+    elif node.kind == _MAP:
+        node.child = _build(spec["value"]["shape"], shapes, nodes)
+    return node
 
 
 def _service_model() -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import tracemalloc
 from pathlib import Path
@@ -172,7 +173,15 @@ def test_rows_spilled_to_disk_equal_rows_kept_in_memory(tmp_path, monkeypatch):
 
 def test_the_apply_leaves_no_garbage_for_the_paused_collector(tmp_path, monkeypatch):
     """The cyclic collector is paused while a batch run applies its rows. That is only safe while the apply makes no
-    reference cycles: every one made while paused would stay in memory until the run ends."""
+    reference cycles: every one made while paused would stay in memory until the run ends. The commits inside it
+    run the notification outbox's hook too, as ``watch`` and ``detect`` with a configuration wire it."""
+    from minerwatch.notify.config import parse_config
+    from minerwatch.notify.outbox import open_outbox, transaction_hook
+
+    secret = tmp_path / "siem.secret"
+    secret.write_text("shared-secret\n")
+    text = f'destinations: [{{name: siem, type: webhook, url: "http://127.0.0.1:9/hook", secret_file: "{secret}"}}]'
+    hook = transaction_hook(parse_config(text, str(tmp_path / "minerwatch.yaml")))
     data, allow = _findings_and_allowlist(tmp_path)
     apply_chunks = Detector._apply_chunks
     found: list[int] = []
@@ -186,7 +195,10 @@ def test_the_apply_leaves_no_garbage_for_the_paused_collector(tmp_path, monkeypa
     monkeypatch.setattr(detect_module, "SPILL_ROWS", 7)  # rows read back from the sort's spill file too
     for workers in (1, 2):
         gc.collect()
-        stats = detect(load_rule(DEFAULT_RULE), [str(data)], _options(tmp_path, str(workers), allow, workers))
+        opts = dataclasses.replace(_options(tmp_path, str(workers), allow, workers), in_transaction=hook)
+        stats = detect(load_rule(DEFAULT_RULE), [str(data)], opts)
         assert stats.alerts_new > 5 and stats.suppressed > 0
         assert gc.isenabled()
+        queued = open_outbox(opts.state).execute("SELECT count(*) FROM notify_outbox").fetchone()[0]
+        assert queued >= stats.alerts_new  # the hook ran in the apply: a delivery queued per alert at least
     assert found == [0, 0]
