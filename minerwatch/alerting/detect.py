@@ -17,7 +17,6 @@ import os
 import sqlite3
 import tempfile
 import time
-from array import array
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -102,10 +101,18 @@ class _Match:
     row: dict[str, Any] | bytes
     """The projected row, or (read back from a spill file) its JSON text, parsed only where it is needed: as the
     latest row of an alert being saved, or for an allowlist."""
-    key: dict[str, Any]
-    """The row's throttle key values."""
-    groups: dict[str, Any]
-    """The row's group-by values."""
+    key_json: str
+    """The row's throttle key values by name, as JSON text: what the throttler files it under."""
+    group_json: str
+    """The row's group-by values by name, as JSON text."""
+
+    @property
+    def key(self) -> dict[str, Any]:
+        return orjson.loads(self.key_json)  # type: ignore[no-any-return]
+
+    @property
+    def groups(self) -> dict[str, Any]:
+        return orjson.loads(self.group_json)  # type: ignore[no-any-return]
 
 
 Match = _Match
@@ -183,8 +190,8 @@ class Detector:
         self, eventdate: datetime, finding_id: str, updated_at: str, sample: bool, row: dict[str, Any]
     ) -> _Match:
         """A matched row with its throttle key and group values (a projected row, as JSON)."""
-        key = {name: _lookup(row, name) for name in self.throttle_key}
-        groups = {name: _lookup(row, name) for name in self.group_names}
+        key = orjson.dumps({name: _lookup(row, name) for name in self.throttle_key}).decode()
+        groups = orjson.dumps({name: _lookup(row, name) for name in self.group_names}).decode()
         return _Match(eventdate, finding_id, updated_at, sample, row, key, groups)
 
     # -- effects -------------------------------------------------------------------------------------
@@ -266,31 +273,33 @@ class Detector:
             self.stats.suppressed_by_reason[reason] = self.stats.suppressed_by_reason.get(reason, 0) + 1
             self.store.add_suppression(self.rule.id, m.finding_id, m.updated_at, m.eventdate, reason, source, m.key)
         else:
-            self.throttler.place(m.key, m.eventdate, m.finding_id, row, m.groups)
+            self.throttler.place_json(m.key_json, m.eventdate, m.finding_id, row, m.group_json)
         self._pending_rows += 1
 
     # -- spill files: matched rows sorted on disk ----------------------------------------------------------
     def pack(self, m: _Match) -> tuple[str, str, bytes]:
-        """``(sort time, finding id, blob)`` of a matched row for a spill file. The blob is a JSON line of the
-        row's delivery, throttle key and group values, then the row's JSON, which the ordered apply leaves as text:
-        of the rows an alert gathers between two saves, only the latest is ever parsed."""
+        """``(sort time, finding id, blob)`` of a matched row for a spill file. The blob is four lines: a JSON line
+        of the row's delivery, the throttle key's and the group values' JSON text, and the row's JSON, which the
+        ordered apply leaves as text: of the rows an alert gathers between two saves, only the latest is ever
+        parsed. JSON text holds no raw newline, so each line ends where its text does."""
         # Fixed-width UTC text (microseconds, no offset) sorts like the timestamps themselves. JSON, not pickle: a
         # slotted dataclass pickles through Python-level code, about twenty times slower for these rows.
         t = m.eventdate.astimezone(UTC).isoformat(timespec="microseconds")[:-6]
-        head = orjson.dumps([t, m.finding_id, m.updated_at, m.sample, list(m.key.values()), list(m.groups.values())])
-        return t, m.finding_id, head + b"\n" + orjson.dumps(m.row)  # rows packed are projected rows, never text
+        head = orjson.dumps([t, m.finding_id, m.updated_at, m.sample])
+        row = orjson.dumps(m.row)  # rows packed are projected rows, never text
+        return t, m.finding_id, b"\n".join((head, m.key_json.encode(), m.group_json.encode(), row)) + b"\n"
 
-    def unpack(self, blob: bytes) -> _Match:
-        head, _, row = blob.partition(b"\n")  # JSON text holds no raw newline
-        t, fid, upd, sample, key, groups = orjson.loads(head)
+    def unpack(self, head: bytes, key: bytes, groups: bytes, row: bytes) -> _Match:
+        """The match :meth:`pack` gave the lines of (each may end with its newline; the row's is cut)."""
+        t, fid, upd, sample = orjson.loads(head)
         return _Match(
             datetime.fromisoformat(t + "+00:00"),  # UTC itself, and several times cheaper than a replace()
             fid,
             upd,
             sample,
-            row,
-            dict(zip(self.throttle_key, key, strict=True)),
-            dict(zip(self.group_names, groups, strict=True)),
+            row.rstrip(b"\n"),
+            key.rstrip(b"\n").decode(),
+            groups.rstrip(b"\n").decode(),
         )
 
     def commit(self) -> None:
@@ -394,7 +403,7 @@ def _sorted_matches(det: Detector, matches: Iterable[_Match]) -> Iterator[_Match
         spill.executemany("INSERT INTO m VALUES (?, ?, ?)", [det.pack(x) for x in buf])
         buf.clear()
         for (blob,) in spill.execute("SELECT blob FROM m ORDER BY t, id"):
-            yield det.unpack(blob)
+            yield det.unpack(*blob.split(b"\n", 3))
     finally:
         spill.close()
         if tmpdir is not None:
@@ -462,7 +471,7 @@ def _plan_split(paths: list[str], options: DetectOptions) -> tuple[list[str], li
 _KEY_ROWS = 256
 """Sort keys a range worker inserts at once."""
 _INDEX_ROWS = 4096
-"""Places of rows read back from a range's index at once."""
+"""Places of rows a range worker reads back from its sort at once."""
 
 
 def _sort_key(m: _Match) -> tuple[datetime, str]:
@@ -471,9 +480,10 @@ def _sort_key(m: _Match) -> tuple[datetime, str]:
 
 def _scan_range(part: tuple[str, int, int, str]) -> tuple[list[Reject], ReadStats]:
     """Read one byte range; its matched rows go to the spill file ``part[3]`` as they come, their sort keys to a
-    SQLite table beside it, and their places, in (eventdate, id) order, to ``part[3] + ".idx"``. Neither the worker
-    nor the parent holds the rows or the keys of a range: memory stays flat however many rows match (keys held as
-    Python objects among the parsed findings' debris kept whole allocator arenas alive)."""
+    SQLite table beside it, and at the end the rows again, in (eventdate, id) order, to ``part[3] + ".sorted"``,
+    which the parent reads straight through. Neither the worker nor the parent holds the rows or the keys of a
+    range: memory stays flat however many rows match (keys held as Python objects among the parsed findings' debris
+    kept whole allocator arenas alive)."""
     assert _FORKED is not None
     det, prefilter = _FORKED
     path, start, end, spill = part
@@ -502,25 +512,28 @@ def _scan_range(part: tuple[str, int, int, str]) -> tuple[list[Reject], ReadStat
         db.executemany("INSERT INTO k VALUES (?, ?, ?, ?)", keys)
         # Text of fixed width sorts like the instants, and SQLite compares text as UTF-8 bytes, which orders like
         # Python's str; the offset keeps equal keys in the order of the file, as a stable sort would.
+        # Sorting here, on the worker's core, leaves the parent's serial apply a plain sequential read.
         places = db.execute("SELECT off, size FROM k ORDER BY t, id, off")
-        with open(spill + ".idx", "wb") as out:
-            while batch := places.fetchmany(_INDEX_ROWS):
-                array("q", itertools.chain.from_iterable(batch)).tofile(out)
+        fd = os.open(spill, os.O_RDONLY)
+        try:
+            with open(spill + ".sorted", "wb") as out:
+                while batch := places.fetchmany(_INDEX_ROWS):
+                    for off, size in batch:
+                        out.write(os.pread(fd, size, off))
+        finally:
+            os.close(fd)
     finally:
         db.close()
+    os.unlink(spill)  # every row is in the sorted file now
     return rejects, stats
 
 
 def _spilled_run(det: Detector, spill: str, files: contextlib.ExitStack) -> Iterator[_Match]:
-    """The rows of one range in (eventdate, id) order, read back one at a time from its spill files."""
-    fd = os.open(spill, os.O_RDONLY)
-    files.callback(os.close, fd)
-    index = files.enter_context(open(spill + ".idx", "rb"))
-    while chunk := index.read(_INDEX_ROWS * 16):
-        places = array("q")
-        places.frombytes(chunk)
-        for at in range(0, len(places), 2):
-            yield det.unpack(os.pread(fd, places[at + 1], places[at]))
+    """The rows of one range in (eventdate, id) order, read back one at a time from its sorted spill file."""
+    readline = files.enter_context(open(spill + ".sorted", "rb")).readline
+    unpack = det.unpack
+    while head := readline():
+        yield unpack(head, readline(), readline(), readline())
 
 
 def _scan_parallel(

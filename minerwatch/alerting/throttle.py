@@ -112,9 +112,16 @@ class Throttler:
         groups: dict[str, Any],
     ) -> Alert:
         """Place one row (or its JSON text, see :attr:`Alert.fields`) in its key's alert."""
+        # Key and group values come from JSON rows: no conversion needed.
+        return self.place_json(orjson.dumps(key).decode(), eventdate, finding_id, row, orjson.dumps(groups).decode())
+
+    def place_json(
+        self, key_json: str, eventdate: datetime, finding_id: str, row: dict[str, Any] | bytes, group_json: str
+    ) -> Alert:
+        """:meth:`place` with the key's and the group values' JSON text, as a detection run carries them: parsed
+        only when an alert or a group is new."""
         if not self.store.in_transaction:
             raise RuntimeError("rows are placed inside a state store transaction (StateStore.begin)")
-        key_json = orjson.dumps(key).decode()  # key values come from JSON rows: no conversion needed
         alerts, starts = self._key_alerts(key_json)
         idx = bisect.bisect_right(starts, eventdate)  # alerts[:idx] start at or before the row
         holding = 0  # alerts whose window holds the row: the ones just before idx
@@ -129,11 +136,11 @@ class Throttler:
             target = self._whole(alerts, idx)
             starts[idx] = eventdate
         if target is None:
-            target = self._open(key, eventdate)
+            target = self._open(orjson.loads(key_json), eventdate)
             alerts.insert(idx, target)
             starts.insert(idx, eventdate)
             self._held += 1
-        target.add(eventdate, finding_id, row, groups)
+        target.add(eventdate, finding_id, row, group_json)
         created_here = self._created_run.get(target.alert_id) == self.run_id
         if target.status in ("new", "updated"):  # a person's acknowledged / closed stays (even mid-run)
             target.status = "new" if created_here else "updated"
