@@ -111,15 +111,24 @@ class Alert:
     header: dict[str, Any] = field(default_factory=dict)
     """rule_name, severity, priority, mitre — copied from the rule when the alert is created."""
 
-    def add(self, eventdate: datetime, finding_id: str, row: dict[str, Any] | bytes, gkey: str) -> None:
-        """One more row; ``gkey``: its group values by name as JSON text (parsed only for a new group)."""
+    def add(
+        self,
+        eventdate: datetime,
+        finding_id: str,
+        row: dict[str, Any] | bytes,
+        gkey: str,
+        group_values: dict[str, Any] | None = None,
+    ) -> None:
+        """One more row; ``gkey``: its group values by name as JSON text, which ``group_values`` are (parsed from
+        it, when not given, only for a new group)."""
         self.event_count += 1
         self.finding_ids.add(finding_id)
         self.first_seen = min(self.first_seen, eventdate)
         self.last_seen = max(self.last_seen, eventdate)
         group = self.groups.get(gkey)
         if group is None:
-            self.groups[gkey] = Group(orjson.loads(gkey), 1, eventdate, eventdate)
+            values = orjson.loads(gkey) if group_values is None else group_values
+            self.groups[gkey] = Group(values, 1, eventdate, eventdate)
         else:
             group.count += 1
             group.first_seen = min(group.first_seen, eventdate)

@@ -290,7 +290,7 @@ class Detector:
         return t, m.finding_id, b"\n".join((head, m.key_json.encode(), m.group_json.encode(), row)) + b"\n"
 
     def unpack(self, head: bytes, key: bytes, groups: bytes, row: bytes) -> _Match:
-        """The match :meth:`pack` gave the lines of (each may end with its newline; the row's is cut)."""
+        """The match :meth:`pack` gave these lines of (each with or without its newline)."""
         t, fid, upd, sample = orjson.loads(head)
         return _Match(
             datetime.fromisoformat(t + "+00:00"),  # UTC itself, and several times cheaper than a replace()

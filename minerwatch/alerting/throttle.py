@@ -112,14 +112,21 @@ class Throttler:
         groups: dict[str, Any],
     ) -> Alert:
         """Place one row (or its JSON text, see :attr:`Alert.fields`) in its key's alert."""
-        # Key and group values come from JSON rows: no conversion needed.
-        return self.place_json(orjson.dumps(key).decode(), eventdate, finding_id, row, orjson.dumps(groups).decode())
+        key_json, group_json = orjson.dumps(key).decode(), orjson.dumps(groups).decode()
+        return self.place_json(key_json, eventdate, finding_id, row, group_json, key, groups)
 
     def place_json(
-        self, key_json: str, eventdate: datetime, finding_id: str, row: dict[str, Any] | bytes, group_json: str
+        self,
+        key_json: str,
+        eventdate: datetime,
+        finding_id: str,
+        row: dict[str, Any] | bytes,
+        group_json: str,
+        key: dict[str, Any] | None = None,
+        groups: dict[str, Any] | None = None,
     ) -> Alert:
-        """:meth:`place` with the key's and the group values' JSON text, as a detection run carries them: parsed
-        only when an alert or a group is new."""
+        """:meth:`place` with the key's and the group values' JSON text, as a detection run carries them; the
+        values themselves (``key``, ``groups``) are parsed from it, when not given, only for a new alert or group."""
         if not self.store.in_transaction:
             raise RuntimeError("rows are placed inside a state store transaction (StateStore.begin)")
         alerts, starts = self._key_alerts(key_json)
@@ -136,11 +143,11 @@ class Throttler:
             target = self._whole(alerts, idx)
             starts[idx] = eventdate
         if target is None:
-            target = self._open(orjson.loads(key_json), eventdate)
+            target = self._open(orjson.loads(key_json) if key is None else key, eventdate)
             alerts.insert(idx, target)
             starts.insert(idx, eventdate)
             self._held += 1
-        target.add(eventdate, finding_id, row, group_json)
+        target.add(eventdate, finding_id, row, group_json, groups)
         created_here = self._created_run.get(target.alert_id) == self.run_id
         if target.status in ("new", "updated"):  # a person's acknowledged / closed stays (even mid-run)
             target.status = "new" if created_here else "updated"

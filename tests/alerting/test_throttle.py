@@ -299,3 +299,19 @@ def test_a_key_with_a_long_history_is_not_read_whole_again(tmp_path):
         assert th2._held <= 5 + 40  # the newest key may hold all of its own
     assert calls == {"alert_starts": 4, "load_alert": 1}
     assert _alerts(small) == _alerts(whole)
+
+
+def test_place_keeps_the_values_it_is_given(tmp_path: Path) -> None:
+    """Values that are not JSON already (a timestamp here) are written the way alerts write timestamps, whether the
+    throttler is given them as values (``place``) or as JSON text alone (``place_json``, where they are strings)."""
+    store = StateStore(str(tmp_path / "s.db"))
+    th = _throttler(store)
+    store.begin()
+    seen_at = datetime(2026, 3, 1, 0, 0, 0, 250000, tzinfo=UTC)
+    alert = th.place({"instance_id": "i-1", "at": seen_at}, T0, "f1", {"x": 1}, {"type": "T", "at": seen_at})
+    record = alert.to_json()
+    assert record["key"] == {"instance_id": "i-1", "at": "2026-03-01T00:00:00.250Z"}
+    assert record["groups"][0]["at"] == "2026-03-01T00:00:00.250Z"
+    text = th.place_json('{"instance_id":"i-2"}', T0, "f2", {"x": 2}, '{"type":"T"}')
+    assert text.to_json()["key"] == {"instance_id": "i-2"} and text.to_json()["groups"][0]["type"] == "T"
+    store.close()
