@@ -49,10 +49,12 @@ def _evicted(path: Path) -> Path:
     with open(path, "rb+") as f:
         os.fsync(f.fileno())
         os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+        # Checked at the last byte: a read that misses starts the kernel reading ahead from there, and the probes
+        # under test start at the first.
         try:
-            os.preadv(f.fileno(), [bytearray(1)], 0, os.RWF_NOWAIT)
+            os.preadv(f.fileno(), [bytearray(1)], path.stat().st_size - 1, os.RWF_NOWAIT)
         except BlockingIOError:
-            return path  # the first page is gone: reading it would wait for the disk
+            return path  # gone: reading it would wait for the disk
     pytest.skip("this file system keeps the file in memory")
 
 
@@ -69,7 +71,7 @@ def test_a_range_is_read_ahead_only_when_it_must_come_from_the_disk(
     monkeypatch.setattr(inputs, "_read_ahead", True)
     monkeypatch.setattr(inputs, "RANGE_BLOCK_SIZE", 4096)
     path = tmp_path / "f.jsonl"
-    path.write_bytes(b'{"id": "x"}\n' * 20_000)
+    path.write_bytes(b'{"id": "x"}\n' * 400_000)  # 4.8 MB: the 16 probes are far apart
     inputs.read_ahead_from_disk_only()
     assert "minerwatch-read-ahead" not in _helper_threads_while_reading_range(path)  # just written: in memory
     assert "minerwatch-read-ahead" in _helper_threads_while_reading_range(_evicted(path))
@@ -77,7 +79,7 @@ def test_a_range_is_read_ahead_only_when_it_must_come_from_the_disk(
 
 def test_the_cache_probe_sees_pages_leave_and_come_back(tmp_path: Path) -> None:
     path = tmp_path / "f.bin"
-    path.write_bytes(os.urandom(1 << 20))
+    path.write_bytes(os.urandom(4 << 20))  # the 16 probes 256 KiB apart: one's read-ahead reaches no other
     size = path.stat().st_size
     with open(path, "rb") as f:
         assert inputs._cached(f.fileno(), 0, size)
