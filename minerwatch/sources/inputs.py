@@ -289,7 +289,8 @@ def worker_initializer(workers: int) -> Callable[[], None] | None:
 
 def _cached(fd: int, start: int, end: int) -> bool:
     """Whether bytes [start, end) of a file look held by the page cache: a byte at each of :data:`_CACHE_PROBES`
-    places spread over them reads without waiting for the disk (``RWF_NOWAIT``). False where that cannot be asked."""
+    places spread over them reads without waiting for the disk (``RWF_NOWAIT``). False where that cannot be asked.
+    A probe that misses makes the kernel start reading there, which the read that follows wants anyway."""
     nowait = getattr(os, "RWF_NOWAIT", None)
     if nowait is None or not hasattr(os, "preadv"):
         return False
