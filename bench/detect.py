@@ -284,6 +284,8 @@ def warm_cache(path: Path) -> None:
 def evict(path: Path) -> None:
     """Drop the input's pages from the page cache (``--cold``): the arm then reads it from the disk. Only this file
     is evicted (no root needed), so the arms' programs and libraries still start from memory."""
+    if not hasattr(os, "posix_fadvise") or not hasattr(os, "RWF_NOWAIT"):
+        raise SystemExit("--cold needs posix_fadvise and preadv(RWF_NOWAIT) (Linux) to drop and check the cache")
     with open(path, "rb") as f:
         os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
         try:
