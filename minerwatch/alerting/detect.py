@@ -106,14 +106,6 @@ class _Match:
     group_json: str
     """The row's group-by values by name, as JSON text."""
 
-    @property
-    def key(self) -> dict[str, Any]:
-        return orjson.loads(self.key_json)  # type: ignore[no-any-return]
-
-    @property
-    def groups(self) -> dict[str, Any]:
-        return orjson.loads(self.group_json)  # type: ignore[no-any-return]
-
 
 Match = _Match
 """A matched row, as returned by :meth:`Detector.match` (public name for callers that feed records)."""
@@ -271,7 +263,9 @@ class Detector:
         if reason is not None:
             self.stats.suppressed += 1
             self.stats.suppressed_by_reason[reason] = self.stats.suppressed_by_reason.get(reason, 0) + 1
-            self.store.add_suppression(self.rule.id, m.finding_id, m.updated_at, m.eventdate, reason, source, m.key)
+            self.store.add_suppression(
+                self.rule.id, m.finding_id, m.updated_at, m.eventdate, reason, source, m.key_json
+            )
         else:
             self.throttler.place_json(m.key_json, m.eventdate, m.finding_id, row, m.group_json)
         self._pending_rows += 1
@@ -470,7 +464,7 @@ def _plan_split(paths: list[str], options: DetectOptions) -> tuple[list[str], li
 
 _KEY_ROWS = 256
 """Sort keys a range worker inserts at once."""
-_INDEX_ROWS = 4096
+_SORTED_ROWS = 4096
 """Places of rows a range worker reads back from its sort at once."""
 
 
@@ -517,7 +511,7 @@ def _scan_range(part: tuple[str, int, int, str]) -> tuple[list[Reject], ReadStat
         fd = os.open(spill, os.O_RDONLY)
         try:
             with open(spill + ".sorted", "wb") as out:
-                while batch := places.fetchmany(_INDEX_ROWS):
+                while batch := places.fetchmany(_SORTED_ROWS):
                     for off, size in batch:
                         out.write(os.pread(fd, size, off))
         finally:

@@ -398,12 +398,13 @@ class StateStore:
         eventdate: datetime,
         reason: str,
         source: str | None,
-        key: dict[str, Any],
+        key_json: str,
     ) -> None:
+        """A delivery suppressed by ``reason``; ``key_json``: its throttle key values by name, as JSON text."""
         self.db.execute(
             "INSERT OR IGNORE INTO suppressions (rule_id, finding_id, updated_at, eventdate, reason, source, key_json) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (rule_id, finding_id, updated_at, iso(eventdate), reason, source, orjson.dumps(key).decode()),
+            (rule_id, finding_id, updated_at, iso(eventdate), reason, source, key_json),
         )
 
     def suppressions(self, rule_id: str | None = None) -> list[dict[str, Any]]:
