@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import os
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 
 import orjson
@@ -23,12 +24,17 @@ from minerwatch.sources import inputs
 from minerwatch.sources.records import ReadStats
 
 
-def _helper_threads_while_reading(path: Path) -> set[str]:
+def _helper_threads(blocks: Iterable[bytes]) -> set[str]:
+    """The other threads alive while ``blocks`` are read."""
     names: set[str] = set()
-    for inp in inputs.iter_inputs([str(path)], lambda *_: None, ReadStats()):
-        for _chunk in inp.chunks:
-            names |= {t.name for t in threading.enumerate() if t is not threading.current_thread()}
+    for _block in blocks:
+        names |= {t.name for t in threading.enumerate() if t is not threading.current_thread()}
     return names
+
+
+def _helper_threads_while_reading(path: Path) -> set[str]:
+    opened = inputs.iter_inputs([str(path)], lambda *_: None, ReadStats())
+    return _helper_threads(chunk for inp in opened for chunk in inp.chunks)
 
 
 def test_files_are_read_in_the_consumers_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -59,10 +65,7 @@ def _evicted(path: Path) -> Path:
 
 
 def _helper_threads_while_reading_range(path: Path) -> set[str]:
-    names: set[str] = set()
-    for _block in inputs.range_chunks(str(path), 0, path.stat().st_size, ReadStats()):
-        names |= {t.name for t in threading.enumerate() if t is not threading.current_thread()}
-    return names
+    return _helper_threads(inputs.range_chunks(str(path), 0, path.stat().st_size, ReadStats()))
 
 
 def test_a_range_is_read_ahead_only_when_it_must_come_from_the_disk(
