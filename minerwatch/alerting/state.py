@@ -250,6 +250,11 @@ class StateStore:
     def _create(self) -> None:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
+        # Deleted rows are zeroed on the pages a change writes anyway, not on pages it would not otherwise write
+        # (some builds, Debian's among them, zero those too). The store holds no secrets, and the rows deleted
+        # most (queued --out lines, once written) are copies of the alerts: with every page zeroed, clearing
+        # them wrote as many pages again, 17 ms of a 1 GiB detection run's serial part.
+        self.db.execute("PRAGMA secure_delete=FAST")
         self.db.execute("BEGIN IMMEDIATE")  # one writer creates or migrates the schema; the others wait and find it
         try:
             for statement in _statements(_SCHEMA):
