@@ -53,10 +53,10 @@ def test_parallel_ranges_equal_a_sequential_read(tmp_path):
     assert par == seq
 
 
-def test_parallel_ranges_keep_the_order_of_equal_keys(tmp_path):
+def test_parallel_ranges_keep_the_order_of_equal_keys(tmp_path, monkeypatch):
     # The same finding delivered several times (the same id and updatedAt, and later updates) in different ranges:
     # the rows are merged back in (eventdate, id) order, equal keys in file order, so dedup and throttling
-    # see exactly what a sequential read gives them.
+    # see exactly what a sequential read gives them; so does a sequential read sorted on disk.
     findings = list(generate_findings(600, seed=3, crypto_ratio=0.3))
     crypto = [f for f in findings if "CryptoCurrency" in f["type"]][:5]
     lines = [orjson.dumps(f) for f in findings if f not in crypto]  # only the copies below
@@ -87,6 +87,8 @@ def test_parallel_ranges_keep_the_order_of_equal_keys(tmp_path):
     assert seq[0]["duplicates"] >= 10 and b'"i-5' in seq[1]
     for workers in (2, 3, 5):
         assert run(f"par{workers}", workers) == seq
+    monkeypatch.setattr(detect_module, "SPILL_ROWS", 7)
+    assert run("seq-on-disk", 1) == seq
 
 
 def test_a_range_worker_holds_nothing_per_matched_row(tmp_path, monkeypatch):
