@@ -14,6 +14,7 @@ import heapq
 import itertools
 import marshal
 import multiprocessing
+import operator
 import os
 import sqlite3
 import tempfile
@@ -372,6 +373,8 @@ def _drop_torn_tail(fh: Any) -> None:
 
 _Keyed = tuple[datetime, str, int, _Match]
 """A matched row under its merge key: (eventdate, finding id, run), see :func:`_merged`."""
+_MERGE_KEY = operator.itemgetter(0, 1)
+"""(eventdate, finding id) of a :data:`_Keyed` row."""
 
 
 def _merged(runs: list[Iterator[_Keyed]]) -> Iterator[_Match]:
@@ -397,8 +400,9 @@ def _sorted_matches(det: Detector, matches: Iterable[_Match], run: int) -> Itera
             spill.executemany("INSERT INTO m VALUES (?, ?, ?)", [det.pack(x) for x in buf])
             buf.clear()
     if spill is None:
-        buf.sort(key=lambda x: (x.eventdate, x.finding_id))
-        yield from ((m.eventdate, m.finding_id, run, m) for m in buf)
+        keyed = [(m.eventdate, m.finding_id, run, m) for m in buf]
+        keyed.sort(key=_MERGE_KEY)  # stable: equal keys stay in input order
+        yield from keyed
         return
     try:
         spill.executemany("INSERT INTO m VALUES (?, ?, ?)", [det.pack(x) for x in buf])
