@@ -25,6 +25,7 @@ import os
 import platform
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -346,20 +347,34 @@ def machine() -> dict[str, str]:
     }
 
 
-def table(results: list[Measure], size_bytes: int, lines: int) -> str:
+def paired_ratio(rounds: dict[str, list[Measure]], arm: str, base: str = "duckdb") -> float | None:
+    """Median over rounds of (arm's time / base's time in the same round): steadier than best-of under load, since
+    load from other work tends to fall on both arms of a round."""
+    pairs = [
+        a.seconds / b.seconds for a, b in zip(rounds.get(arm, []), rounds.get(base, []), strict=False) if a.ok and b.ok
+    ]
+    return statistics.median(pairs) if pairs else None
+
+
+def table(results: list[Measure], size_bytes: int, lines: int, rounds: dict[str, list[Measure]]) -> str:
     base = next((r.seconds for r in results if r.arm == "duckdb" and r.ok), None)
-    head = "| arm | seconds | MB/s | records/s | peak RSS MB | ratio vs DuckDB | matched rows |"
-    rows = [head, "|---|---:|---:|---:|---:|---:|---:|"]
+    head = (
+        "| arm | seconds (best) | median s | MB/s | records/s | peak RSS MB | ratio vs DuckDB (best) "
+        "| ratio (median of rounds) | matched rows |"
+    )
+    rows = [head, "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         if not r.ok:
-            rows.append(f"| {r.arm} | failed | | | | | {r.note.replace('|', '/')} |")
+            rows.append(f"| {r.arm} | failed | | | | | | | {r.note.replace('|', '/')} |")
             continue
+        median = statistics.median(m.seconds for m in rounds.get(r.arm, [r]) if m.ok)
         rss = f"{r.peak_rss_mb:.0f}" if r.peak_rss_mb is not None else "?"
         ratio = f"{r.seconds / base:.2f}" if base else "n/a"
+        paired = paired_ratio(rounds, r.arm) if base else None
         matched = str(r.matched) if r.matched is not None else "?"
         rows.append(
-            f"| {r.arm} | {r.seconds:.2f} | {size_bytes / MIB / r.seconds:.0f} | "
-            f"{lines / r.seconds:,.0f} | {rss} | {ratio} | {matched} |"
+            f"| {r.arm} | {r.seconds:.2f} | {median:.2f} | {size_bytes / MIB / r.seconds:.0f} | "
+            f"{lines / r.seconds:,.0f} | {rss} | {ratio} | {'' if paired is None else f'{paired:.2f}'} | {matched} |"
         )
     by_arm = {r.arm: r.seconds for r in results if r.ok}
     if "detect" in by_arm and "grep" in by_arm:
@@ -426,6 +441,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="mw-bench-") as tmp:
         work = Path(tmp)
         best: dict[str, Measure] = {}
+        rounds: dict[str, list[Measure]] = {}  # every run, in round order: for the median of rounds
         failed: set[str] = set()
         # Round-robin: each round runs every arm once, so load from other work falls on all arms alike.
         for i in range(max(args.repeat, 1)):
@@ -469,6 +485,7 @@ def main(argv: list[str] | None = None) -> int:
                 m = measure(arm, cmd, run_dir)
                 if arm == "detect" and m.ok:
                     m.matched = detect_matched(run_dir)
+                rounds.setdefault(arm, []).append(m)
                 prev = best.get(arm)
                 if prev is None or (m.ok and (not prev.ok or m.seconds < prev.seconds)):
                     best[arm] = m
@@ -480,7 +497,7 @@ def main(argv: list[str] | None = None) -> int:
     exe = Path(sys.executable)
     shown = os.path.relpath(exe, ROOT) if exe.is_relative_to(ROOT) else str(exe)
     cmdline = " ".join([shown, "bench/detect.py", *(argv if argv is not None else sys.argv[1:])])
-    tbl = table(results, size_bytes, lines)
+    tbl = table(results, size_bytes, lines, rounds)
     report = "\n".join(
         [
             f"## detect, {size_bytes / MIB:.0f} MiB of findings — {stamp}",
