@@ -347,9 +347,10 @@ def machine() -> dict[str, str]:
     }
 
 
-def paired_ratio(rounds: dict[str, list[Measure]], arm: str, base: str = "duckdb") -> float | None:
+def paired_ratio(rounds: dict[str, list[Any]], arm: str, base: str = "duckdb") -> float | None:
     """Median over rounds of (arm's time / base's time in the same round): steadier than best-of under load, since
-    load from other work tends to fall on both arms of a round."""
+    load from other work tends to fall on both arms of a round. ``rounds``: each arm's runs in round order, objects
+    with ``seconds`` and ``ok`` (this script's and the hunt benchmark's)."""
     pairs = [
         a.seconds / b.seconds for a, b in zip(rounds.get(arm, []), rounds.get(base, []), strict=False) if a.ok and b.ok
     ]

@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from detect import append_results, compile_package, machine  # noqa: E402  (the shared benchmark helpers)
+from detect import append_results, compile_package, machine, paired_ratio  # noqa: E402  (the shared benchmark helpers)
 
 DATA_DIR = ROOT / "bench" / "data"
 RESULTS = ROOT / "bench" / "RESULTS.md"
@@ -271,13 +271,6 @@ def _best(runs: list[Run]) -> Run | None:
     return min(ok, key=lambda r: r.seconds) if ok else None
 
 
-def _paired(results: dict[str, list[Run]], arm: str, base: str = "duckdb") -> float | None:
-    """Median over rounds of (arm's time / base's time in the same round): steadier than best-of under load."""
-    pairs = [a.seconds / b.seconds for a, b in zip(results.get(arm, []), results.get(base, []), strict=False)
-             if a.ok and b.ok]
-    return statistics.median(pairs) if pairs else None
-
-
 def _cpu(runs: list[Run]) -> float | None:
     values = [r.cpu_seconds for r in runs if r.ok and r.cpu_seconds is not None]
     return statistics.median(values) if values else None
@@ -305,7 +298,7 @@ def table(results: dict[str, list[Run]], records: int, gz_bytes: int) -> str:
             rows.append(f"| {arm} | {b.seconds:.2f} | {median:.2f} | | | {rss} | | | {cpu_text} | | | |")
             continue
         ratio = f"{b.seconds / base.seconds:.2f}" if base else "n/a"
-        paired = _paired(results, arm)
+        paired = paired_ratio(results, arm)
         cpu_ratio = f"{cpu / base_cpu:.2f}" if cpu is not None and base_cpu else "n/a"
         matched = b.result.get("matched")
         entities = b.result.get("entities")
@@ -325,7 +318,7 @@ def verdict(results: dict[str, list[Run]], records: int, expected_entities: int)
     parts = [f"records/s {rate / 1e6:.2f} M ({'met' if rate >= 5e6 else 'NOT met'}: target ≥ 5 M)"]
     if d is not None:
         ratio = h.seconds / d.seconds
-        paired = _paired(results, "hunt")
+        paired = paired_ratio(results, "hunt")
         parts.append(
             f"ratio {ratio:.2f} best-of, {paired:.2f} median of rounds "
             f"({'met' if ratio <= 0.8 else 'NOT met'}: target ≤ 0.8)"
