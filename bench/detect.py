@@ -222,10 +222,10 @@ def measure(arm: str, cmd: list[str], work: Path) -> Measure:
     )
 
 
-def detect_available() -> tuple[bool, str]:
-    if not MINERWATCH.exists():
-        return False, f"{MINERWATCH} not found"
-    proc = subprocess.run([str(MINERWATCH), "detect", "--help"], capture_output=True, text=True)
+def detect_available(exe: Path) -> tuple[bool, str]:
+    if not exe.exists():
+        return False, f"{exe} not found"
+    proc = subprocess.run([str(exe), "detect", "--help"], capture_output=True, text=True)
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["?"])[-1]
         return False, f"`minerwatch detect --help` failed: {last[:200]}"
@@ -305,6 +305,21 @@ def compile_package() -> None:
 
 
 # ------------------------------------------------------------------------------------------- reporting
+def interpreter(exe: Path) -> str:
+    """The Python a console script runs on, with its version: the ``#!`` line of the script."""
+    try:
+        with open(exe, "rb") as f:
+            first = f.readline().decode(errors="replace").strip()
+    except OSError:
+        return "?"
+    if not first.startswith("#!"):
+        return "?"
+    python = first[2:].split()[0]
+    version = "import platform; print(platform.python_version())"
+    proc = subprocess.run([python, "-c", version], capture_output=True, text=True)
+    return f"{python} ({proc.stdout.strip() or '?'})"
+
+
 def machine() -> dict[str, str]:
     cpu = platform.processor() or "?"
     try:
@@ -421,6 +436,13 @@ def main(argv: list[str] | None = None) -> int:
         help="drop the input file from the page cache before every run (posix_fadvise), so each arm reads it from "
         "the disk; default: every arm reads it from the page cache",
     )
+    ap.add_argument(
+        "--minerwatch",
+        type=Path,
+        default=MINERWATCH,
+        help="the `minerwatch` console script the detect arm runs (default: the checkout's .venv), e.g. one "
+        "installed from the wheel or on another interpreter",
+    )
     ap.add_argument("--no-results", action="store_true", help="do not append to bench/RESULTS.md")
     ap.add_argument("--run-arm", nargs=3, metavar=("ARM", "FILE", "OUTDIR"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -428,6 +450,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.run_arm:
         run_arm_inline(*args.run_arm)
         return 0
+    args.minerwatch = args.minerwatch.absolute()  # the arms run in their own folders
 
     size_mb = 50 if args.quick else args.size_mb
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]
@@ -452,13 +475,13 @@ def main(argv: list[str] | None = None) -> int:
                 run_dir = work / f"{arm}-{i}"
                 run_dir.mkdir()
                 if arm == "detect":
-                    ok, help_text = detect_available()
+                    ok, help_text = detect_available(args.minerwatch)
                     if not ok:
                         best[arm] = Measure(arm, 0.0, None, False, None, help_text)
                         failed.add(arm)
                         continue
                     cmd = [
-                        str(MINERWATCH),
+                        str(args.minerwatch),
                         "detect",
                         str(path),
                         "--state",
@@ -499,6 +522,8 @@ def main(argv: list[str] | None = None) -> int:
     shown = os.path.relpath(exe, ROOT) if exe.is_relative_to(ROOT) else str(exe)
     cmdline = " ".join([shown, "bench/detect.py", *(argv if argv is not None else sys.argv[1:])])
     tbl = table(results, size_bytes, lines, rounds)
+    script = args.minerwatch
+    shown_script = os.path.relpath(script, ROOT) if script.is_relative_to(ROOT) else str(script)
     report = "\n".join(
         [
             f"## detect, {size_bytes / MIB:.0f} MiB of findings — {stamp}",
@@ -512,7 +537,7 @@ def main(argv: list[str] | None = None) -> int:
             "",
             f"Machine: {info['cpu']}, {info['cores']} cores, {info['ram']} RAM, {info['os']}; Python "
             f"{info['python']}, duckdb {info['duckdb']}, orjson {info['orjson']}, "
-            f"minerwatch {info['minerwatch']}",
+            f"minerwatch {info['minerwatch']}; detect arm: `{shown_script}` on {interpreter(args.minerwatch)}",
             "",
             f"Load average (1 min) before the arms: {load_before:.2f}, after: {load_after:.2f} "
             "(other work on the machine slows the arms unevenly).",
