@@ -247,7 +247,7 @@ def detect_matched(work: Path) -> int | None:
 
 
 # ------------------------------------------------------------------------------------------------ data
-def _shown(path: Path) -> str:
+def shown(path: Path) -> str:
     """``path`` relative to the checkout when it is inside it (``--data-dir`` may be anywhere)."""
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
@@ -264,9 +264,9 @@ def ensure_data(size_mb: int, seed: int, data_dir: Path, crypto: float = 0.02) -
     if path.exists() and meta_path.exists():
         meta = json.loads(meta_path.read_text())
         if meta.get("bytes") == path.stat().st_size and meta.get("format") == FORMAT_VERSION:
-            print(f"reusing {_shown(path)} ({meta['lines']} lines)", flush=True)
+            print(f"reusing {shown(path)} ({meta['lines']} lines)", flush=True)
             return path, meta
-    print(f"writing {_shown(path)} ({size_mb} MB) ...", flush=True)
+    print(f"writing {shown(path)} ({size_mb} MB) ...", flush=True)
     t0 = time.perf_counter()
     meta = write_jsonl_fast(path, size_mb * MIB, seed, crypto)
     meta["generate_seconds"] = round(time.perf_counter() - t0, 2)
@@ -316,8 +316,11 @@ def interpreter(exe: Path) -> str:
         return "?"
     python = first[2:].split()[0]
     version = "import platform; print(platform.python_version())"
-    proc = subprocess.run([python, "-c", version], capture_output=True, text=True)
-    return f"{python} ({proc.stdout.strip() or '?'})"
+    try:
+        out = subprocess.run([python, "-c", version], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        out = ""
+    return f"{python} ({out or '?'})"
 
 
 def machine() -> dict[str, str]:
@@ -518,12 +521,8 @@ def main(argv: list[str] | None = None) -> int:
     load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     info = machine()
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    exe = Path(sys.executable)
-    shown = os.path.relpath(exe, ROOT) if exe.is_relative_to(ROOT) else str(exe)
-    cmdline = " ".join([shown, "bench/detect.py", *(argv if argv is not None else sys.argv[1:])])
+    cmdline = " ".join([shown(Path(sys.executable)), "bench/detect.py", *(argv if argv is not None else sys.argv[1:])])
     tbl = table(results, size_bytes, lines, rounds)
-    script = args.minerwatch
-    shown_script = os.path.relpath(script, ROOT) if script.is_relative_to(ROOT) else str(script)
     report = "\n".join(
         [
             f"## detect, {size_bytes / MIB:.0f} MiB of findings — {stamp}",
@@ -537,7 +536,8 @@ def main(argv: list[str] | None = None) -> int:
             "",
             f"Machine: {info['cpu']}, {info['cores']} cores, {info['ram']} RAM, {info['os']}; Python "
             f"{info['python']}, duckdb {info['duckdb']}, orjson {info['orjson']}, "
-            f"minerwatch {info['minerwatch']}; detect arm: `{shown_script}` on {interpreter(args.minerwatch)}",
+            f"minerwatch {info['minerwatch']}; detect arm: `{shown(args.minerwatch)}` on "
+            f"{interpreter(args.minerwatch)}",
             "",
             f"Load average (1 min) before the arms: {load_before:.2f}, after: {load_after:.2f} "
             "(other work on the machine slows the arms unevenly).",

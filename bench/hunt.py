@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from detect import append_results, compile_package, machine, paired_ratio  # noqa: E402  (the shared benchmark helpers)
+from detect import append_results, compile_package, machine, paired_ratio, shown  # noqa: E402  (the shared benchmark helpers)
 
 DATA_DIR = ROOT / "bench" / "data"
 RESULTS = ROOT / "bench" / "RESULTS.md"
@@ -214,11 +214,6 @@ def hunt_result(work: Path) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------------ data
-def _shown(path: Path) -> str:
-    """A path relative to the checkout when under it (``--data-dir`` may be elsewhere)."""
-    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
-
-
 def ensure_data(records: int, files: int, seed: int, hit_ratio: float, data_dir: Path) -> tuple[Path, dict[str, Any]]:
     from minerwatch.generate.flows import FORMAT_VERSION, write_flow_files
 
@@ -229,11 +224,11 @@ def ensure_data(records: int, files: int, seed: int, hit_ratio: float, data_dir:
         if meta.get("format") == FORMAT_VERSION and all(
             Path(f["path"]).is_file() and Path(f["path"]).stat().st_size == f["bytes"] for f in meta["files"]
         ):
-            print(f"reusing {_shown(folder)} ({meta['records']:,} records)", flush=True)
+            print(f"reusing {shown(folder)} ({meta['records']:,} records)", flush=True)
             return folder, meta
     if folder.exists():
         shutil.rmtree(folder)
-    print(f"writing {_shown(folder)} ({records:,} records in {files} files) ...", flush=True)
+    print(f"writing {shown(folder)} ({records:,} records in {files} files) ...", flush=True)
     t0 = time.perf_counter()
     meta = write_flow_files(folder, records, files, seed, hit_ratio)
     meta["generate_seconds"] = round(time.perf_counter() - t0, 2)
@@ -411,9 +406,7 @@ def main(argv: list[str] | None = None) -> int:
     load_after = os.getloadavg()[0]
     info = machine()
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    exe = Path(sys.executable)
-    shown = os.path.relpath(exe, ROOT) if exe.is_relative_to(ROOT) else str(exe)
-    cmdline = " ".join([shown, "bench/hunt.py", *(argv if argv is not None else sys.argv[1:])])
+    cmdline = " ".join([shown(Path(sys.executable)), "bench/hunt.py", *(argv if argv is not None else sys.argv[1:])])
     report = "\n".join(
         [
             f"## hunt, {total / 1e6:.0f} million flow records — {stamp}",
