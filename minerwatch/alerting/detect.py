@@ -272,26 +272,6 @@ class Detector:
             self.throttler.place_json(m.key_json, m.eventdate, m.finding_id, row, m.group_json)
         self._pending_rows += 1
 
-    # -- spill files: matched rows sorted on disk ----------------------------------------------------------
-    def pack(self, m: _Match) -> tuple[str, str, bytes]:
-        """``(sort time, finding id, blob)`` of a matched row for a spill file. The blob is the :mod:`marshal` form
-        of the row's delivery, its throttle key's and group values' JSON text and the row's JSON, which the ordered
-        apply leaves as text: of the rows an alert gathers between two saves, only the latest is ever parsed.
-        marshal, not JSON or pickle: one C call reads a row back in the serial apply, and the files are this run's
-        own, in a private temporary folder."""
-        # Fixed-width UTC text (microseconds, no offset) sorts like the timestamps themselves.
-        e = m.eventdate
-        t = (e if e.tzinfo is UTC else e.astimezone(UTC)).isoformat(timespec="microseconds")[:-6]
-        row = orjson.dumps(m.row)  # rows packed are projected rows, never text
-        return t, m.finding_id, marshal.dumps((t, m.finding_id, m.updated_at, m.sample, m.key_json, m.group_json, row))
-
-    @staticmethod
-    def unpack(blob: bytes) -> _Match:
-        """The match :meth:`pack` gave ``blob`` of."""
-        t, fid, upd, sample, key, groups, row = marshal.loads(blob)
-        # fromisoformat with the offset: UTC itself, and several times cheaper than a replace()
-        return _Match(datetime.fromisoformat(t + "+00:00"), fid, upd, sample, row, key, groups)
-
     def commit(self) -> None:
         records = self.throttler.flush(self.opts.out)
         if records and self.opts.in_transaction:
@@ -371,6 +351,29 @@ def _drop_torn_tail(fh: Any) -> None:
     fh.truncate(0)
 
 
+# -- spill files: matched rows sorted on disk ----------------------------------------------------------------
+
+
+def _pack(m: _Match) -> tuple[str, str, bytes]:
+    """``(sort time, finding id, blob)`` of a matched row for a spill file. The blob is the :mod:`marshal` form
+    of the row's delivery, its throttle key's and group values' JSON text and the row's JSON, which the ordered
+    apply leaves as text: of the rows an alert gathers between two saves, only the latest is ever parsed.
+    marshal, not JSON or pickle: one C call reads a row back in the serial apply, and the files are this run's
+    own, in a private temporary folder."""
+    # Fixed-width UTC text (microseconds, no offset) sorts like the timestamps themselves.
+    e = m.eventdate
+    t = (e if e.tzinfo is UTC else e.astimezone(UTC)).isoformat(timespec="microseconds")[:-6]
+    row = orjson.dumps(m.row)  # rows packed are projected rows, never text
+    return t, m.finding_id, marshal.dumps((t, m.finding_id, m.updated_at, m.sample, m.key_json, m.group_json, row))
+
+
+def _unpack(blob: bytes) -> _Match:
+    """The match :func:`_pack` gave ``blob`` of."""
+    t, fid, upd, sample, key, groups, row = marshal.loads(blob)
+    # fromisoformat with the offset: UTC itself, and several times cheaper than a replace()
+    return _Match(datetime.fromisoformat(t + "+00:00"), fid, upd, sample, row, key, groups)
+
+
 _Keyed = tuple[datetime, str, int, _Match]
 """A matched row under its merge key: (eventdate, finding id, run), see :func:`_merged`."""
 _MERGE_KEY = operator.itemgetter(0, 1)
@@ -384,7 +387,7 @@ def _merged(runs: list[Iterator[_Keyed]]) -> Iterator[_Match]:
     return (keyed[3] for keyed in heapq.merge(*runs))
 
 
-def _sorted_matches(det: Detector, matches: Iterable[_Match], run: int) -> Iterator[_Keyed]:
+def _sorted_matches(matches: Iterable[_Match], run: int) -> Iterator[_Keyed]:
     """Matched rows in (eventdate, id) order, keyed as run ``run``; beyond SPILL_ROWS they are sorted in a
     temporary SQLite file."""
     buf: list[_Match] = []
@@ -397,7 +400,7 @@ def _sorted_matches(det: Detector, matches: Iterable[_Match], run: int) -> Itera
                 tmpdir = tempfile.TemporaryDirectory(prefix="minerwatch-sort-")
                 spill = sqlite3.connect(os.path.join(tmpdir.name, "sort.db"))
                 spill.execute("CREATE TABLE m (t TEXT, id TEXT, blob BLOB)")
-            spill.executemany("INSERT INTO m VALUES (?, ?, ?)", [det.pack(x) for x in buf])
+            spill.executemany("INSERT INTO m VALUES (?, ?, ?)", [_pack(x) for x in buf])
             buf.clear()
     if spill is None:
         keyed = [(m.eventdate, m.finding_id, run, m) for m in buf]
@@ -405,10 +408,10 @@ def _sorted_matches(det: Detector, matches: Iterable[_Match], run: int) -> Itera
         yield from keyed
         return
     try:
-        spill.executemany("INSERT INTO m VALUES (?, ?, ?)", [det.pack(x) for x in buf])
+        spill.executemany("INSERT INTO m VALUES (?, ?, ?)", [_pack(x) for x in buf])
         buf.clear()
         for (blob,) in spill.execute("SELECT blob FROM m ORDER BY t, id, rowid"):  # rowid: stable, as above
-            m = det.unpack(blob)
+            m = _unpack(blob)
             yield m.eventdate, m.finding_id, run, m
     finally:
         spill.close()
@@ -439,7 +442,7 @@ def detect(rule: Rule, paths: list[str], options: DetectOptions) -> DetectStats:
                     runs = _scan_parallel(det, split, read, prefilter, spill_dir, files)
                 records = read_guardduty(rest, on_reject=det.reject, stats=read, prefilter=prefilter) if rest else ()
                 matches = (m for r in records if (m := det.match(r)) is not None)
-                det.apply_all(_merged([*runs, _sorted_matches(det, matches, len(runs))]))
+                det.apply_all(_merged([*runs, _sorted_matches(matches, len(runs))]))
         return det.finish(read, started)
     except BaseException as exc:
         try:
@@ -505,7 +508,7 @@ def _scan_range(part: tuple[str, int, int, str]) -> tuple[list[Reject], ReadStat
                 m = det.match(record)
                 if m is None:
                     continue
-                t, fid, blob = det.pack(m)
+                t, fid, blob = _pack(m)
                 out.write(blob)
                 keys.append((t, fid, offset, len(blob)))
                 offset += len(blob)
@@ -532,13 +535,12 @@ def _scan_range(part: tuple[str, int, int, str]) -> tuple[list[Reject], ReadStat
     return rejects, stats
 
 
-def _spilled_run(det: Detector, spill: str, files: contextlib.ExitStack, run: int) -> Iterator[_Keyed]:
+def _spilled_run(spill: str, files: contextlib.ExitStack, run: int) -> Iterator[_Keyed]:
     """The rows of one range in (eventdate, id) order, keyed as run ``run``, read back one at a time from its sorted
     spill file."""
     read = files.enter_context(open(spill + ".sorted", "rb")).read
-    unpack = det.unpack
     while size := read(_SIZE_BYTES):
-        m = unpack(read(int.from_bytes(size, "little")))
+        m = _unpack(read(int.from_bytes(size, "little")))
         yield m.eventdate, m.finding_id, run, m
 
 
@@ -567,7 +569,7 @@ def _scan_parallel(
         offset = count_newlines(path, 0, start) if start and rejects else 0
         for rej in rejects:
             det.reject(Reject(rej.file, None if rej.line is None else rej.line + offset, rej.reason, rej.excerpt))
-        runs.append(_spilled_run(det, spill, files, len(runs)))
+        runs.append(_spilled_run(spill, files, len(runs)))
         read.records_read += stats.records_read
         read.accepted += stats.accepted
         read.rejected += stats.rejected
