@@ -470,6 +470,12 @@ def main(argv: list[str] | None = None) -> int:
         best: dict[str, Measure] = {}
         rounds: dict[str, list[Measure]] = {}  # every run, in round order: for the median of rounds
         failed: set[str] = set()
+        help_text = ""
+        if "detect" in arms:  # asked once: the flags the command offers do not change between rounds
+            ok, help_text = detect_available(args.minerwatch)
+            if not ok:
+                best["detect"] = Measure("detect", 0.0, None, False, None, help_text)
+                failed.add("detect")
         # Round-robin: each round runs every arm once, so load from other work falls on all arms alike.
         for i in range(max(args.repeat, 1)):
             for arm in arms:
@@ -478,11 +484,6 @@ def main(argv: list[str] | None = None) -> int:
                 run_dir = work / f"{arm}-{i}"
                 run_dir.mkdir()
                 if arm == "detect":
-                    ok, help_text = detect_available(args.minerwatch)
-                    if not ok:
-                        best[arm] = Measure(arm, 0.0, None, False, None, help_text)
-                        failed.add(arm)
-                        continue
                     cmd = [
                         str(args.minerwatch),
                         "detect",
