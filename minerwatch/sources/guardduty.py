@@ -386,9 +386,12 @@ class _Reader:
         name: str,
         lines: Iterator[tuple[int, bytes | inputs.LongLine | inputs.BrokenLine]],
         whole_file: bool = True,
+        file_start: bool = True,
     ) -> Iterator[Record]:
         """Records of JSON Lines. ``whole_file``: the lines start at the file's beginning, so a first line that is
-        not JSON makes the file text (one reject for its run of non-JSON lines); a byte range of a file does not."""
+        not JSON makes the file text (one reject for its run of non-JSON lines); a byte range of a file does not.
+        ``file_start``: line 1 is the file's first line, where a byte-order mark is allowed (a byte range that
+        starts later numbers its lines from 1 too, and a mark there is a bad line like anywhere else)."""
         stats = self.stats
         prefilter = self.prefilter
         reject = self.reject
@@ -410,7 +413,7 @@ class _Reader:
                 elif isinstance(raw, inputs.BrokenLine):
                     reject(name, lineno, raw.error.key, f"{raw.error.reason} (in line {lineno})", raw.head)
                 continue
-            if lineno == 1 and raw.startswith(_BOM):
+            if lineno == 1 and file_start and raw.startswith(_BOM):
                 raw = raw[len(_BOM) :]
             if not raw or raw.isspace():
                 continue
@@ -436,7 +439,7 @@ class _Reader:
             text.reject(self, name)
 
     def _block_lines(
-        self, items: Iterator[inputs.LineItem], lineno: int = 0
+        self, items: Iterator[inputs.LineItem], lineno: int = 0, *, judged: bool = False
     ) -> Iterator[tuple[int, bytes | inputs.LongLine | inputs.BrokenLine]]:
         """Numbered lines for :meth:`_lines`, leaving out blank lines and the lines of clean runs (plausible
         JSON objects, see :func:`_clean_newlines`) that hold no needle.
@@ -444,7 +447,7 @@ class _Reader:
         Those lines are exactly the ones the per-line path would skip as blank, or count as read and
         prefiltered (plausible JSON objects the prefilter refuses), so they are only counted here. Any other
         line goes to :meth:`_lines` alone; blank ones are passed over in runs at C speed. ``lineno``: lines
-        before the stream.
+        before the stream. ``judged``: the stream is not judged text or JSON by its first line (a byte range).
         """
         stats = self.stats
         search = self.search
@@ -453,7 +456,7 @@ class _Reader:
         ascii_chunk = False
         # _lines judges a file by its first non-blank line (text or JSON), so that line always reaches it; in a
         # file judged text, no line is left out, since a JSON object ends the run of text lines there.
-        judged = text = False
+        text = False
         for item in items:
             if type(item) is not inputs.LineBlock:
                 lineno += 1
@@ -891,10 +894,10 @@ def read_guardduty_range(
     )
     chunks = inputs.range_chunks(path, start, end, stats)
     if reader.needles is None:
-        yield from reader._lines(path, inputs.iter_lines(chunks, reader.max_record, skip_blank=True), whole_file=False)
+        lines = inputs.iter_lines(chunks, reader.max_record, skip_blank=True)
     else:
-        items = inputs.iter_line_blocks(chunks, reader.max_record, reader.window)
-        yield from reader._lines(path, reader._block_lines(items), whole_file=False)
+        lines = reader._block_lines(inputs.iter_line_blocks(chunks, reader.max_record, reader.window), judged=True)
+    yield from reader._lines(path, lines, whole_file=False, file_start=start == 0)
 
 
 def records_from_value(obj: Any, name: str, line: int | None, raw: bytes | None = None) -> list[Record | Reject]:

@@ -7,6 +7,7 @@ result, whatever the data, the record limit, the block size and the size of the 
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,7 +26,13 @@ from minerwatch.lang.parser import parse_query
 from minerwatch.rules.loader import load_rule
 from minerwatch.rules.shipped import DEFAULT_RULE
 from minerwatch.sources import inputs
-from minerwatch.sources.guardduty import _lines_with, _needle_search, read_guardduty
+from minerwatch.sources.guardduty import (
+    _lines_with,
+    _needle_search,
+    is_plain_json_lines,
+    read_guardduty,
+    read_guardduty_range,
+)
 from minerwatch.sources.records import ReadStats, Record, Reject
 
 CRYPTO = Prefilter((b"CryptoCurrency",))
@@ -277,6 +284,59 @@ def test_any_mix_of_lines_gives_the_same_result_both_ways(
         line_block_bytes=data.draw(st.one_of(st.sampled_from([1, 300, 4096, 1 << 20]), st.integers(1, 20_000))),
         read_size=data.draw(st.sampled_from([None, None, 1, 13, 200, 1024, 5000])),
     )
+
+
+def _read_in_ranges(path: Path, parts: int, prefilter: Any) -> Outcome:
+    """``path`` read as the parallel detection reads it: line-aligned byte ranges, each numbered from its first
+    line, the lines before it added afterwards."""
+    records: list[Record] = []
+    rejects: list[Reject] = []
+    stats = ReadStats()
+    for start, end in inputs.line_aligned_ranges(str(path), parts):
+        before = inputs.count_newlines(str(path), 0, start)
+        got: list[Reject] = []
+        part = ReadStats()
+        read = read_guardduty_range(str(path), start, end, on_reject=got.append, stats=part, prefilter=prefilter)
+        records += [dataclasses.replace(record, line=record.line + before) for record in read]
+        rejects += [dataclasses.replace(r, line=None if r.line is None else r.line + before) for r in got]
+        stats.files += start == 0
+        for name in ("records_read", "accepted", "rejected", "prefiltered", "bytes_read"):
+            setattr(stats, name, getattr(stats, name) + getattr(part, name))
+        for reason, n in part.reasons.items():
+            stats.reasons[reason] = stats.reasons.get(reason, 0) + n
+    return records, rejects, stats
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_a_file_read_in_byte_ranges_gives_what_one_read_gives(
+    tmp_path: Path, real_lines: list[bytes], data: st.DataObject
+) -> None:
+    """Any line may open a range, a byte-order mark too: only the file's first line may carry one."""
+    plain, crypto = _plain_line(real_lines), _crypto_line(real_lines)
+    lines = [plain, *data.draw(st.lists(_line(plain, crypto), min_size=1, max_size=60))]
+    crlf = data.draw(st.integers(0, 3)) == 0
+    body = b"".join(line + (b"\r\n" if crlf and data.draw(st.booleans()) else b"\n") for line in lines)
+    if data.draw(st.booleans()):
+        body = b"\xef\xbb\xbf" + body
+    path = tmp_path / "ranges.jsonl"
+    path.write_bytes(body)
+    assert is_plain_json_lines(str(path))  # the files detection splits
+    prefilter = data.draw(st.sampled_from([CRYPTO, lambda line: CRYPTO(line), None]))
+    whole = _read([path], prefilter)
+    ranges = _read_in_ranges(path, data.draw(st.integers(2, 12)), prefilter)
+    assert ranges[0] == whole[0]
+    assert ranges[1] == whole[1]
+    assert ranges[2] == dataclasses.replace(whole[2], outside_window=0)
+
+
+def test_a_byte_order_mark_opening_a_later_range_is_a_bad_line(tmp_path: Path, real_lines: list[bytes]) -> None:
+    plain, crypto = _plain_line(real_lines), _crypto_line(real_lines)
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(plain + b"\n" + b"\xef\xbb\xbf" + crypto + b"\n" + plain + b"\n")
+    records, rejects, _ = _read_in_ranges(path, 3, CRYPTO)
+    assert [(r.line, r.reason.split(":")[0]) for r in rejects] == [(2, "invalid JSON")]
+    assert records == []
 
 
 # --------------------------------------------------------------------------------------------- the one-pass search
