@@ -38,7 +38,7 @@ from minerwatch.lang.ast import to_text
 from minerwatch.lang.parser import parse_query
 from minerwatch.rules.model import Rule
 from minerwatch.sources.guardduty import is_plain_json_lines, read_guardduty, read_guardduty_range
-from minerwatch.sources.inputs import count_newlines, line_aligned_ranges, worker_initializer
+from minerwatch.sources.inputs import check_paths, count_newlines, line_aligned_ranges, worker_initializer
 from minerwatch.sources.records import ReadStats, Record, Reject
 
 SAMPLE_REASON = "aws-sample-finding"
@@ -377,6 +377,7 @@ def _unpack(blob: bytes) -> _Match:
 _Keyed = tuple[datetime, str, int, _Match]
 """A matched row under its merge key: (eventdate, finding id, run), see :func:`_merged`."""
 _MERGE_KEY = operator.itemgetter(0, 1)
+_SECOND = operator.itemgetter(1)
 """(eventdate, finding id) of a :data:`_Keyed` row."""
 
 
@@ -387,15 +388,16 @@ def _merged(runs: list[Iterator[_Keyed]]) -> Iterator[_Match]:
     return (keyed[3] for keyed in heapq.merge(*runs))
 
 
-def _sorted_matches(matches: Iterable[_Match], run: int) -> Iterator[_Keyed]:
-    """Matched rows in (eventdate, id) order, keyed as run ``run``; beyond SPILL_ROWS they are sorted in a
-    temporary SQLite file."""
+def _sorted_matches(matches: Iterable[_Match], run: int, spill_rows: int | None = None) -> Iterator[_Keyed]:
+    """Matched rows in (eventdate, id) order, keyed as run ``run``; beyond ``spill_rows`` (default SPILL_ROWS)
+    they are sorted in a temporary SQLite file."""
+    limit = SPILL_ROWS if spill_rows is None else spill_rows
     buf: list[_Match] = []
     spill: sqlite3.Connection | None = None
     tmpdir: tempfile.TemporaryDirectory[str] | None = None
     for m in matches:
         buf.append(m)
-        if len(buf) >= SPILL_ROWS:
+        if len(buf) >= limit:
             if spill is None:
                 tmpdir = tempfile.TemporaryDirectory(prefix="minerwatch-sort-")
                 spill = sqlite3.connect(os.path.join(tmpdir.name, "sort.db"))
@@ -434,15 +436,8 @@ def detect(rule: Rule, paths: list[str], options: DetectOptions) -> DetectStats:
             for m in (m for r in records if (m := det.match(r)) is not None):
                 det.apply(m)
         else:
-            split, rest = _plan_split(paths, options)
             with contextlib.ExitStack() as files:
-                runs: list[Iterator[_Keyed]] = []
-                if split:
-                    spill_dir = files.enter_context(tempfile.TemporaryDirectory(prefix="minerwatch-rows-"))
-                    runs = _scan_parallel(det, split, read, prefilter, spill_dir, files)
-                records = read_guardduty(rest, on_reject=det.reject, stats=read, prefilter=prefilter) if rest else ()
-                matches = (m for r in records if (m := det.match(r)) is not None)
-                det.apply_all(_merged([*runs, _sorted_matches(matches, len(runs))]))
+                det.apply_all(_merged(_sorted_runs(det, paths, read, prefilter, files)))
         return det.finish(read, started)
     except BaseException as exc:
         try:
@@ -460,20 +455,48 @@ _FORKED: tuple[Detector, Any] | None = None
 """The detector and prefilter a forked worker inherits (compiled predicates cannot be pickled)."""
 
 
-def _plan_split(paths: list[str], options: DetectOptions) -> tuple[list[str], list[str]]:
-    """Large plain JSON Lines files to read in parallel byte ranges, and the paths read as usual."""
+def _plan_split(paths: list[str], options: DetectOptions) -> list[bool]:
+    """For each path, whether it is a large plain JSON Lines file, read in parallel byte ranges."""
     if options.workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
-        return [], paths
-    split = [
-        p
-        for p in paths
-        if p != "-"
+        return [False] * len(paths)
+    return [
+        p != "-"
         and not p.startswith("s3://")
         and os.path.isfile(p)
         and os.path.getsize(p) >= options.parallel_min_bytes
         and is_plain_json_lines(p)
+        for p in paths
     ]
-    return split, [p for p in paths if p not in split]
+
+
+def _sorted_runs(
+    det: Detector, paths: list[str], read: ReadStats, prefilter: Any, files: contextlib.ExitStack
+) -> list[Iterator[_Keyed]]:
+    """The matched rows of a batch run as sorted runs, numbered in input order: each byte range of a large file
+    (read in parallel first), and each stretch of other paths between them (read here, as the merge starts). So
+    rows with equal (eventdate, id) keys merge in the order one sequential read gives them, and of two equal
+    deliveries in different inputs the one given first is kept, as without workers."""
+    split = _plan_split(paths, det.opts)
+    pairs = zip(paths, split, strict=True)
+    stretches = [(large, [p for p, _ in group]) for large, group in itertools.groupby(pairs, key=_SECOND)]
+    check_paths([p for large, stretch in stretches if not large for p in stretch])  # before the long part
+    ranges: Iterator[list[str]] = iter(())
+    if any(split):
+        spill_dir = files.enter_context(tempfile.TemporaryDirectory(prefix="minerwatch-rows-"))
+        large_files = [p for large, stretch in stretches if large for p in stretch]
+        ranges = iter(_scan_parallel(det, large_files, read, prefilter, spill_dir))
+    # The stretches read here are sorted side by side: their rows held in memory, all told, stay within SPILL_ROWS.
+    spill_rows = max(SPILL_ROWS // max(sum(not large for large, _ in stretches), 1), 1)
+    runs: list[Iterator[_Keyed]] = []
+    for large, stretch in stretches:
+        if large:
+            for spill in itertools.chain.from_iterable(next(ranges) for _ in stretch):
+                runs.append(_spilled_run(spill, files, len(runs)))
+        else:
+            records = read_guardduty(stretch, on_reject=det.reject, stats=read, prefilter=prefilter)
+            matches = (m for r in records if (m := det.match(r)) is not None)
+            runs.append(_sorted_matches(matches, len(runs), spill_rows))
+    return runs
 
 
 _KEY_ROWS = 256
@@ -544,15 +567,14 @@ def _spilled_run(spill: str, files: contextlib.ExitStack, run: int) -> Iterator[
         yield m.eventdate, m.finding_id, run, m
 
 
-def _scan_parallel(
-    det: Detector, paths: list[str], read: ReadStats, prefilter: Any, spill_dir: str, files: contextlib.ExitStack
-) -> list[Iterator[_Keyed]]:
+def _scan_parallel(det: Detector, paths: list[str], read: ReadStats, prefilter: Any, spill_dir: str) -> list[list[str]]:
     """Read each file as line-aligned byte ranges in forked workers; rejects get their absolute line numbers.
-    Gives each range's rows, sorted, as they are read back from its spill files under ``spill_dir``."""
+    Gives, for each of ``paths``, its ranges' spill files under ``spill_dir`` in file order (read them with
+    :func:`_spilled_run`)."""
     global _FORKED
     workers = det.opts.workers
-    ranges = [(p, a, b) for p in paths for a, b in line_aligned_ranges(p, workers)]
-    parts = [(p, a, b, os.path.join(spill_dir, f"part-{i}")) for i, (p, a, b) in enumerate(ranges)]
+    ranges = [(k, p, a, b) for k, p in enumerate(paths) for a, b in line_aligned_ranges(p, workers)]
+    parts = [(p, a, b, os.path.join(spill_dir, f"part-{i}")) for i, (_, p, a, b) in enumerate(ranges)]
     _FORKED = (det, prefilter)
     try:
         processes = min(workers, len(parts))
@@ -561,15 +583,14 @@ def _scan_parallel(
             results = pool.map(_scan_range, parts, chunksize=1)
     finally:
         _FORKED = None
-    runs: list[Iterator[_Keyed]] = []
-    for (path, start, _, spill), (rejects, stats) in zip(parts, results, strict=True):
-        if start == 0:
-            read.files += 1
+    read.files += len(paths)
+    spills: list[list[str]] = [[] for _ in paths]
+    for (k, *_), (path, start, _, spill), (rejects, stats) in zip(ranges, parts, results, strict=True):
         # Lines before the range, counted only when a reject needs its absolute line number.
         offset = count_newlines(path, 0, start) if start and rejects else 0
         for rej in rejects:
             det.reject(Reject(rej.file, None if rej.line is None else rej.line + offset, rej.reason, rej.excerpt))
-        runs.append(_spilled_run(spill, files, len(runs)))
+        spills[k].append(spill)
         read.records_read += stats.records_read
         read.accepted += stats.accepted
         read.rejected += stats.rejected
@@ -577,4 +598,4 @@ def _scan_parallel(
         read.bytes_read += stats.bytes_read
         for reason, n in stats.reasons.items():
             read.reasons[reason] = read.reasons.get(reason, 0) + n
-    return runs
+    return spills

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import gzip
 import tracemalloc
 from pathlib import Path
 
 import orjson
+import pytest
 
 from minerwatch.alerting import detect as detect_module
 from minerwatch.alerting.detect import DetectOptions, Detector, detect
 from minerwatch.alerting.state import StateStore
 from minerwatch.compile.prefilter import make_prefilter
+from minerwatch.errors import InputError
 from minerwatch.generate.findings import generate_findings
 from minerwatch.rules.loader import load_rule
 from minerwatch.rules.shipped import DEFAULT_RULE
@@ -89,6 +92,56 @@ def test_parallel_ranges_keep_the_order_of_equal_keys(tmp_path, monkeypatch):
         assert run(f"par{workers}", workers) == seq
     monkeypatch.setattr(detect_module, "SPILL_ROWS", 7)
     assert run("seq-on-disk", 1) == seq
+
+
+def test_inputs_read_whole_and_in_ranges_keep_their_order(tmp_path, monkeypatch):
+    # One delivery in three inputs: a gzip file and a small file (read whole) around a large plain file (read in
+    # byte ranges). The copy given first is kept, whichever inputs the workers read; its throttle key shows which.
+    findings = list(generate_findings(400, seed=4, crypto_ratio=0.3))
+    crypto = next(f for f in findings if "CryptoCurrency" in f["type"])
+
+    def copy(account: str) -> bytes:
+        return orjson.dumps({**crypto, "id": "f" * 32, "accountId": account})
+
+    rest = [orjson.dumps(f) for f in findings if f is not crypto]
+    small = tmp_path / "small.jsonl"
+    small.write_bytes(copy("333333333333") + b"\n")
+    large = tmp_path / "large.jsonl"
+    large.write_bytes(b"\n".join([*rest[:200], copy("222222222222"), *rest[200:]]) + b"\n")
+    packed = tmp_path / "first.jsonl.gz"
+    packed.write_bytes(gzip.compress(copy("111111111111") + b"\n"))
+    rule = load_rule(DEFAULT_RULE)
+
+    def run(name: str, paths: list[Path], workers: int) -> tuple[dict, bytes, set[str]]:
+        opts = DetectOptions(state=str(tmp_path / f"{name}.db"), workers=workers, parallel_min_bytes=100_000)
+        stats = detect(rule, [str(p) for p in paths], opts).to_json()
+        stats.pop("seconds")
+        stats.pop("rejects_file")
+        alerts = StateStore(opts.state).list_alerts()
+        kept = {a["key"]["accountid"] for a in alerts if "f" * 32 in a["finding_ids"]}
+        return stats, orjson.dumps(alerts), kept
+
+    assert large.stat().st_size > 100_000 > small.stat().st_size
+    for order, first in (([packed, large, small], "111111111111"), ([small, large, packed], "333333333333"),
+                         ([large, small], "222222222222")):
+        seq = run("seq", order, 1)
+        assert seq[2] == {first}
+        monkeypatch.setattr(detect_module, "SPILL_ROWS", 7)  # the stretches read whole are sorted on disk too
+        assert run("par", order, 2) == seq
+        monkeypatch.undo()
+        for name in ("seq", "par"):
+            Path(tmp_path / f"{name}.db").unlink()
+
+
+def test_a_missing_input_is_reported_before_large_files_are_read(tmp_path, monkeypatch):
+    large = tmp_path / "large.jsonl"
+    large.write_bytes(b"\n".join(orjson.dumps(f) for f in generate_findings(300, seed=4)) + b"\n")
+    scanned: list[str] = []
+    monkeypatch.setattr(detect_module, "_scan_parallel", lambda det, paths, *a: scanned.extend(paths) or [])
+    opts = DetectOptions(state=str(tmp_path / "s.db"), workers=2, parallel_min_bytes=1)
+    with pytest.raises(InputError, match="missing.jsonl"):
+        detect(load_rule(DEFAULT_RULE), [str(large), str(tmp_path / "missing.jsonl")], opts)
+    assert scanned == []
 
 
 def test_a_range_worker_holds_nothing_per_matched_row(tmp_path, monkeypatch):
