@@ -38,7 +38,7 @@ from minerwatch.lang.ast import to_text
 from minerwatch.lang.parser import parse_query
 from minerwatch.rules.model import Rule
 from minerwatch.sources.guardduty import is_plain_json_lines, read_guardduty, read_guardduty_range
-from minerwatch.sources.inputs import check_paths, count_newlines, line_aligned_ranges, worker_initializer
+from minerwatch.sources.inputs import check_paths, count_newlines, forked_map, line_aligned_ranges
 from minerwatch.sources.records import ReadStats, Record, Reject
 
 SAMPLE_REASON = "aws-sample-finding"
@@ -558,6 +558,11 @@ def _scan_range(part: tuple[str, int, int, str]) -> tuple[list[Reject], ReadStat
     return rejects, stats
 
 
+def _range_name(part: tuple[str, int, int, str]) -> str:
+    path, start, end, _ = part
+    return f"{path} (bytes {start}-{end})"
+
+
 def _spilled_run(spill: str, files: contextlib.ExitStack, run: int) -> Iterator[_Keyed]:
     """The rows of one range in (eventdate, id) order, keyed as run ``run``, read back one at a time from its sorted
     spill file."""
@@ -577,10 +582,7 @@ def _scan_parallel(det: Detector, paths: list[str], read: ReadStats, prefilter: 
     parts = [(p, a, b, os.path.join(spill_dir, f"part-{i}")) for i, (_, p, a, b) in enumerate(ranges)]
     _FORKED = (det, prefilter)
     try:
-        processes = min(workers, len(parts))
-        ctx = multiprocessing.get_context("fork")
-        with ctx.Pool(processes, initializer=worker_initializer(processes)) as pool:
-            results = pool.map(_scan_range, parts, chunksize=1)
+        results = list(forked_map(_scan_range, parts, min(workers, len(parts)), _range_name))
     finally:
         _FORKED = None
     read.files += len(paths)

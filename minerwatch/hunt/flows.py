@@ -42,7 +42,7 @@ from typing import Any
 from minerwatch.enrich.iocs import IocHit, IocSet
 from minerwatch.errors import InputError
 from minerwatch.hunt.model import SourceStats
-from minerwatch.sources.inputs import folder_files, worker_initializer
+from minerwatch.sources.inputs import folder_files, forked_map
 from minerwatch.sources.records import ReadStats, Reject
 from minerwatch.sources.vpcflow import read_vpcflow, vpcflow_duckdb_relation
 from minerwatch.timewindow import TimeWindow
@@ -764,8 +764,7 @@ def _sweep_files(
         if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
             yield from map(_sweep_file, files)
             return
-        with multiprocessing.get_context("fork").Pool(workers, initializer=worker_initializer(workers)) as pool:
-            yield from pool.imap(_sweep_file, files, chunksize=1)
+        yield from forked_map(_sweep_file, files, workers, str)
     finally:
         _FORKED = None
 

@@ -287,6 +287,34 @@ def worker_initializer(workers: int) -> Callable[[], None] | None:
     return read_ahead_from_disk_only if workers >= (os.cpu_count() or 1) else None
 
 
+def forked_map(fn: Callable[[T], Any], items: Sequence[T], workers: int, name: Callable[[T], str]) -> Iterator[Any]:
+    """``fn`` of each of ``items`` on ``workers`` forked processes, given in order as they are done; the processes
+    inherit the caller's memory (``fn`` and what it reads need not be picklable, only the items and results).
+
+    A worker that ends abruptly (killed, out of memory) raises :class:`InputError` naming ``name(item)`` for the
+    first item left without a result, and the other workers are stopped: :class:`multiprocessing.pool.Pool` would
+    wait for that item forever. Should the caller stop early, the items not started are dropped."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    ctx = multiprocessing.get_context("fork")
+    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=worker_initializer(workers))
+    done = False
+    try:
+        futures = [pool.submit(fn, item) for item in items]
+        for item, future in zip(items, futures, strict=True):
+            try:
+                result = future.result()
+            except BrokenProcessPool:
+                reason = "the worker process reading it ended abruptly (killed, or out of memory)"
+                raise InputError(f"{reason}: the run stops before saving anything read", file=name(item)) from None
+            yield result
+        done = True
+    finally:
+        pool.shutdown(wait=done, cancel_futures=True)
+
+
 def _cached(fd: int, start: int, end: int) -> bool:
     """Whether bytes [start, end) of a file look held by the page cache: a byte at each of :data:`_CACHE_PROBES`
     places spread over them reads without waiting for the disk (``RWF_NOWAIT``). False where that cannot be asked.

@@ -5,6 +5,9 @@ from __future__ import annotations
 import dataclasses
 import gc
 import gzip
+import os
+import signal
+import tempfile
 import tracemalloc
 from pathlib import Path
 
@@ -142,6 +145,29 @@ def test_a_missing_input_is_reported_before_large_files_are_read(tmp_path, monke
     with pytest.raises(InputError, match="missing.jsonl"):
         detect(load_rule(DEFAULT_RULE), [str(large), str(tmp_path / "missing.jsonl")], opts)
     assert scanned == []
+
+
+def _killed_range_worker(part: tuple[str, int, int, str]) -> None:
+    """A range worker the kernel kills (out of memory, say) once it has written some rows."""
+    Path(part[3]).write_bytes(b"rows")
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_killed_range_worker_stops_the_run_with_an_error_and_leaves_nothing(tmp_path, monkeypatch):
+    data = tmp_path / "large.jsonl"
+    data.write_bytes(b"\n".join(orjson.dumps(f) for f in generate_findings(300, seed=4, crypto_ratio=0.5)) + b"\n")
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    monkeypatch.setattr(detect_module, "_scan_range", _killed_range_worker)
+    opts = DetectOptions(state=str(tmp_path / "s.db"), out=str(tmp_path / "out.jsonl"), workers=2, parallel_min_bytes=1)
+    with pytest.raises(InputError, match="ended abruptly") as err:
+        detect(load_rule(DEFAULT_RULE), [str(data)], opts)
+    assert err.value.file is not None and err.value.file.startswith(f"{data} (bytes 0-")
+    assert list(temp.iterdir()) == []  # the spill files are gone with their folder
+    store = StateStore(opts.state)
+    assert store.list_alerts() == [] and store.db.execute("SELECT count(*) FROM seen").fetchone() == (0,)
+    assert not (tmp_path / "out.jsonl").exists()
 
 
 def test_a_range_worker_holds_nothing_per_matched_row(tmp_path, monkeypatch):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import os
+import signal
 import threading
 import zlib
 from collections.abc import Iterator
@@ -11,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from minerwatch.errors import InputError
 from minerwatch.sources.inputs import (
     _AHEAD,
     BLOCK_SIZE,
@@ -20,6 +23,7 @@ from minerwatch.sources.inputs import (
     SourceError,
     _ahead,
     _joined,
+    forked_map,
     gunzip,
     iter_line_blocks,
     iter_lines,
@@ -223,3 +227,33 @@ def test_joined_pieces_stay_within_the_block_size() -> None:
     big = [b"x" * (BLOCK_SIZE // 3)] * 7
     pieces = list(_joined(iter(big), BLOCK_SIZE))
     assert b"".join(pieces) == b"".join(big) and max(map(len, pieces)) <= BLOCK_SIZE
+
+
+def _square_or_die(n: int) -> int:
+    """Run in a forked worker: 3 kills its process, as the kernel's out-of-memory killer would."""
+    if n == 3:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return n * n
+
+
+def test_forked_map_gives_the_results_in_order() -> None:
+    assert list(forked_map(_square_or_die, [5, 1, 4, 2], 2, str)) == [25, 1, 16, 4]
+
+
+def test_a_worker_killed_mid_task_ends_the_map_with_an_error_naming_its_input() -> None:
+    got: list[int] = []
+    errors: list[InputError] = []
+
+    def consume() -> None:
+        try:
+            got.extend(forked_map(_square_or_die, [1, 2, 3, 4, 5], 2, lambda n: f"input-{n}"))
+        except InputError as exc:
+            errors.append(exc)
+
+    consumer = threading.Thread(target=consume)
+    consumer.start()
+    consumer.join(120)  # a deadline for the failure only: a pool that waits for the lost task never returns
+    assert not consumer.is_alive()
+    assert len(errors) == 1 and "ended abruptly" in errors[0].message
+    # The first input left without a result is named; the results before it were given, in order.
+    assert errors[0].file == f"input-{len(got) + 1}" and got == [1, 4][: len(got)]
