@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import importlib
+import signal
 import sys
 
 # Top-level command (or group) → the module that registers it. tests/cli checks this covers every command.
@@ -37,7 +38,19 @@ COMMAND_MODULES = {
 }
 
 
+def _end_on_sigterm() -> None:
+    """SIGTERM (``kill``, a scheduler's timeout) ends a command as Ctrl-C does, with exit status 143: the open
+    transaction rolls back, temporary files are removed and worker processes stop, where the default would end
+    the process on the spot. Commands that serve until stopped (``watch``, ``serve``) install their own."""
+
+    def stop(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 def main() -> None:
+    _end_on_sigterm()
     command = sys.argv[1] if len(sys.argv) > 1 else None
     module = COMMAND_MODULES.get(command or "")
     importlib.import_module(f"minerwatch.cli.{module}" if module else "minerwatch.cli.all_commands")

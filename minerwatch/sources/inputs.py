@@ -24,6 +24,7 @@ as soon as it arrives rather than when a whole block has filled.
 from __future__ import annotations
 
 import codecs
+import functools
 import json
 import os
 import queue
@@ -281,19 +282,50 @@ def read_ahead_from_disk_only() -> None:
     _read_ahead = False
 
 
-def worker_initializer(workers: int) -> Callable[[], None] | None:
-    """The ``initializer`` of a pool of ``workers`` processes that read files: :func:`read_ahead_from_disk_only`
-    when they leave no core free, else None."""
-    return read_ahead_from_disk_only if workers >= (os.cpu_count() or 1) else None
+def worker_initializer(workers: int) -> Callable[[], None]:
+    """The ``initializer`` of a pool of ``workers`` forked processes that read files: each ends with the process
+    that started it (:func:`end_with_parent`), and reads in its own thread (:func:`read_ahead_from_disk_only`) when
+    the workers leave no core free."""
+    return functools.partial(_start_worker, os.getpid(), workers >= (os.cpu_count() or 1))
+
+
+def _start_worker(parent: int, no_core_free: bool) -> None:
+    end_with_parent(parent)
+    if no_core_free:
+        read_ahead_from_disk_only()
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def end_with_parent(parent: int) -> bool:
+    """Have the kernel kill this (forked) process when ``parent``, the process that started it, ends, however it
+    ends: a pool's workers otherwise outlive a parent killed mid-run, waiting forever for their next task. Linux
+    only (False elsewhere, or where the C library refuses)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+    import signal
+
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return False
+    if prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) != 0:
+        return False
+    if os.getppid() != parent:  # the parent ended before the request was made: nobody is left to signal it
+        os._exit(1)
+    return True
 
 
 def forked_map(fn: Callable[[T], Any], items: Sequence[T], workers: int, name: Callable[[T], str]) -> Iterator[Any]:
-    """``fn`` of each of ``items`` on ``workers`` forked processes, given in order as they are done; the processes
-    inherit the caller's memory (``fn`` and what it reads need not be picklable, only the items and results).
+    """``fn`` of each of ``items`` on ``workers`` forked processes, given in order as they are done. ``fn`` is a
+    module-level function (sent by name, with each item); the state it reads is inherited with the caller's memory.
 
     A worker that ends abruptly (killed, out of memory) raises :class:`InputError` naming ``name(item)`` for the
     first item left without a result, and the other workers are stopped: :class:`multiprocessing.pool.Pool` would
-    wait for that item forever. Should the caller stop early, the items not started are dropped."""
+    wait for that item forever. Should the caller stop early (an error, Ctrl-C, SIGTERM), the workers are killed:
+    the executor's shutdown would let each finish its item, and the interpreter waits for them at exit."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
@@ -312,7 +344,18 @@ def forked_map(fn: Callable[[T], Any], items: Sequence[T], workers: int, name: C
             yield result
         done = True
     finally:
-        pool.shutdown(wait=done, cancel_futures=True)
+        if not done:
+            _kill_workers(pool)
+        pool.shutdown(cancel_futures=True)
+
+
+def _kill_workers(pool: Any) -> None:
+    kill = getattr(pool, "kill_workers", None)  # Python 3.14
+    if kill is not None:
+        kill()
+        return
+    for process in list((pool._processes or {}).values()):
+        process.kill()
 
 
 def _cached(fd: int, start: int, end: int) -> bool:

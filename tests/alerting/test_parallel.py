@@ -6,7 +6,10 @@ import dataclasses
 import gc
 import gzip
 import os
+import select
 import signal
+import subprocess
+import sys
 import tempfile
 import tracemalloc
 from pathlib import Path
@@ -168,6 +171,57 @@ def test_a_killed_range_worker_stops_the_run_with_an_error_and_leaves_nothing(tm
     store = StateStore(opts.state)
     assert store.list_alerts() == [] and store.db.execute("SELECT count(*) FROM seen").fetchone() == (0,)
     assert not (tmp_path / "out.jsonl").exists()
+
+
+_BLOCKED_RUN = """
+import os, sys, threading
+from minerwatch.alerting import detect as detect_module
+from minerwatch.alerting.detect import DetectOptions, detect
+from minerwatch.cli.entry import _end_on_sigterm
+from minerwatch.rules.loader import load_rule
+from minerwatch.rules.shipped import DEFAULT_RULE
+
+def blocked(part):  # a range worker that says where it is, then reads on and on
+    print(os.getpid(), part[3], flush=True)
+    threading.Event().wait()
+
+detect_module._scan_range = blocked
+_end_on_sigterm()
+detect(load_rule(DEFAULT_RULE), [sys.argv[1]], DetectOptions(state=sys.argv[2], workers=2, parallel_min_bytes=1))
+"""
+
+
+def _ended(pid: int) -> bool:
+    """Wait (a minute at most) for process ``pid``, not a child of this one, to end."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        return bool(select.select([fd], [], [], 60)[0])
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL])
+def test_a_run_stopped_mid_scan_leaves_no_worker_behind(tmp_path, stop):
+    # SIGTERM ends the run as Ctrl-C does (exit 143, spill files removed); after SIGKILL, which the run cannot see,
+    # the kernel still ends its workers, which would otherwise wait for their next task forever.
+    data = tmp_path / "large.jsonl"
+    data.write_bytes(b"\n".join(orjson.dumps(f) for f in generate_findings(300, seed=4)) + b"\n")
+    script = tmp_path / "run.py"
+    script.write_text(_BLOCKED_RUN)
+    run = subprocess.Popen([sys.executable, str(script), str(data), str(tmp_path / "s.db")], stdout=subprocess.PIPE,
+                           text=True)
+    assert run.stdout is not None
+    workers = [run.stdout.readline().split() for _ in range(2)]  # both ranges are being read
+    run.send_signal(stop)
+    assert run.wait(timeout=120) == (143 if stop == signal.SIGTERM else -signal.SIGKILL)
+    run.stdout.close()
+    assert all(_ended(int(pid)) for pid, _ in workers)
+    if stop == signal.SIGTERM:
+        assert not Path(workers[0][1]).parent.exists()
+    assert StateStore(str(tmp_path / "s.db")).list_alerts() == []
 
 
 def test_a_range_worker_holds_nothing_per_matched_row(tmp_path, monkeypatch):

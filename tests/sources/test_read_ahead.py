@@ -95,9 +95,11 @@ def test_the_cache_probe_sees_pages_leave_and_come_back(tmp_path: Path) -> None:
 
 def test_workers_turn_it_off_only_when_they_fill_every_core(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(inputs.os, "cpu_count", lambda: 4)
-    assert inputs.worker_initializer(4) is inputs.read_ahead_from_disk_only
-    assert inputs.worker_initializer(8) is inputs.read_ahead_from_disk_only
-    assert inputs.worker_initializer(2) is None  # two cores are free: the helper threads run there
+    monkeypatch.setattr(inputs, "end_with_parent", lambda parent: True)  # run here, in no worker
+    for workers, off in ((4, True), (8, True), (2, False)):  # two cores free: the helper threads run there
+        monkeypatch.setattr(inputs, "_read_ahead", True)
+        inputs.worker_initializer(workers)()
+        assert inputs._read_ahead is not off
 
 
 def _refuse_read_ahead(blocks):  # stands in for inputs._ahead in the forked workers
