@@ -377,7 +377,6 @@ def _unpack(blob: bytes) -> _Match:
 _Keyed = tuple[datetime, str, int, _Match]
 """A matched row under its merge key: (eventdate, finding id, run), see :func:`_merged`."""
 _MERGE_KEY = operator.itemgetter(0, 1)
-_SECOND = operator.itemgetter(1)
 """(eventdate, finding id) of a :data:`_Keyed` row."""
 
 
@@ -477,10 +476,10 @@ def _sorted_runs(
     rows with equal (eventdate, id) keys merge in the order one sequential read gives them, and of two equal
     deliveries in different inputs the one given first is kept, as without workers."""
     split = _plan_split(paths, det.opts)
-    pairs = zip(paths, split, strict=True)
-    stretches = [(large, [p for p, _ in group]) for large, group in itertools.groupby(pairs, key=_SECOND)]
+    groups = itertools.groupby(zip(paths, split, strict=True), key=operator.itemgetter(1))
+    stretches = [(large, [p for p, _ in group]) for large, group in groups]
     check_paths([p for large, stretch in stretches if not large for p in stretch])  # before the long part
-    ranges: Iterator[list[str]] = iter(())
+    ranges: Iterator[tuple[list[str], list[Reject]]] = iter(())
     if any(split):
         spill_dir = files.enter_context(tempfile.TemporaryDirectory(prefix="minerwatch-rows-"))
         large_files = [p for large, stretch in stretches if large for p in stretch]
@@ -490,8 +489,11 @@ def _sorted_runs(
     runs: list[Iterator[_Keyed]] = []
     for large, stretch in stretches:
         if large:
-            for spill in itertools.chain.from_iterable(next(ranges) for _ in stretch):
-                runs.append(_spilled_run(spill, files, len(runs)))
+            for _ in stretch:
+                spills, rejects = next(ranges)
+                for i, spill in enumerate(spills):
+                    run = _spilled_run(spill, files, len(runs))
+                    runs.append(_rejects_then(det, rejects, run) if i == 0 else run)
         else:
             records = read_guardduty(stretch, on_reject=det.reject, stats=read, prefilter=prefilter)
             matches = (m for r in records if (m := det.match(r)) is not None)
@@ -572,10 +574,12 @@ def _spilled_run(spill: str, files: contextlib.ExitStack, run: int) -> Iterator[
         yield m.eventdate, m.finding_id, run, m
 
 
-def _scan_parallel(det: Detector, paths: list[str], read: ReadStats, prefilter: Any, spill_dir: str) -> list[list[str]]:
-    """Read each file as line-aligned byte ranges in forked workers; rejects get their absolute line numbers.
-    Gives, for each of ``paths``, its ranges' spill files under ``spill_dir`` in file order (read them with
-    :func:`_spilled_run`)."""
+def _scan_parallel(
+    det: Detector, paths: list[str], read: ReadStats, prefilter: Any, spill_dir: str
+) -> list[tuple[list[str], list[Reject]]]:
+    """Read each file as line-aligned byte ranges in forked workers. Gives, for each of ``paths``, its ranges'
+    spill files under ``spill_dir`` in file order (read them with :func:`_spilled_run`) and its rejects, with their
+    absolute line numbers."""
     global _FORKED
     workers = det.opts.workers
     ranges = [(k, p, a, b) for k, p in enumerate(paths) for a, b in line_aligned_ranges(p, workers)]
@@ -586,13 +590,13 @@ def _scan_parallel(det: Detector, paths: list[str], read: ReadStats, prefilter: 
     finally:
         _FORKED = None
     read.files += len(paths)
-    spills: list[list[str]] = [[] for _ in paths]
+    out: list[tuple[list[str], list[Reject]]] = [([], []) for _ in paths]
     for (k, *_), (path, start, _, spill), (rejects, stats) in zip(ranges, parts, results, strict=True):
         # Lines before the range, counted only when a reject needs its absolute line number.
         offset = count_newlines(path, 0, start) if start and rejects else 0
-        for rej in rejects:
-            det.reject(Reject(rej.file, None if rej.line is None else rej.line + offset, rej.reason, rej.excerpt))
-        spills[k].append(spill)
+        spills, absolute = out[k]
+        spills.append(spill)
+        absolute += [Reject(r.file, None if r.line is None else r.line + offset, r.reason, r.excerpt) for r in rejects]
         read.records_read += stats.records_read
         read.accepted += stats.accepted
         read.rejected += stats.rejected
@@ -600,4 +604,12 @@ def _scan_parallel(det: Detector, paths: list[str], read: ReadStats, prefilter: 
         read.bytes_read += stats.bytes_read
         for reason, n in stats.reasons.items():
             read.reasons[reason] = read.reasons.get(reason, 0) + n
-    return spills
+    return out
+
+
+def _rejects_then(det: Detector, rejects: list[Reject], run: Iterator[_Keyed]) -> Iterator[_Keyed]:
+    """``run``, once ``rejects`` are handed to the detector. The merge starts its runs in input order, reading the
+    stretches of other inputs whole, so a large file's rejects are written among theirs as one reader writes them."""
+    for rej in rejects:
+        det.reject(rej)
+    yield from run

@@ -110,28 +110,34 @@ def test_inputs_read_whole_and_in_ranges_keep_their_order(tmp_path, monkeypatch)
         return orjson.dumps({**crypto, "id": "f" * 32, "accountId": account})
 
     rest = [orjson.dumps(f) for f in findings if f is not crypto]
+    bad = b'{"id": "broken CryptoCurrency'  # a reject in each input: they are written in input order too
     small = tmp_path / "small.jsonl"
-    small.write_bytes(copy("333333333333") + b"\n")
+    small.write_bytes(copy("333333333333") + b"\n" + bad + b"\n")
     large = tmp_path / "large.jsonl"
-    large.write_bytes(b"\n".join([*rest[:200], copy("222222222222"), *rest[200:]]) + b"\n")
+    large.write_bytes(b"\n".join([*rest[:200], copy("222222222222"), bad, *rest[200:], bad]) + b"\n")
     packed = tmp_path / "first.jsonl.gz"
-    packed.write_bytes(gzip.compress(copy("111111111111") + b"\n"))
+    packed.write_bytes(gzip.compress(copy("111111111111") + b"\n" + bad + b"\n"))
     rule = load_rule(DEFAULT_RULE)
 
-    def run(name: str, paths: list[Path], workers: int) -> tuple[dict, bytes, set[str]]:
-        opts = DetectOptions(state=str(tmp_path / f"{name}.db"), workers=workers, parallel_min_bytes=100_000)
+    def run(name: str, paths: list[Path], workers: int) -> tuple[dict, bytes, set[str], list[tuple[str, int]]]:
+        rejects = tmp_path / f"{name}.rejects.jsonl"
+        opts = DetectOptions(state=str(tmp_path / f"{name}.db"), rejects=str(rejects), workers=workers,
+                             parallel_min_bytes=100_000)
         stats = detect(rule, [str(p) for p in paths], opts).to_json()
         stats.pop("seconds")
         stats.pop("rejects_file")
         alerts = StateStore(opts.state).list_alerts()
         kept = {a["key"]["accountid"] for a in alerts if "f" * 32 in a["finding_ids"]}
-        return stats, orjson.dumps(alerts), kept
+        rejected = [(Path(r["file"]).name, r["line"]) for r in map(orjson.loads, rejects.read_bytes().splitlines())]
+        rejects.unlink()
+        return stats, orjson.dumps(alerts), kept, rejected
 
     assert large.stat().st_size > 100_000 > small.stat().st_size
     for order, first in (([packed, large, small], "111111111111"), ([small, large, packed], "333333333333"),
                          ([large, small], "222222222222")):
         seq = run("seq", order, 1)
         assert seq[2] == {first}
+        assert [name for name, _ in seq[3]] == [p.name for p in order for _ in range(2 if p == large else 1)]
         monkeypatch.setattr(detect_module, "SPILL_ROWS", 7)  # the stretches read whole are sorted on disk too
         assert run("par", order, 2) == seq
         monkeypatch.undo()
