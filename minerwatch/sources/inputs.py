@@ -79,6 +79,9 @@ class SourceError(Exception):
         self.key = key
         self.detail = detail
 
+    def __reduce__(self) -> tuple[Any, ...]:  # sent back whole from a worker process (see forked_map)
+        return type(self), (self.key, self.detail)
+
     @property
     def reason(self) -> str:
         return f"{self.key}: {self.detail}"
@@ -322,8 +325,9 @@ def forked_map(fn: Callable[[T], Any], items: Sequence[T], workers: int, name: C
     """``fn`` of each of ``items`` on ``workers`` forked processes, given in order as they are done. ``fn`` is a
     module-level function (sent by name, with each item); the state it reads is inherited with the caller's memory.
 
-    A worker that ends abruptly (killed, out of memory) raises :class:`InputError` naming ``name(item)`` for the
-    first item left without a result, and the other workers are stopped: :class:`multiprocessing.pool.Pool` would
+    A worker that ends abruptly (killed, out of memory), or whose exception cannot be sent back, raises
+    :class:`InputError` naming ``name(item)`` for the first item left without a result, and the other workers are
+    stopped: :class:`multiprocessing.pool.Pool` would
     wait for that item forever. Should the caller stop early (an error, Ctrl-C, SIGTERM), the workers are killed:
     the executor's shutdown would let each finish its item, and the interpreter waits for them at exit."""
     import multiprocessing
@@ -338,8 +342,12 @@ def forked_map(fn: Callable[[T], Any], items: Sequence[T], workers: int, name: C
         for item, future in zip(items, futures, strict=True):
             try:
                 result = future.result()
-            except BrokenProcessPool:
-                reason = "the worker process reading it ended abruptly (killed, or out of memory)"
+            except BrokenProcessPool as exc:
+                if exc.__cause__ is None:
+                    reason = "the worker process reading it ended abruptly (killed, or out of memory)"
+                else:  # the worker answered, but its answer could not be read back: the traceback's last line
+                    last = [line for line in str(exc.__cause__).splitlines() if line.strip("\"' ")][-1:]
+                    reason = f"the worker process reading it failed ({''.join(last).strip()})"
                 raise InputError(f"{reason}: the run stops before saving anything read", file=name(item)) from None
             yield result
         done = True
@@ -927,7 +935,8 @@ class StreamError(Exception):
         self.line = line
         self.excerpt = excerpt
 
-
+    def __reduce__(self) -> tuple[Any, ...]:  # sent back whole from a worker process (see forked_map)
+        return type(self), (self.key, self.reason, self.line, self.excerpt)
 
 
 class TextStream:

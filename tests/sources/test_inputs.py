@@ -257,3 +257,26 @@ def test_a_worker_killed_mid_task_ends_the_map_with_an_error_naming_its_input() 
     assert len(errors) == 1 and "ended abruptly" in errors[0].message
     # The first input left without a result is named; the results before it were given, in order.
     assert errors[0].file == f"input-{len(got) + 1}" and got == [1, 4][: len(got)]
+
+
+class _Unsendable(Exception):
+    def __init__(self, what: str, why: str) -> None:  # pickled as its one message: cannot be made again
+        super().__init__(f"{what}: {why}")
+
+
+def _fail(n: int) -> int:
+    if n == 2:
+        raise SourceError("read error", "the disk went away")
+    if n == 3:
+        raise _Unsendable("odd", "no way back")
+    return n
+
+
+def test_a_worker_error_comes_back_as_raised_or_named_when_it_cannot() -> None:
+    with pytest.raises(SourceError) as err:
+        list(forked_map(_fail, [1, 2], 2, str))
+    assert (err.value.key, err.value.detail) == ("read error", "the disk went away")
+    with pytest.raises(InputError) as failed:
+        list(forked_map(_fail, [1, 3], 2, lambda n: f"input-{n}"))
+    assert failed.value.file == "input-3" and "failed (TypeError" in failed.value.message
+    assert "killed" not in failed.value.message
