@@ -327,9 +327,9 @@ def forked_map(fn: Callable[[T], Any], items: Sequence[T], workers: int, name: C
 
     A worker that ends abruptly (killed, out of memory), or whose exception cannot be sent back, raises
     :class:`InputError` naming ``name(item)`` for the first item left without a result, and the other workers are
-    stopped: :class:`multiprocessing.pool.Pool` would
-    wait for that item forever. Should the caller stop early (an error, Ctrl-C, SIGTERM), the workers are killed:
-    the executor's shutdown would let each finish its item, and the interpreter waits for them at exit."""
+    stopped: :class:`multiprocessing.pool.Pool` would wait for that item forever. Should the caller stop early (an
+    error, Ctrl-C, SIGTERM), the workers are killed: the executor's shutdown would let each finish its item, and the
+    interpreter waits for them at exit."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
