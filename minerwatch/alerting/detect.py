@@ -596,14 +596,8 @@ def _scan_parallel(
         offset = count_newlines(path, 0, start) if start and rejects else 0
         spills, absolute = out[k]
         spills.append(spill)
-        absolute += [Reject(r.file, None if r.line is None else r.line + offset, r.reason, r.excerpt) for r in rejects]
-        read.records_read += stats.records_read
-        read.accepted += stats.accepted
-        read.rejected += stats.rejected
-        read.prefiltered += stats.prefiltered
-        read.bytes_read += stats.bytes_read
-        for reason, n in stats.reasons.items():
-            read.reasons[reason] = read.reasons.get(reason, 0) + n
+        absolute += [r.after(offset) for r in rejects]
+        read.add(stats)
     return out
 
 

@@ -935,9 +935,6 @@ class StreamError(Exception):
         self.line = line
         self.excerpt = excerpt
 
-    def __reduce__(self) -> tuple[Any, ...]:  # sent back whole from a worker process (see forked_map)
-        return type(self), (self.key, self.reason, self.line, self.excerpt)
-
 
 class TextStream:
     """Decoded text of one input, held as a sliding window, with the line number of any offset."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 
@@ -38,6 +38,10 @@ class Reject:
     def to_json(self) -> dict[str, Any]:
         return {"file": self.file, "line": self.line, "reason": self.reason, "excerpt": self.excerpt}
 
+    def after(self, lines: int) -> Reject:
+        """This reject with ``lines`` more lines before it: one of a byte range, numbered in the whole file."""
+        return self if self.line is None or not lines else replace(self, line=self.line + lines)
+
 
 @dataclass(slots=True)
 class ReadStats:
@@ -52,3 +56,11 @@ class ReadStats:
     outside_window: int = 0
     """Records read whose event time lies outside the reader's time window (when it takes one): not yielded."""
     reasons: dict[str, int] = field(default_factory=dict)
+
+    def add(self, part: ReadStats) -> None:
+        """Count in these the counts of ``part``: another part of the same read, such as a byte range of a file."""
+        for f in fields(self):
+            if f.name != "reasons":
+                setattr(self, f.name, getattr(self, f.name) + getattr(part, f.name))
+        for reason, n in part.reasons.items():
+            self.reasons[reason] = self.reasons.get(reason, 0) + n

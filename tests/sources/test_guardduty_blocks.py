@@ -298,12 +298,9 @@ def _read_in_ranges(path: Path, parts: int, prefilter: Any) -> Outcome:
         part = ReadStats()
         read = read_guardduty_range(str(path), start, end, on_reject=got.append, stats=part, prefilter=prefilter)
         records += [dataclasses.replace(record, line=record.line + before) for record in read]
-        rejects += [dataclasses.replace(r, line=None if r.line is None else r.line + before) for r in got]
+        rejects += [r.after(before) for r in got]
         stats.files += start == 0
-        for name in ("records_read", "accepted", "rejected", "prefiltered", "bytes_read"):
-            setattr(stats, name, getattr(stats, name) + getattr(part, name))
-        for reason, n in part.reasons.items():
-            stats.reasons[reason] = stats.reasons.get(reason, 0) + n
+        stats.add(part)
     return records, rejects, stats
 
 
