@@ -301,24 +301,21 @@ def _start_worker(parent: int, no_core_free: bool) -> None:
 _PR_SET_PDEATHSIG = 1
 
 
-def end_with_parent(parent: int) -> bool:
+def end_with_parent(parent: int) -> None:
     """Have the kernel kill this (forked) process when ``parent``, the process that started it, ends, however it
     ends: a pool's workers otherwise outlive a parent killed mid-run, waiting forever for their next task. Linux
-    only (False elsewhere, or where the C library refuses)."""
+    only (nothing is done elsewhere, or where the C library refuses)."""
     if not sys.platform.startswith("linux"):
-        return False
+        return
     import ctypes
     import signal
 
     try:
         prctl = ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
-        return False
-    if prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) != 0:
-        return False
-    if os.getppid() != parent:  # the parent ended before the request was made: nobody is left to signal it
-        os._exit(1)
-    return True
+        return
+    if prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0 and os.getppid() != parent:
+        os._exit(1)  # the parent ended before the request was made: nobody is left to signal it
 
 
 def forked_map(fn: Callable[[T], Any], items: Sequence[T], workers: int, name: Callable[[T], str]) -> Iterator[Any]:

@@ -95,7 +95,7 @@ def test_the_cache_probe_sees_pages_leave_and_come_back(tmp_path: Path) -> None:
 
 def test_workers_turn_it_off_only_when_they_fill_every_core(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(inputs.os, "cpu_count", lambda: 4)
-    monkeypatch.setattr(inputs, "end_with_parent", lambda parent: True)  # run here, in no worker
+    monkeypatch.setattr(inputs, "end_with_parent", lambda parent: None)  # run here, in no worker
     for workers, off in ((4, True), (8, True), (2, False)):  # two cores free: the helper threads run there
         monkeypatch.setattr(inputs, "_read_ahead", True)
         inputs.worker_initializer(workers)()
