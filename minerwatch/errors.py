@@ -7,7 +7,8 @@ MinerWatchError
  │    └── QueryCompileError  unknown table, function, bad group by ...
  ├── InputError           an input file/path cannot be opened or read at all
  ├── ConfigError          allowlist / config files
- └── StateError           the SQLite state store
+ ├── StateError           the SQLite state store
+ └── ScratchError         a run's temporary files (sort spills) cannot be written
 """
 
 from __future__ import annotations
@@ -84,3 +85,7 @@ class ConfigError(MinerWatchError):
 
 class StateError(MinerWatchError):
     """The state store is unusable."""
+
+
+class ScratchError(MinerWatchError):
+    """A run's temporary files cannot be written: the temporary folder (``TMPDIR``) is full or unusable."""

@@ -33,6 +33,7 @@ from minerwatch.alerting.state import StateStore, state_error
 from minerwatch.alerting.throttle import Throttler
 from minerwatch.compile import compile_python
 from minerwatch.compile.prefilter import make_prefilter
+from minerwatch.errors import ScratchError
 from minerwatch.lang.ast import Path as PathNode
 from minerwatch.lang.ast import to_text
 from minerwatch.lang.parser import parse_query
@@ -374,6 +375,26 @@ def _unpack(blob: bytes) -> _Match:
     return _Match(datetime.fromisoformat(t + "+00:00"), fid, upd, sample, row, key, groups)
 
 
+@contextlib.contextmanager
+def _scratch(folder: str) -> Iterator[None]:
+    """Errors writing or reading the run's temporary files in ``folder`` as :class:`ScratchError`."""
+    try:
+        yield
+    except (OSError, sqlite3.Error) as exc:
+        raise _scratch_error(exc, folder) from None
+
+
+def _scratch_error(exc: OSError | sqlite3.Error, folder: str) -> ScratchError:
+    # A full temporary folder is neither a damaged state store (what SQLite's error alone would suggest) nor a
+    # broken input: the message says which folder and what to do.
+    reason = (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
+    return ScratchError(
+        f"cannot write this run's temporary sort files ({reason}): free space in the temporary folder, or set TMPDIR "
+        "to one with room",
+        file=folder,
+    )
+
+
 _Keyed = tuple[datetime, str, int, _Match]
 """A matched row under its merge key: (eventdate, finding id, run), see :func:`_merged`."""
 _MERGE_KEY = operator.itemgetter(0, 1)
@@ -392,32 +413,30 @@ def _sorted_matches(matches: Iterable[_Match], run: int, spill_rows: int | None 
     they are sorted in a temporary SQLite file."""
     limit = SPILL_ROWS if spill_rows is None else spill_rows
     buf: list[_Match] = []
-    spill: sqlite3.Connection | None = None
-    tmpdir: tempfile.TemporaryDirectory[str] | None = None
-    for m in matches:
-        buf.append(m)
-        if len(buf) >= limit:
-            if spill is None:
-                tmpdir = tempfile.TemporaryDirectory(prefix="minerwatch-sort-")
-                spill = sqlite3.connect(os.path.join(tmpdir.name, "sort.db"))
-                spill.execute("CREATE TABLE m (t TEXT, id TEXT, blob BLOB)")
+    with contextlib.ExitStack() as temporary:  # the file is closed, then its folder removed, however this ends
+        spill: sqlite3.Connection | None = None
+        folder = tempfile.gettempdir()
+        for m in matches:
+            buf.append(m)
+            if len(buf) >= limit:
+                with _scratch(folder):
+                    if spill is None:
+                        folder = temporary.enter_context(tempfile.TemporaryDirectory(prefix="minerwatch-sort-"))
+                        spill = temporary.enter_context(contextlib.closing(sqlite3.connect(f"{folder}/sort.db")))
+                        spill.execute("CREATE TABLE m (t TEXT, id TEXT, blob BLOB)")
+                    spill.executemany("INSERT INTO m VALUES (?, ?, ?)", [_pack(x) for x in buf])
+                buf.clear()
+        if spill is None:
+            keyed = [(m.eventdate, m.finding_id, run, m) for m in buf]
+            keyed.sort(key=_MERGE_KEY)  # stable: equal keys stay in input order
+            yield from keyed
+            return
+        with _scratch(folder):
             spill.executemany("INSERT INTO m VALUES (?, ?, ?)", [_pack(x) for x in buf])
             buf.clear()
-    if spill is None:
-        keyed = [(m.eventdate, m.finding_id, run, m) for m in buf]
-        keyed.sort(key=_MERGE_KEY)  # stable: equal keys stay in input order
-        yield from keyed
-        return
-    try:
-        spill.executemany("INSERT INTO m VALUES (?, ?, ?)", [_pack(x) for x in buf])
-        buf.clear()
-        for (blob,) in spill.execute("SELECT blob FROM m ORDER BY t, id, rowid"):  # rowid: stable, as above
-            m = _unpack(blob)
-            yield m.eventdate, m.finding_id, run, m
-    finally:
-        spill.close()
-        if tmpdir is not None:
-            tmpdir.cleanup()
+            for (blob,) in spill.execute("SELECT blob FROM m ORDER BY t, id, rowid"):  # rowid: stable, as above
+                m = _unpack(blob)
+                yield m.eventdate, m.finding_id, run, m
 
 
 def detect(rule: Rule, paths: list[str], options: DetectOptions) -> DetectStats:
@@ -481,7 +500,8 @@ def _sorted_runs(
     check_paths([p for large, stretch in stretches if not large for p in stretch])  # before the long part
     ranges: Iterator[tuple[list[str], list[Reject]]] = iter(())
     if any(split):
-        spill_dir = files.enter_context(tempfile.TemporaryDirectory(prefix="minerwatch-rows-"))
+        with _scratch(tempfile.gettempdir()):
+            spill_dir = files.enter_context(tempfile.TemporaryDirectory(prefix="minerwatch-rows-"))
         large_files = [p for large, stretch in stretches if large for p in stretch]
         ranges = iter(_scan_parallel(det, large_files, read, prefilter, spill_dir))
     # The stretches read here are sorted side by side: their rows held in memory, all told, stay within SPILL_ROWS.
@@ -510,54 +530,88 @@ _SIZE_BYTES = 4
 
 
 def _scan_range(part: tuple[str, int, int, str]) -> tuple[list[Reject], ReadStats]:
-    """Read one byte range; its matched rows go to the spill file ``part[3]`` as they come, their sort keys to a
-    SQLite table beside it, and at the end the rows again, in (eventdate, id) order, to ``part[3] + ".sorted"``,
-    which the parent reads straight through. Neither the worker nor the parent holds the rows or the keys of a
-    range: memory stays flat however many rows match (keys held as Python objects among the parsed findings' debris
-    kept whole allocator arenas alive)."""
+    """Read one byte range; its matched rows go to the spill file ``part[3]``, sorted (see :class:`_RangeSpill`)."""
     assert _FORKED is not None
     det, prefilter = _FORKED
     path, start, end, spill = part
     stats, rejects = ReadStats(), []
-    keys: list[tuple[str, str, int, int]] = []
     records = read_guardduty_range(path, start, end, on_reject=rejects.append, stats=stats, prefilter=prefilter)
-    offset = 0
-    db = sqlite3.connect(spill + ".keys", isolation_level=None)
-    try:
-        db.execute("PRAGMA journal_mode=OFF")
-        db.execute("PRAGMA synchronous=OFF")
-        db.execute("BEGIN")
-        db.execute("CREATE TABLE k (t TEXT, id TEXT, off INTEGER, size INTEGER)")
-        with open(spill, "wb") as out:
-            for record in records:
-                m = det.match(record)
-                if m is None:
-                    continue
-                t, fid, blob = _pack(m)
-                out.write(blob)
-                keys.append((t, fid, offset, len(blob)))
-                offset += len(blob)
-                if len(keys) >= _KEY_ROWS:
-                    db.executemany("INSERT INTO k VALUES (?, ?, ?, ?)", keys)
-                    keys.clear()
-        db.executemany("INSERT INTO k VALUES (?, ?, ?, ?)", keys)
+    with _RangeSpill(spill) as rows:
+        for record in records:
+            m = det.match(record)
+            if m is not None:
+                rows.add(*_pack(m))
+    return rejects, stats
+
+
+class _RangeSpill:
+    """A range worker's matched rows: each written to ``path`` as it comes, its sort key to a SQLite table beside it,
+    and on leaving the ``with`` block all of them again, in (eventdate, id) order, to ``path + ".sorted"``, which the
+    parent reads straight through (:func:`_spilled_run`). Neither the worker nor the parent holds the rows or the keys
+    of a range: memory stays flat however many rows match (keys held as Python objects among the parsed findings'
+    debris kept whole allocator arenas alive). Failing to write is a :class:`ScratchError`."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.folder = os.path.dirname(path)
+        self.keys: list[tuple[str, str, int, int]] = []
+        self.offset = 0
+        with _scratch(self.folder):
+            self.db = sqlite3.connect(path + ".keys", isolation_level=None)
+            try:
+                self.db.execute("PRAGMA journal_mode=OFF")
+                self.db.execute("PRAGMA synchronous=OFF")
+                self.db.execute("BEGIN")
+                self.db.execute("CREATE TABLE k (t TEXT, id TEXT, off INTEGER, size INTEGER)")
+                self.out = open(path, "wb")  # noqa: SIM115 (closed on leaving the with block)
+            except BaseException:
+                self.db.close()
+                raise
+
+    def __enter__(self) -> _RangeSpill:
+        return self
+
+    def add(self, t: str, finding_id: str, blob: bytes) -> None:
+        """One row (as :func:`_pack` gives it)."""
+        keys = self.keys
+        keys.append((t, finding_id, self.offset, len(blob)))
+        self.offset += len(blob)
+        try:
+            self.out.write(blob)
+            if len(keys) >= _KEY_ROWS:
+                self.db.executemany("INSERT INTO k VALUES (?, ?, ?, ?)", keys)
+                keys.clear()
+        except (OSError, sqlite3.Error) as exc:
+            raise _scratch_error(exc, self.folder) from None
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        try:
+            if kind is None:
+                with _scratch(self.folder):
+                    self.out.close()
+                    self._write_sorted()
+                os.unlink(self.path)  # every row is in the sorted file now
+        finally:
+            # After a failed write the buffer holds bytes it cannot flush: the run fails anyway, and the folder goes.
+            with contextlib.suppress(OSError):
+                self.out.close()
+            self.db.close()
+
+    def _write_sorted(self) -> None:
+        self.db.executemany("INSERT INTO k VALUES (?, ?, ?, ?)", self.keys)
         # Text of fixed width sorts like the instants, and SQLite compares text as UTF-8 bytes, which orders like
         # Python's str; the offset keeps equal keys in the order of the file, as a stable sort would.
         # Sorting here, on the worker's core, leaves the parent's serial apply a plain sequential read.
-        places = db.execute("SELECT off, size FROM k ORDER BY t, id, off")
-        fd = os.open(spill, os.O_RDONLY)
+        places = self.db.execute("SELECT off, size FROM k ORDER BY t, id, off")
+        fd = os.open(self.path, os.O_RDONLY)
         try:
-            with open(spill + ".sorted", "wb") as out:
+            with open(self.path + ".sorted", "wb") as out:
                 while batch := places.fetchmany(_SORTED_ROWS):
                     for off, size in batch:
                         out.write(size.to_bytes(_SIZE_BYTES, "little"))
                         out.write(os.pread(fd, size, off))
         finally:
             os.close(fd)
-    finally:
-        db.close()
-    os.unlink(spill)  # every row is in the sorted file now
-    return rejects, stats
 
 
 def _range_name(part: tuple[str, int, int, str]) -> str:
@@ -568,10 +622,11 @@ def _range_name(part: tuple[str, int, int, str]) -> str:
 def _spilled_run(spill: str, files: contextlib.ExitStack, run: int) -> Iterator[_Keyed]:
     """The rows of one range in (eventdate, id) order, keyed as run ``run``, read back one at a time from its sorted
     spill file."""
-    read = files.enter_context(open(spill + ".sorted", "rb")).read
-    while size := read(_SIZE_BYTES):
-        m = _unpack(read(int.from_bytes(size, "little")))
-        yield m.eventdate, m.finding_id, run, m
+    with _scratch(os.path.dirname(spill)):
+        read = files.enter_context(open(spill + ".sorted", "rb")).read
+        while size := read(_SIZE_BYTES):
+            m = _unpack(read(int.from_bytes(size, "little")))
+            yield m.eventdate, m.finding_id, run, m
 
 
 def _scan_parallel(

@@ -343,3 +343,65 @@ def test_the_apply_leaves_no_garbage_for_the_paused_collector(tmp_path, monkeypa
         queued = open_outbox(opts.state).execute("SELECT count(*) FROM notify_outbox").fetchone()[0]
         assert queued >= stats.alerts_new  # the hook ran in the apply: a delivery queued per alert at least
     assert found == [0, 0]
+
+
+_FULL_SCRATCH_RUN = """
+import sys
+from minerwatch.alerting import detect as detect_module
+from minerwatch.alerting.detect import DetectOptions, detect
+from minerwatch.errors import MinerWatchError
+from minerwatch.rules.loader import load_rule
+from minerwatch.rules.shipped import DEFAULT_RULE
+
+detect_module.SPILL_ROWS = 50  # the sequential read sorts on disk too
+options = DetectOptions(state=sys.argv[2], workers=int(sys.argv[3]), parallel_min_bytes=1)
+try:
+    detect(load_rule(DEFAULT_RULE), [sys.argv[1]], options)
+except MinerWatchError as exc:
+    print(type(exc).__name__, exc.format())
+    sys.exit(2)
+"""
+
+
+def _limit_file_size(limit: int) -> None:
+    """In the child: no file may grow past ``limit`` bytes, and a write past it fails (EFBIG) instead of killing the
+    process (SIGXFSZ), as a write to a full disk fails."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_full_temporary_folder_is_named_as_such_and_loses_nothing(tmp_path, workers):
+    """Sorting spills rows to the temporary folder: when it is full, the error names it (not the state store, which
+    is fine) and says what to do, no temporary file is left, and nothing of the run is saved, so a run with room
+    gives every alert."""
+    findings = [
+        f for f in generate_findings(6000, seed=5, crypto_ratio=1.0)
+        if "CryptoCurrency" in f["type"] and "instanceDetails" in f["resource"]
+    ]
+    for at, f in enumerate(findings):  # one instance within an hour: one alert, a small state store, a large spill
+        f["accountId"], f["resource"]["instanceDetails"]["instanceId"] = "123456789012", "i-0123456789abcdef0"
+        f["updatedAt"] = f"2025-03-03T01:{at % 60:02d}:00.000Z"
+    data = tmp_path / "f.jsonl"
+    data.write_bytes(b"".join(orjson.dumps(f) + b"\n" for f in findings))
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    state = tmp_path / "s.db"
+    run = subprocess.run(
+        [sys.executable, "-c", _FULL_SCRATCH_RUN, str(data), str(state), str(workers)],
+        env={**os.environ, "TMPDIR": str(scratch)},
+        preexec_fn=lambda: _limit_file_size(2_000_000),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 2, run.stderr
+    kind, where = run.stdout.split()[:2]
+    assert kind == "ScratchError" and where.startswith(str(scratch)), run.stdout
+    assert "TMPDIR" in run.stdout
+    assert list(scratch.iterdir()) == []
+    assert StateStore(str(state)).list_alerts() == []
+    stats = detect(load_rule(DEFAULT_RULE), [str(data)], DetectOptions(state=str(state), workers=workers))
+    assert stats.alerts_new == 1 and stats.matched == len({(f["id"], f["updatedAt"]) for f in findings})
