@@ -17,7 +17,6 @@ import multiprocessing
 import operator
 import os
 import sqlite3
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -27,13 +26,13 @@ from typing import IO, Any
 
 import orjson
 
+from minerwatch import scratch
 from minerwatch.alerting.alerts import iso, jsonable_row
 from minerwatch.alerting.allowlist import Allowlist
 from minerwatch.alerting.state import StateStore, state_error
 from minerwatch.alerting.throttle import Throttler
 from minerwatch.compile import compile_python
 from minerwatch.compile.prefilter import make_prefilter
-from minerwatch.errors import ScratchError
 from minerwatch.lang.ast import Path as PathNode
 from minerwatch.lang.ast import to_text
 from minerwatch.lang.parser import parse_query
@@ -375,26 +374,6 @@ def _unpack(blob: bytes) -> _Match:
     return _Match(datetime.fromisoformat(t + "+00:00"), fid, upd, sample, row, key, groups)
 
 
-@contextlib.contextmanager
-def _scratch(folder: str) -> Iterator[None]:
-    """Errors writing or reading the run's temporary files in ``folder`` as :class:`ScratchError`."""
-    try:
-        yield
-    except (OSError, sqlite3.Error) as exc:
-        raise _scratch_error(exc, folder) from None
-
-
-def _scratch_error(exc: OSError | sqlite3.Error, folder: str) -> ScratchError:
-    # A full temporary folder is neither a damaged state store (what SQLite's error alone would suggest) nor a
-    # broken input: the message says which folder and what to do.
-    reason = (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
-    return ScratchError(
-        f"cannot write this run's temporary sort files ({reason}): free space in the temporary folder, or set TMPDIR "
-        "to one with room",
-        file=folder,
-    )
-
-
 _Keyed = tuple[datetime, str, int, _Match]
 """A matched row under its merge key: (eventdate, finding id, run), see :func:`_merged`."""
 _MERGE_KEY = operator.itemgetter(0, 1)
@@ -415,15 +394,16 @@ def _sorted_matches(matches: Iterable[_Match], run: int, spill_rows: int | None 
     buf: list[_Match] = []
     with contextlib.ExitStack() as temporary:  # the file is closed, then its folder removed, however this ends
         spill: sqlite3.Connection | None = None
-        folder = tempfile.gettempdir()
+        folder = ""
         for m in matches:
             buf.append(m)
             if len(buf) >= limit:
-                with _scratch(folder):
-                    if spill is None:
-                        folder = temporary.enter_context(tempfile.TemporaryDirectory(prefix="minerwatch-sort-"))
+                if spill is None:
+                    folder = temporary.enter_context(scratch.folder("sort"))
+                    with scratch.errors(folder):
                         spill = temporary.enter_context(contextlib.closing(sqlite3.connect(f"{folder}/sort.db")))
                         spill.execute("CREATE TABLE m (t TEXT, id TEXT, blob BLOB)")
+                with scratch.errors(folder):
                     spill.executemany("INSERT INTO m VALUES (?, ?, ?)", [_pack(x) for x in buf])
                 buf.clear()
         if spill is None:
@@ -431,7 +411,7 @@ def _sorted_matches(matches: Iterable[_Match], run: int, spill_rows: int | None 
             keyed.sort(key=_MERGE_KEY)  # stable: equal keys stay in input order
             yield from keyed
             return
-        with _scratch(folder):
+        with scratch.errors(folder):
             spill.executemany("INSERT INTO m VALUES (?, ?, ?)", [_pack(x) for x in buf])
             buf.clear()
             for (blob,) in spill.execute("SELECT blob FROM m ORDER BY t, id, rowid"):  # rowid: stable, as above
@@ -500,8 +480,7 @@ def _sorted_runs(
     check_paths([p for large, stretch in stretches if not large for p in stretch])  # before the long part
     ranges: Iterator[tuple[list[str], list[Reject]]] = iter(())
     if any(split):
-        with _scratch(tempfile.gettempdir()):
-            spill_dir = files.enter_context(tempfile.TemporaryDirectory(prefix="minerwatch-rows-"))
+        spill_dir = files.enter_context(scratch.folder("rows"))
         large_files = [p for large, stretch in stretches if large for p in stretch]
         ranges = iter(_scan_parallel(det, large_files, read, prefilter, spill_dir))
     # The stretches read here are sorted side by side: their rows held in memory, all told, stay within SPILL_ROWS.
@@ -549,14 +528,14 @@ class _RangeSpill:
     and on leaving the ``with`` block all of them again, in (eventdate, id) order, to ``path + ".sorted"``, which the
     parent reads straight through (:func:`_spilled_run`). Neither the worker nor the parent holds the rows or the keys
     of a range: memory stays flat however many rows match (keys held as Python objects among the parsed findings'
-    debris kept whole allocator arenas alive). Failing to write is a :class:`ScratchError`."""
+    debris kept whole allocator arenas alive). Failing to write is a :class:`~minerwatch.errors.ScratchError`."""
 
     def __init__(self, path: str) -> None:
         self.path = path
         self.folder = os.path.dirname(path)
         self.keys: list[tuple[str, str, int, int]] = []
         self.offset = 0
-        with _scratch(self.folder):
+        with scratch.errors(self.folder):
             self.db = sqlite3.connect(path + ".keys", isolation_level=None)
             try:
                 self.db.execute("PRAGMA journal_mode=OFF")
@@ -582,12 +561,12 @@ class _RangeSpill:
                 self.db.executemany("INSERT INTO k VALUES (?, ?, ?, ?)", keys)
                 keys.clear()
         except (OSError, sqlite3.Error) as exc:
-            raise _scratch_error(exc, self.folder) from None
+            raise scratch.error(exc, self.folder) from None
 
     def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
         try:
             if kind is None:
-                with _scratch(self.folder):
+                with scratch.errors(self.folder):
                     self.out.close()
                     self._write_sorted()
                 os.unlink(self.path)  # every row is in the sorted file now
@@ -622,7 +601,7 @@ def _range_name(part: tuple[str, int, int, str]) -> str:
 def _spilled_run(spill: str, files: contextlib.ExitStack, run: int) -> Iterator[_Keyed]:
     """The rows of one range in (eventdate, id) order, keyed as run ``run``, read back one at a time from its sorted
     spill file."""
-    with _scratch(os.path.dirname(spill)):
+    with scratch.errors(os.path.dirname(spill)):
         read = files.enter_context(open(spill + ".sorted", "rb")).read
         while size := read(_SIZE_BYTES):
             m = _unpack(read(int.from_bytes(size, "little")))

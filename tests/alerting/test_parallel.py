@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 import tracemalloc
 from pathlib import Path
 
@@ -405,3 +406,53 @@ def test_a_full_temporary_folder_is_named_as_such_and_loses_nothing(tmp_path, wo
     assert StateStore(str(state)).list_alerts() == []
     stats = detect(load_rule(DEFAULT_RULE), [str(data)], DetectOptions(state=str(state), workers=workers))
     assert stats.alerts_new == 1 and stats.matched == len({(f["id"], f["updatedAt"]) for f in findings})
+
+
+def test_the_next_run_removes_the_rows_a_killed_run_left_and_nothing_else(tmp_path, monkeypatch):
+    """``kill -9`` leaves the run's spill folder (rows of findings) in the temporary folder; the next run that spills
+    removes it, and keeps the folder of a run still going (locked), a folder just made (not locked yet), and an entry
+    that only looks like one (a symbolic link)."""
+    from minerwatch import scratch
+
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    data = tmp_path / "large.jsonl"
+    data.write_bytes(b"\n".join(orjson.dumps(f) for f in generate_findings(300, seed=4)) + b"\n")
+    script = tmp_path / "run.py"
+    script.write_text(_BLOCKED_RUN)
+    run = subprocess.Popen([sys.executable, str(script), str(data), str(tmp_path / "killed.db")],
+                           stdout=subprocess.PIPE, text=True, env={**os.environ, "TMPDIR": str(temp)})
+    assert run.stdout is not None
+    workers = [run.stdout.readline().split() for _ in range(2)]
+    run.kill()
+    assert run.wait(timeout=120) == -signal.SIGKILL
+    run.stdout.close()
+    assert all(_ended(int(pid)) for pid, _ in workers)
+    killed = Path(workers[0][1]).parent
+    assert killed.parent == temp and killed.is_dir()
+
+    live = temp / f"{scratch.PREFIX}rows-live"
+    live.mkdir()
+    (live / "part-0").write_bytes(b"rows")
+    held = os.open(live, os.O_RDONLY)
+    import fcntl
+
+    fcntl.flock(held, fcntl.LOCK_EX)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "keep").write_text("x")
+    (temp / f"{scratch.PREFIX}rows-link").symlink_to(elsewhere)
+    hour_ago = time.time() - 3600
+    for path in (killed, live, elsewhere):
+        os.utime(path, (hour_ago, hour_ago))
+    young = temp / f"{scratch.PREFIX}rows-young"
+    young.mkdir()
+
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    try:
+        detect(load_rule(DEFAULT_RULE), [str(data)], DetectOptions(state=str(tmp_path / "s.db"), workers=2,
+                                                                    parallel_min_bytes=1))
+    finally:
+        os.close(held)
+    assert sorted(p.name for p in temp.iterdir()) == sorted([live.name, young.name, f"{scratch.PREFIX}rows-link"])
+    assert (live / "part-0").exists() and (elsewhere / "keep").exists()

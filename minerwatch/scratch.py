@@ -1,0 +1,107 @@
+"""A run's temporary folders (matched rows sorted on disk), and the errors of writing there.
+
+A folder is locked (``flock``) while the process that made it, or a worker it forked, is alive: the kernel drops
+the lock however the process ends, ``kill -9`` and the out-of-memory killer included. Making a folder first removes
+the folders of earlier runs that no process holds any more, so rows of findings a killed run spilled do not pile
+up in the temporary folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sqlite3
+import stat
+import tempfile
+import time
+from collections.abc import Iterator
+
+from minerwatch.errors import ScratchError
+
+try:
+    import fcntl
+except ImportError:  # no flock (Windows): folders are still removed by the run that made them
+    fcntl = None  # type: ignore[assignment]
+
+PREFIX = "minerwatch-spill-"
+"""Every folder made here starts with this; the sweep looks at no other name."""
+GRACE_SECONDS = 60
+"""A folder is locked a moment after it is made: one younger than this is never taken for a killed run's."""
+
+
+@contextlib.contextmanager
+def folder(kind: str) -> Iterator[str]:
+    """A private temporary folder (``TMPDIR``) named after ``kind``, locked while it exists, removed on leaving.
+    A folder that cannot be made is a :class:`ScratchError`."""
+    base = tempfile.gettempdir()
+    with errors(base):
+        sweep(base)
+        path = tempfile.mkdtemp(prefix=f"{PREFIX}{kind}-", dir=base)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        shutil.rmtree(path, ignore_errors=True)
+        raise
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # nobody else has it: the sweep takes only folders past the grace period
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)  # removed before it is unlocked: no sweep finds it half gone
+        os.close(fd)
+
+
+def sweep(base: str) -> int:
+    """Remove the folders :func:`folder` made in ``base`` whose process ended without removing them (it was killed):
+    this user's, unlocked, and older than :data:`GRACE_SECONDS`. Gives how many were removed."""
+    if fcntl is None:
+        return 0
+    now, uid, removed = time.time(), os.getuid(), 0
+    try:
+        entries = os.scandir(base)
+    except OSError:
+        return 0
+    with entries:
+        for entry in entries:
+            if not entry.name.startswith(PREFIX):
+                continue
+            try:
+                # Another user's entry (a symbolic link planted in a shared /tmp, say) is never followed or removed.
+                info = entry.stat(follow_symlinks=False)
+                if not stat.S_ISDIR(info.st_mode) or info.st_uid != uid or now - info.st_mtime < GRACE_SECONDS:
+                    continue
+                fd = os.open(entry.path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+            except OSError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)  # held: its run is alive
+                continue
+            try:
+                shutil.rmtree(entry.path, ignore_errors=True)
+                removed += 1
+            finally:
+                os.close(fd)
+    return removed
+
+
+@contextlib.contextmanager
+def errors(where: str) -> Iterator[None]:
+    """Errors writing or reading temporary files in the folder ``where`` as :class:`ScratchError`."""
+    try:
+        yield
+    except (OSError, sqlite3.Error) as exc:
+        raise error(exc, where) from None
+
+
+def error(exc: OSError | sqlite3.Error, where: str) -> ScratchError:
+    # A full temporary folder is neither a damaged state store (what SQLite's error alone would suggest) nor a
+    # broken input: the message says which folder and what to do.
+    reason = (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
+    return ScratchError(
+        f"cannot write this run's temporary sort files ({reason}): free space in the temporary folder, or set TMPDIR "
+        "to one with room",
+        file=where,
+    )
