@@ -25,7 +25,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -228,12 +228,8 @@ class _Out:
         self.seq += 1
 
     def stats(self, stats: ReadStats, ord_: int) -> None:
-        counters = {
-            "files": stats.files, "records_read": stats.records_read, "accepted": stats.accepted,
-            "rejected": stats.rejected, "prefiltered": stats.prefiltered, "bytes_read": stats.bytes_read,
-            "reasons": stats.reasons,
-        }
-        self.rows.append({"_mw_kind": "stats", "_mw_ord": ord_, "_mw_reason": orjson.dumps(counters).decode()})
+        counters = orjson.dumps(asdict(stats)).decode()  # every counter: the driver sums them all
+        self.rows.append({"_mw_kind": "stats", "_mw_ord": ord_, "_mw_reason": counters})
 
     def full(self) -> bool:
         return len(self.rows) >= BATCH_ROWS
@@ -392,16 +388,8 @@ def read_input(
     else:
         frame = spark.createDataFrame([], ddl)
     frame = frame.persist()
-    counters = [orjson.loads(r[0]) for r in frame.where("_mw_kind = 'stats'").select("_mw_reason").collect()]
-    for c in counters:
-        stats.files += c["files"]
-        stats.records_read += c["records_read"]
-        stats.accepted += c["accepted"]
-        stats.rejected += c["rejected"]
-        stats.prefiltered += c["prefiltered"]
-        stats.bytes_read += c["bytes_read"]
-        for reason, k in c["reasons"].items():
-            stats.reasons[reason] = stats.reasons.get(reason, 0) + k
+    for (counters,) in frame.where("_mw_kind = 'stats'").select("_mw_reason").collect():
+        stats.add(ReadStats(**orjson.loads(counters)))
     for rej in listing_rejects:
         stats.rejected += 1
         key = rej.reason.split(":")[0]
