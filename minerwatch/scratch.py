@@ -34,15 +34,16 @@ GRACE_SECONDS = 60
 def folder(kind: str) -> Iterator[str]:
     """A private temporary folder (``TMPDIR``) named after ``kind``, locked while it exists, removed on leaving.
     A folder that cannot be made is a :class:`ScratchError`."""
-    base = tempfile.gettempdir()
+    with errors(os.environ.get("TMPDIR") or "temporary folder"):
+        base = tempfile.gettempdir()  # fails only when no candidate folder can be written
     with errors(base):
         sweep(base)
         path = tempfile.mkdtemp(prefix=f"{PREFIX}{kind}-", dir=base)
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        shutil.rmtree(path, ignore_errors=True)
-        raise
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        except BaseException:
+            shutil.rmtree(path, ignore_errors=True)
+            raise
     try:
         if fcntl is not None:
             fcntl.flock(fd, fcntl.LOCK_EX)  # nobody else has it: the sweep takes only folders past the grace period
