@@ -53,16 +53,16 @@ def folder(kind: str) -> Iterator[str]:
         os.close(fd)
 
 
-def sweep(base: str) -> int:
+def sweep(base: str) -> None:
     """Remove the folders :func:`folder` made in ``base`` whose process ended without removing them (it was killed):
-    this user's, unlocked, and older than :data:`GRACE_SECONDS`. Gives how many were removed."""
+    this user's, unlocked, and older than :data:`GRACE_SECONDS`."""
     if fcntl is None:
-        return 0
-    now, uid, removed = time.time(), os.getuid(), 0
+        return
+    now, uid = time.time(), os.getuid()
     try:
         entries = os.scandir(base)
     except OSError:
-        return 0
+        return
     with entries:
         for entry in entries:
             if not entry.name.startswith(PREFIX):
@@ -82,10 +82,8 @@ def sweep(base: str) -> int:
                 continue
             try:
                 shutil.rmtree(entry.path, ignore_errors=True)
-                removed += 1
             finally:
                 os.close(fd)
-    return removed
 
 
 @contextlib.contextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import gc
 import gzip
 import os
@@ -18,6 +19,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from minerwatch import scratch
 from minerwatch.alerting import detect as detect_module
 from minerwatch.alerting.detect import DetectOptions, Detector, detect
 from minerwatch.alerting.state import StateStore
@@ -347,7 +349,13 @@ def test_the_apply_leaves_no_garbage_for_the_paused_collector(tmp_path, monkeypa
 
 
 _FULL_SCRATCH_RUN = """
-import sys
+import resource, signal, sys
+
+# No file may grow past 2 MB, and a write past it fails (EFBIG) instead of killing the process (SIGXFSZ): as on a
+# full disk. Forked workers inherit both.
+resource.setrlimit(resource.RLIMIT_FSIZE, (2_000_000, 2_000_000))
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
 from minerwatch.alerting import detect as detect_module
 from minerwatch.alerting.detect import DetectOptions, detect
 from minerwatch.errors import MinerWatchError
@@ -364,15 +372,6 @@ except MinerWatchError as exc:
 """
 
 
-def _limit_file_size(limit: int) -> None:
-    """In the child: no file may grow past ``limit`` bytes, and a write past it fails (EFBIG) instead of killing the
-    process (SIGXFSZ), as a write to a full disk fails."""
-    import resource
-
-    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-
-
 @pytest.mark.parametrize("workers", [1, 2])
 def test_a_full_temporary_folder_is_named_as_such_and_loses_nothing(tmp_path, workers):
     """Sorting spills rows to the temporary folder: when it is full, the error names it (not the state store, which
@@ -387,22 +386,21 @@ def test_a_full_temporary_folder_is_named_as_such_and_loses_nothing(tmp_path, wo
         f["updatedAt"] = f"2025-03-03T01:{at % 60:02d}:00.000Z"
     data = tmp_path / "f.jsonl"
     data.write_bytes(b"".join(orjson.dumps(f) + b"\n" for f in findings))
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
+    temp = tmp_path / "tmp"
+    temp.mkdir()
     state = tmp_path / "s.db"
     run = subprocess.run(
         [sys.executable, "-c", _FULL_SCRATCH_RUN, str(data), str(state), str(workers)],
-        env={**os.environ, "TMPDIR": str(scratch)},
-        preexec_fn=lambda: _limit_file_size(2_000_000),
+        env={**os.environ, "TMPDIR": str(temp)},
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert run.returncode == 2, run.stderr
     kind, where = run.stdout.split()[:2]
-    assert kind == "ScratchError" and where.startswith(str(scratch)), run.stdout
+    assert kind == "ScratchError" and where.startswith(str(temp)), run.stdout
     assert "TMPDIR" in run.stdout
-    assert list(scratch.iterdir()) == []
+    assert list(temp.iterdir()) == []
     assert StateStore(str(state)).list_alerts() == []
     stats = detect(load_rule(DEFAULT_RULE), [str(data)], DetectOptions(state=str(state), workers=workers))
     assert stats.alerts_new == 1 and stats.matched == len({(f["id"], f["updatedAt"]) for f in findings})
@@ -412,8 +410,6 @@ def test_the_next_run_removes_the_rows_a_killed_run_left_and_nothing_else(tmp_pa
     """``kill -9`` leaves the run's spill folder (rows of findings) in the temporary folder; the next run that spills
     removes it, and keeps the folder of a run still going (locked), a folder just made (not locked yet), and an entry
     that only looks like one (a symbolic link)."""
-    from minerwatch import scratch
-
     temp = tmp_path / "tmp"
     temp.mkdir()
     data = tmp_path / "large.jsonl"
@@ -435,16 +431,15 @@ def test_the_next_run_removes_the_rows_a_killed_run_left_and_nothing_else(tmp_pa
     live.mkdir()
     (live / "part-0").write_bytes(b"rows")
     held = os.open(live, os.O_RDONLY)
-    import fcntl
-
     fcntl.flock(held, fcntl.LOCK_EX)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     (elsewhere / "keep").write_text("x")
-    (temp / f"{scratch.PREFIX}rows-link").symlink_to(elsewhere)
+    link = temp / f"{scratch.PREFIX}rows-link"
+    link.symlink_to(elsewhere)
     hour_ago = time.time() - 3600
-    for path in (killed, live, elsewhere):
-        os.utime(path, (hour_ago, hour_ago))
+    for path in (killed, live, link):
+        os.utime(path, (hour_ago, hour_ago), follow_symlinks=False)
     young = temp / f"{scratch.PREFIX}rows-young"
     young.mkdir()
 
@@ -454,5 +449,5 @@ def test_the_next_run_removes_the_rows_a_killed_run_left_and_nothing_else(tmp_pa
                                                                     parallel_min_bytes=1))
     finally:
         os.close(held)
-    assert sorted(p.name for p in temp.iterdir()) == sorted([live.name, young.name, f"{scratch.PREFIX}rows-link"])
+    assert sorted(p.name for p in temp.iterdir()) == sorted([live.name, young.name, link.name])
     assert (live / "part-0").exists() and (elsewhere / "keep").exists()
