@@ -28,13 +28,8 @@ ALERT_KEYS = (
 )
 
 
-@functools.lru_cache(maxsize=1 << 12)  # bounded: a run's memory must not grow with its input
-def iso(ts: datetime) -> str:
-    """ISO 8601 UTC with a trailing Z and millisecond precision when there are fractions.
-
-    Cached: one alert's times are written several times over (its record, its groups, its id), and formatting
-    costs several times a lookup. Equal instants give equal text whatever their zone, so they may share an entry.
-    """
+def iso_text(ts: datetime) -> str:
+    """ISO 8601 UTC with a trailing Z and millisecond precision when there are fractions (see :func:`iso`)."""
     if ts.tzinfo is not UTC:
         ts = ts.astimezone(UTC)
     if ts.year >= 1000:
@@ -44,6 +39,13 @@ def iso(ts: datetime) -> str:
     if ts.microsecond:
         return ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
     return ts.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+iso = functools.lru_cache(maxsize=1 << 12)(iso_text)  # bounded: a run's memory must not grow with its input
+""":func:`iso_text`, cached: one alert's times are written several times over (its record, its groups, its id),
+and formatting costs several times a lookup. Equal instants give equal text whatever their zone, so they may share
+an entry. A time written once, such as a matched row's, is better formatted by :func:`iso_text`: a lookup that
+misses, in a full cache, costs as much again as the formatting."""
 
 
 def parse_iso(text: str) -> datetime:
@@ -76,7 +78,7 @@ def jsonable(value: Any) -> Any:
 def jsonable_row(row: dict[str, Any]) -> dict[str, Any]:
     """A projected row as JSON. Only flat columns are timestamps, and they sit at the top level; values read from
     the JSON document are JSON already, so the hot path need not walk them."""
-    return {k: iso(v) if isinstance(v, datetime) else v for k, v in row.items()}
+    return {k: iso_text(v) if isinstance(v, datetime) else v for k, v in row.items()}
 
 
 def make_alert_id(rule_id: str, key: dict[str, Any], first_seen: datetime) -> str:
