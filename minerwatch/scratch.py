@@ -1,9 +1,13 @@
-"""A run's temporary folders (matched rows sorted on disk), and the errors of writing there.
+"""A run's temporary folders (matched rows sorted on disk, records loaded into DuckDB, streams spooled for Parquet),
+and the errors of writing there.
 
 A folder is locked (``flock``) while the process that made it, or a worker it forked, is alive: the kernel drops
 the lock however the process ends, ``kill -9`` and the out-of-memory killer included. Making a folder first removes
 the folders of earlier runs that no process holds any more, so rows of findings a killed run spilled do not pile
 up in the temporary folder.
+
+A write there that fails (a full disk) is a :class:`ScratchError` naming the folder, not the error of whatever the
+run was doing with the file (its state store, its input).
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ import sqlite3
 import stat
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from minerwatch.errors import ScratchError
 
@@ -100,7 +105,50 @@ def error(exc: OSError | sqlite3.Error, where: str) -> ScratchError:
     # broken input: the message says which folder and what to do.
     reason = (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
     return ScratchError(
-        f"cannot write this run's temporary sort files ({reason}): free space in the temporary folder, or set TMPDIR "
-        "to one with room",
+        f"cannot write this run's temporary files ({reason}): free space in the temporary folder, or set TMPDIR to "
+        "one with room",
         file=where,
     )
+
+
+class File:
+    """A file to write in a temporary folder: a write or close that fails is a :class:`ScratchError` naming the
+    folder. Leaving the ``with`` block on an error closes it quietly: the buffer holds bytes it could not write,
+    and the folder goes anyway."""
+
+    def __init__(self, path: str, buffering: int = -1) -> None:
+        self.folder = os.path.dirname(path)
+        with errors(self.folder):
+            self._file = open(path, "wb", buffering=buffering)  # noqa: SIM115 (closed by close or on leaving)
+
+    def write(self, data: bytes) -> None:
+        try:
+            self._file.write(data)
+        except OSError as exc:
+            raise error(exc, self.folder) from None
+
+    def close(self) -> None:
+        with errors(self.folder):
+            self._file.close()
+
+    def __enter__(self) -> File:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: Any) -> None:
+        if kind is None:
+            self.close()
+        else:
+            with contextlib.suppress(OSError):
+                self._file.close()
+
+
+@contextlib.contextmanager
+def spooled(chunks: Iterable[bytes], name: str) -> Iterator[str]:
+    """The bytes of a stream that cannot seek (stdin, S3), in a file ``name`` of a :func:`folder` of its own: its
+    path, until leaving. An error reading ``chunks`` passes as it is."""
+    with folder("spool") as where:
+        path = os.path.join(where, name)
+        with File(path) as out:
+            for chunk in chunks:
+                out.write(chunk)
+        yield path

@@ -542,7 +542,7 @@ class _RangeSpill:
                 self.db.execute("PRAGMA synchronous=OFF")
                 self.db.execute("BEGIN")
                 self.db.execute("CREATE TABLE k (t TEXT, id TEXT, off INTEGER, size INTEGER)")
-                self.out = open(path, "wb")  # noqa: SIM115 (closed on leaving the with block)
+                self.out = scratch.File(path)
             except BaseException:
                 self.db.close()
                 raise
@@ -555,25 +555,20 @@ class _RangeSpill:
         keys = self.keys
         keys.append((t, finding_id, self.offset, len(blob)))
         self.offset += len(blob)
-        try:
-            self.out.write(blob)
-            if len(keys) >= _KEY_ROWS:
+        self.out.write(blob)
+        if len(keys) >= _KEY_ROWS:
+            with scratch.errors(self.folder):
                 self.db.executemany("INSERT INTO k VALUES (?, ?, ?, ?)", keys)
-                keys.clear()
-        except (OSError, sqlite3.Error) as exc:
-            raise scratch.error(exc, self.folder) from None
+            keys.clear()
 
-    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+    def __exit__(self, kind: type[BaseException] | None, *rest: Any) -> None:
         try:
+            self.out.__exit__(kind, *rest)  # closed: quietly after an error
             if kind is None:
                 with scratch.errors(self.folder):
-                    self.out.close()
                     self._write_sorted()
                 os.unlink(self.path)  # every row is in the sorted file now
         finally:
-            # After a failed write the buffer holds bytes it cannot flush: the run fails anyway, and the folder goes.
-            with contextlib.suppress(OSError):
-                self.out.close()
             self.db.close()
 
     def _write_sorted(self) -> None:

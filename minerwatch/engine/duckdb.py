@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import duckdb
 import orjson
 
+from minerwatch import scratch
 from minerwatch.catalog.tables import ColType, Table, get_table
 from minerwatch.compile.binder import VT, BoundQuery, bind
 from minerwatch.compile.sql import SqlPlan, compile_sql_plan
@@ -47,10 +47,10 @@ def load_records(con: duckdb.DuckDBPyConnection, table: Table, records: Iterable
     columns["doc"] = "JSON"
     ts_cols = [c for c, t in table.columns.items() if t is ColType.TIMESTAMP]
     names = list(table.columns)
-    fd, path = tempfile.mkstemp(prefix="minerwatch-", suffix=".ndjson")
     n = 0
-    try:
-        with os.fdopen(fd, "wb", buffering=1 << 20) as fh:
+    with scratch.folder("records") as where:  # whole findings: the folder is swept should this process be killed
+        path = os.path.join(where, "records.ndjson")
+        with scratch.File(path, buffering=1 << 20) as fh:
             dumps, opt = orjson.dumps, orjson.OPT_APPEND_NEWLINE
             for rec in records:
                 flat = rec.flat
@@ -64,8 +64,6 @@ def load_records(con: duckdb.DuckDBPyConnection, table: Table, records: Iterable
             path, columns=columns, format="newline_delimited", maximum_object_size=_MAX_OBJECT
         )
         rel.to_table(name)
-    finally:
-        os.unlink(path)
     return n
 
 

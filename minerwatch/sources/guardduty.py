@@ -47,6 +47,7 @@ non-JSON lines; a JSON object after them is read as usual. A path argument that 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -59,6 +60,7 @@ from typing import Any
 import ahocorasick_rs
 import orjson
 
+from minerwatch import scratch
 from minerwatch.catalog.tables import GUARDDUTY
 from minerwatch.sources import inputs, securityhub, securitylake
 from minerwatch.sources.botocore_shapes import iso_utc, to_camel
@@ -548,12 +550,11 @@ class _Reader:
 
     def _parquet(self, name: str, head: bytes, rest: Iterator[bytes]) -> Iterator[Record]:
         """One record per row (OCSF, see ``securitylake``); ``line`` is the row number."""
-        spooled = None
-        path = name
-        try:
-            if not _is_plain_parquet(name):
+        with contextlib.ExitStack() as spool:
+            path = name
+            if not _is_plain_parquet(name):  # DuckDB needs a file it can seek in: a stream is copied to one first
                 try:
-                    path = spooled = securitylake.spool(head, rest)
+                    path = spool.enter_context(scratch.spooled(inputs.prepend(head, rest), "input.parquet"))
                 except inputs.SourceError as exc:
                     self.stats.records_read += 1
                     self.reject(name, None, exc.key, exc.reason)
@@ -569,9 +570,6 @@ class _Reader:
                     self.reject(name, None, "invalid Parquet", f"invalid Parquet: {str(exc).splitlines()[0]}")
                     return
                 yield from self._records(row, name, row_no, None, counted=False)
-        finally:
-            if spooled is not None:
-                os.unlink(spooled)
 
     # ---- whole documents
 

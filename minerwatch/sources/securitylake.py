@@ -30,8 +30,6 @@ When ``raw_data`` holds the original ASFF or GuardDuty finding as JSON, that is 
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -223,13 +221,3 @@ def parquet_rows(path: str) -> Iterator[tuple[int, dict[str, Any]]]:
                 yield row_no, {n: v for n, v in zip(names, row, strict=True) if v is not None}
     finally:
         con.close()
-
-
-def spool(head: bytes, rest: Iterator[bytes]) -> str:
-    """Write a stream to a temporary file (Parquet needs random access); the caller removes it."""
-    fd, path = tempfile.mkstemp(prefix="minerwatch-", suffix=".parquet")
-    with os.fdopen(fd, "wb") as f:
-        f.write(head)
-        for chunk in rest:
-            f.write(chunk)
-    return path

@@ -36,7 +36,6 @@ import gzip
 import os
 import re
 import stat
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -44,6 +43,7 @@ from typing import Any
 
 import orjson
 
+from minerwatch import scratch
 from minerwatch.catalog.tables import VPCFLOW, ColType
 from minerwatch.errors import InputError
 from minerwatch.sources import inputs
@@ -640,35 +640,27 @@ class _Reader:
     def _parquet(self, name: str, chunks: Iterator[bytes]) -> Iterator[Record]:
         import duckdb
 
-        spooled: str | None = None
-        path = name
-        try:
-            if not _local_file(name):
-                # DuckDB needs a seekable file: a stream (stdin, S3) is copied to a temporary one first.
-                fd, spooled = tempfile.mkstemp(prefix="minerwatch-", suffix=".parquet")
-                with os.fdopen(fd, "wb") as out:
-                    for chunk in chunks:
-                        out.write(chunk)
-                path = spooled
-            else:
-                chunks.close()  # type: ignore[attr-defined]  # read by DuckDB from the path instead
-            con = duckdb.connect()
+        with contextlib.ExitStack() as spool:
+            path = name
             try:
-                cursor = con.execute("SELECT * FROM read_parquet(?)", [path])
-                names = [d[0] for d in cursor.description or ()]
-                yield from self._parquet_rows(name, names, cursor)
-            finally:
-                con.close()
-        except inputs.SourceError as exc:
-            self.stats.records_read += 1
-            self.reject(name, None, exc.key, exc.reason)
-        except duckdb.Error as exc:
-            self.stats.records_read += 1
-            self.reject(name, None, "unreadable Parquet", f"unreadable Parquet: {str(exc).splitlines()[0]}")
-        finally:
-            if spooled is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(spooled)
+                if not _local_file(name):
+                    # DuckDB needs a seekable file: a stream (stdin, S3) is copied to a temporary one first.
+                    path = spool.enter_context(scratch.spooled(chunks, "input.parquet"))
+                else:
+                    chunks.close()  # type: ignore[attr-defined]  # read by DuckDB from the path instead
+                con = duckdb.connect()
+                try:
+                    cursor = con.execute("SELECT * FROM read_parquet(?)", [path])
+                    names = [d[0] for d in cursor.description or ()]
+                    yield from self._parquet_rows(name, names, cursor)
+                finally:
+                    con.close()
+            except inputs.SourceError as exc:
+                self.stats.records_read += 1
+                self.reject(name, None, exc.key, exc.reason)
+            except duckdb.Error as exc:
+                self.stats.records_read += 1
+                self.reject(name, None, "unreadable Parquet", f"unreadable Parquet: {str(exc).splitlines()[0]}")
 
     def _parquet_rows(self, name: str, names: list[str], cursor: Any) -> Iterator[Record]:
         cols = [snake(n) for n in names]

@@ -451,3 +451,47 @@ def test_the_next_run_removes_the_rows_a_killed_run_left_and_nothing_else(tmp_pa
         os.close(held)
     assert sorted(p.name for p in temp.iterdir()) == sorted([live.name, young.name, link.name])
     assert (live / "part-0").exists() and (elsewhere / "keep").exists()
+
+
+_LIMITED = """
+import resource, signal, sys
+
+resource.setrlimit(resource.RLIMIT_FSIZE, (2_000_000, 2_000_000))  # as above: a write past 2 MB fails
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+if sys.argv[1] == "spool":
+    from minerwatch import scratch
+    from minerwatch.errors import ScratchError
+
+    try:
+        with scratch.spooled((bytes(1 << 20) for _ in range(3)), "input.parquet"):
+            pass
+    except ScratchError as exc:
+        print(exc.format())
+        sys.exit(2)
+else:
+    from minerwatch.cli.entry import main
+
+    sys.argv = ["minerwatch", *sys.argv[1:]]
+    main()
+"""
+
+
+@pytest.mark.parametrize("what", ["detect --engine duckdb", "spool"])
+def test_other_temporary_files_name_a_full_folder_too(tmp_path, what):
+    """The DuckDB engine loads every record into a temporary file, and a Parquet stream (stdin, S3) is copied to one
+    before it is read: a full temporary folder stops either with the error naming it, not a traceback, and leaves
+    nothing there."""
+    findings = list(generate_findings(2000, seed=6))
+    data = tmp_path / "f.jsonl"
+    data.write_bytes(b"".join(orjson.dumps(f) + b"\n" for f in findings))
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    args = ["spool"]
+    if what != "spool":  # every record loaded, so the file outgrows the limit
+        args = [*what.split(), "--no-prefilter", str(data), "--state", str(tmp_path / "s.db")]
+    run = subprocess.run([sys.executable, "-c", _LIMITED, *args], env={**os.environ, "TMPDIR": str(temp)},
+                         capture_output=True, text=True, timeout=300)
+    message = run.stdout + run.stderr
+    assert run.returncode == 2, message
+    assert "Traceback" not in message and f"{temp}/{scratch.PREFIX}" in message and "TMPDIR" in message, message
+    assert list(temp.iterdir()) == []
