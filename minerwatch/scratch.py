@@ -33,6 +33,8 @@ PREFIX = "minerwatch-spill-"
 """Every folder made here starts with this; the sweep looks at no other name."""
 GRACE_SECONDS = 60
 """A folder is locked a moment after it is made: one younger than this is never taken for a killed run's."""
+_swept: dict[str, float] = {}
+"""When this process last swept each temporary folder (monotonic seconds)."""
 
 
 @contextlib.contextmanager
@@ -42,7 +44,12 @@ def folder(kind: str) -> Iterator[str]:
     with errors(os.environ.get("TMPDIR") or "temporary folder"):
         base = tempfile.gettempdir()  # fails only when no candidate folder can be written
     with errors(base):
-        sweep(base)
+        # A run may make many folders (a spool per Parquet object, a records file per table): it looks for left
+        # ones at most once a minute, not once a folder.
+        now = time.monotonic()
+        if now - _swept.get(base, now - GRACE_SECONDS) >= GRACE_SECONDS:
+            _swept[base] = now
+            sweep(base)
         path = tempfile.mkdtemp(prefix=f"{PREFIX}{kind}-", dir=base)
         try:
             fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)

@@ -453,6 +453,18 @@ def test_the_next_run_removes_the_rows_a_killed_run_left_and_nothing_else(tmp_pa
     assert (live / "part-0").exists() and (elsewhere / "keep").exists()
 
 
+def test_a_run_making_many_folders_looks_for_left_ones_once(tmp_path, monkeypatch):
+    """A spool per Parquet object, a records file per table: the temporary folder is searched once a minute, not
+    once a folder."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    swept: list[str] = []
+    monkeypatch.setattr(scratch, "sweep", swept.append)
+    for _ in range(3):
+        with scratch.folder("spool"):
+            pass
+    assert swept == [str(tmp_path)] and list(tmp_path.iterdir()) == []
+
+
 _LIMITED = """
 import resource, signal, sys
 
