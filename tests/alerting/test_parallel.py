@@ -348,14 +348,16 @@ def test_the_apply_leaves_no_garbage_for_the_paused_collector(tmp_path, monkeypa
     assert found == [0, 0]
 
 
-_FULL_SCRATCH_RUN = """
+_FULL_DISK = """
 import resource, signal, sys
 
 # No file may grow past 2 MB, and a write past it fails (EFBIG) instead of killing the process (SIGXFSZ): as on a
 # full disk. Forked workers inherit both.
 resource.setrlimit(resource.RLIMIT_FSIZE, (2_000_000, 2_000_000))
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+"""
 
+_FULL_SCRATCH_RUN = _FULL_DISK + """
 from minerwatch.alerting import detect as detect_module
 from minerwatch.alerting.detect import DetectOptions, detect
 from minerwatch.errors import MinerWatchError
@@ -465,11 +467,7 @@ def test_a_run_making_many_folders_looks_for_left_ones_once(tmp_path, monkeypatc
     assert swept == [str(tmp_path)] and list(tmp_path.iterdir()) == []
 
 
-_LIMITED = """
-import resource, signal, sys
-
-resource.setrlimit(resource.RLIMIT_FSIZE, (2_000_000, 2_000_000))  # as above: a write past 2 MB fails
-signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+_LIMITED = _FULL_DISK + """
 if sys.argv[1] == "spool":
     from minerwatch import scratch
     from minerwatch.errors import ScratchError
